@@ -1,0 +1,159 @@
+"""Admin: CIBA settings inline on DOT's Application admin and on their own; requests read-only.
+
+No secret is shown or searchable: the auth_req_id hash and the client_notification_token are
+excluded, and search covers only user, client name and client_id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from oauth2_provider.models import get_application_model
+
+from . import decisions
+from .exceptions import DecisionError
+from .models import AuthenticationRequest, CibaClient
+
+
+CIBA_CLIENT_FIELDS = (
+    "enabled",
+    "delivery_mode",
+    "notification_endpoint",
+    "token_endpoint_auth_method",
+    "scope",
+    "request_signing_alg",
+    "user_code_parameter",
+    "ciba_only",
+)
+
+
+class CibaClientInline(admin.StackedInline):
+    model = CibaClient
+    can_delete = True
+    extra = 0
+    max_num = 1
+    fields = CIBA_CLIENT_FIELDS
+
+
+@admin.register(CibaClient)
+class CibaClientAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "application",
+        "delivery_mode",
+        "enabled",
+        "token_endpoint_auth_method",
+        "updated_at",
+    )
+    list_filter = ("delivery_mode", "enabled")
+    list_select_related = ("application",)
+    search_fields = ("application__name", "application__client_id")
+    raw_id_fields = ("application",)
+    fields = ("application", *CIBA_CLIENT_FIELDS, "created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at")
+
+
+def _apply(modeladmin: Any, request: Any, queryset: Any, action: Any, verb: str) -> None:
+    done = refused = 0
+    for auth_request in queryset:
+        try:
+            action(auth_request)
+            done += 1
+        except DecisionError:
+            refused += 1
+    if done:
+        modeladmin.message_user(
+            request,
+            ngettext("%(n)d request %(verb)s.", "%(n)d requests %(verb)s.", done) % {"n": done, "verb": verb},
+            messages.SUCCESS,
+        )
+    if refused:
+        modeladmin.message_user(
+            request,
+            ngettext(
+                "%(n)d request was no longer pending and was left alone.",
+                "%(n)d requests were no longer pending and were left alone.",
+                refused,
+            )
+            % {"n": refused},
+            messages.WARNING,
+        )
+
+
+@admin.register(AuthenticationRequest)
+class AuthenticationRequestAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "client",
+        "user",
+        "status",
+        "delivery_mode",
+        "created_at",
+        "expires_at",
+        "time_left",
+    )
+    list_filter = ("status", "delivery_mode", "client", "created_at")
+    list_select_related = ("client", "user")
+    search_fields = ("=id", "user__username", "user__email", "client__name", "client__client_id")
+    date_hierarchy = "created_at"
+    actions = ("deny_selected", "expire_selected")
+    fields = (
+        "client",
+        "user",
+        "status",
+        "delivery_mode",
+        "hint_type",
+        "scope",
+        "acr_values",
+        "binding_message",
+        "requested_expiry",
+        "interval",
+        "created_at",
+        "expires_at",
+        "decided_at",
+        "granted_scope",
+        "acr",
+        "amr",
+        "auth_time",
+        "tokens_issued_at",
+        "updated_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("time left (s)"))
+    def time_left(self, obj: AuthenticationRequest) -> int:
+        return obj.seconds_left() if obj.status == AuthenticationRequest.Status.PENDING else 0
+
+    @admin.action(description=_("Deny selected requests"), permissions=["view"])
+    def deny_selected(self, request: Any, queryset: Any) -> None:
+        _apply(self, request, queryset, lambda obj: decisions.deny(obj), "denied")
+
+    @admin.action(description=_("Expire selected requests now"), permissions=["view"])
+    def expire_selected(self, request: Any, queryset: Any) -> None:
+        _apply(self, request, queryset, decisions.expire, "expired")
+
+
+def _add_inline_to_application_admin(site: admin.AdminSite) -> None:
+    """Give whatever admin class the host registered for DOT's Application the CIBA inline."""
+    application_model = get_application_model()
+    current = site._registry.get(application_model)
+    if current is None or CibaClientInline in (current.inlines or ()):
+        return
+    base = type(current)
+    site.unregister(application_model)
+    site.register(
+        application_model,
+        type(f"Ciba{base.__name__}", (base,), {"inlines": [*(base.inlines or ()), CibaClientInline]}),
+    )
+
+
+_add_inline_to_application_admin(admin.site)

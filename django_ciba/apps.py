@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class DjangoCibaConfig(AppConfig):
+    name = "django_ciba"
+    label = "django_ciba"
+    verbose_name = _("OpenID Connect CIBA")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

@@ -1,0 +1,139 @@
+"""The backchannel authentication request: validation in the order of CIBA Core §7.2, then storage.
+
+:func:`start_authentication` is what the ``/bc-authorize`` view calls after parsing the form. It
+raises :class:`~django_ciba.exceptions.CibaError` subclasses for every refusal and creates no
+auth_req_id unless every check passed (VAL-09).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from oauth2_provider.scopes import get_scopes_backend
+
+from . import signals
+from .conf import ciba_settings
+from .constants import HINT_PARAMETERS
+from .exceptions import InvalidRequest, InvalidScope, InvalidUserCode, MissingUserCode
+from .identifiers import hash_auth_req_id, new_auth_req_id
+from .models import AuthenticationRequest, CibaClient, DeliveryMode
+from .params import (
+    check_binding_message,
+    check_client_notification_token,
+    parse_requested_expiry,
+    parse_scope,
+)
+from .resolvers import resolve_user
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """The successful answer (§7.3). ``auth_req_id`` exists only here, never in the database."""
+
+    auth_req_id: str
+    expires_in: int
+    interval: int | None
+    auth_request: AuthenticationRequest
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"auth_req_id": self.auth_req_id, "expires_in": self.expires_in}
+        if self.interval is not None:
+            body["interval"] = self.interval
+        return body
+
+
+def _single_hint(form: dict[str, str]) -> tuple[str, str]:
+    """BC-07: exactly one of login_hint_token, id_token_hint, login_hint."""
+    present = [name for name in HINT_PARAMETERS if name in form]
+    if len(present) != 1:
+        raise InvalidRequest(
+            "Exactly one of login_hint_token, id_token_hint and login_hint is required."
+            if not present
+            else "Only one hint may be sent."
+        )
+    return present[0], form[present[0]]
+
+
+def _check_scopes(scopes: list[str], application: Any, ciba: CibaClient, oauthlib_request: Any) -> None:
+    """AERR-02: every scope must be offered by DOT's scopes backend and allowed for this client."""
+    available = set(
+        get_scopes_backend().get_available_scopes(application=application, request=oauthlib_request)
+    )
+    if ciba.allowed_scopes is not None:
+        available &= ciba.allowed_scopes
+    unknown = [scope for scope in scopes if scope not in available]
+    if unknown:
+        raise InvalidScope("Unknown or unauthorized scope requested.")
+
+
+def _expires_in(requested: int | None) -> int:
+    cap = int(ciba_settings.MAX_EXPIRES_IN)
+    return max(1, min(requested or int(ciba_settings.DEFAULT_EXPIRES_IN), cap))
+
+
+def user_code_required(ciba: CibaClient) -> bool:
+    return bool(ciba_settings.USER_CODE_SUPPORTED and ciba.user_code_parameter)
+
+
+def _check_user_code(ciba: CibaClient, user: Any, user_code: str | None) -> None:
+    """UC-02 / UC-03: required for clients registered for user codes, checked by the hook."""
+    if not user_code_required(ciba):
+        return
+    if user_code is None:
+        raise MissingUserCode()
+    verifier = ciba_settings.USER_CODE_VERIFIER
+    if verifier is None or not verifier(user, user_code):
+        raise InvalidUserCode()
+
+
+def start_authentication(
+    application: Any, ciba: CibaClient, form: dict[str, str], *, request: Any, oauthlib_request: Any
+) -> Acknowledgement:
+    """Validate a backchannel authentication request from an authenticated client and store it."""
+    # SR-*: signed requests are not offered (not advertised in discovery).
+    if "request" in form or "request_uri" in form:
+        raise InvalidRequest("Signed authentication requests are not supported by this OP.")
+    scopes = parse_scope(form.get("scope"))
+    hint_type, hint = _single_hint(form)
+    binding_message = check_binding_message(form.get("binding_message"))
+    requested_expiry = parse_requested_expiry(form.get("requested_expiry"))
+    needs_token = ciba.delivery_mode in (DeliveryMode.PING, DeliveryMode.PUSH)
+    notification_token = check_client_notification_token(form.get("client_notification_token"), needs_token)
+    acr_values = form.get("acr_values", "")
+    if len(acr_values) > 255:
+        raise InvalidRequest("acr_values is too long.")
+    _check_scopes(scopes, application, ciba, oauthlib_request)
+    user = resolve_user(hint_type, hint, client=application, request=request)  # VAL-04
+    _check_user_code(ciba, user, form.get("user_code"))
+
+    now = timezone.now()
+    expires_in = _expires_in(requested_expiry)
+    interval = int(ciba_settings.INTERVAL)
+    auth_req_id = new_auth_req_id()
+    auth_request = AuthenticationRequest.objects.create(
+        auth_req_id_hash=hash_auth_req_id(auth_req_id),
+        client=application,
+        user=user,
+        delivery_mode=ciba.delivery_mode,
+        hint_type=hint_type,
+        scope=" ".join(scopes),
+        acr_values=" ".join(acr_values.split()),
+        binding_message=binding_message,
+        requested_expiry=requested_expiry,
+        expires_at=now + timedelta(seconds=expires_in),
+        interval=interval,
+        client_notification_token=notification_token,
+        created_at=now,
+        updated_at=now,
+    )
+    transaction.on_commit(lambda: signals.send(signals.auth_request_created, auth_request))
+    return Acknowledgement(
+        auth_req_id=auth_req_id,
+        expires_in=expires_in,
+        interval=None if ciba.delivery_mode == DeliveryMode.PUSH else interval,
+        auth_request=auth_request,
+    )

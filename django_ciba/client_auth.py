@@ -1,0 +1,43 @@
+"""Client authentication at the backchannel endpoint, through DOT's own validator (BC-03, DISC-06).
+
+The same ``OAUTH2_VALIDATOR_CLASS.authenticate_client`` that guards DOT's token endpoint runs here
+(client_secret_basic, client_secret_post, and whatever else the host's validator adds), so both
+endpoints accept exactly the same methods. Public clients are refused.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.common import Request as OAuthlibRequest
+
+from .exceptions import InvalidClient, UnauthorizedClient
+from .models import CibaClient
+from .validators import get_ciba_client
+
+
+class _CoreHolder(OAuthLibMixin):
+    """Caches DOT's oauthlib core on its own class (honours ALWAYS_RELOAD_OAUTHLIB_CORE)."""
+
+
+def authenticate_client(django_request: Any, form: dict[str, str]) -> tuple[Any, CibaClient, OAuthlibRequest]:
+    """Return ``(application, ciba_client, oauthlib_request)`` or raise a protocol error."""
+    core = _CoreHolder.get_oauthlib_core()
+    headers = core.extract_headers(django_request)
+    oauthlib_request = OAuthlibRequest(
+        django_request.build_absolute_uri(), http_method="POST", body=urlencode(form), headers=headers
+    )
+    validator = core.server.request_validator
+    try:
+        authenticated = validator.authenticate_client(oauthlib_request)
+    except (ValueError, TypeError, UnicodeError):
+        authenticated = False
+    application = oauthlib_request.client if authenticated else None
+    if application is None or getattr(application, "client_type", None) != "confidential":
+        raise InvalidClient()
+    ciba = get_ciba_client(application)
+    if ciba is None:
+        raise UnauthorizedClient()  # AERR-05 / REG-03
+    return application, ciba, oauthlib_request

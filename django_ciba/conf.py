@@ -1,0 +1,124 @@
+"""django-ciba settings: one dict, ``CIBA = {...}``, read at call time.
+
+``ciba_settings.NAME`` returns the user's value or the default; import strings are resolved
+lazily and cached until the ``CIBA`` setting changes (``setting_changed`` reloads the object,
+so ``override_settings(CIBA={...})`` works in tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+from .exceptions import CibaConfigurationError
+
+
+DEFAULTS: dict[str, Any] = {
+    # Lifetime of an auth_req_id when the client sends no requested_expiry (seconds).
+    "DEFAULT_EXPIRES_IN": 300,
+    # Upper bound for requested_expiry; larger requests are capped, not refused.
+    "MAX_EXPIRES_IN": 1800,
+    # Minimum seconds between two polls, announced as ``interval`` (poll and ping clients).
+    "INTERVAL": 5,
+    # Seconds added to a request's interval each time its client is told ``slow_down``.
+    "SLOW_DOWN_INCREMENT": 5,
+    # A poll this many seconds early is still tolerated (clock jitter, network delay).
+    "SLOW_DOWN_TOLERANCE": 1,
+    # Cache alias that holds the polling bookkeeping (shared by all app servers in production).
+    "CACHE_ALIAS": "default",
+    # Delivery modes advertised in discovery and accepted for clients.
+    "DELIVERY_MODES": ["poll", "ping", "push"],
+    # Ordered user resolvers, like AUTHENTICATION_BACKENDS: the first that returns a user wins.
+    "USER_RESOLVERS": [
+        "django_ciba.resolvers.LoginHintResolver",
+        "django_ciba.resolvers.IdTokenHintResolver",
+        "django_ciba.resolvers.LoginHintTokenResolver",
+    ],
+    # Keys that sign login_hint_tokens: a list of JWKs (dicts) or PEM public keys, or the import
+    # string of a callable returning such a list.
+    "LOGIN_HINT_TOKEN_KEYS": [],
+    # Accepted ``iss`` values of login_hint_tokens (empty: any issuer whose key verifies).
+    "LOGIN_HINT_TOKEN_ISSUERS": [],
+    # Accepted signature algorithms of login_hint_tokens.
+    "LOGIN_HINT_TOKEN_ALGORITHMS": ["RS256", "PS256", "ES256"],
+    # Seconds of clock skew tolerated when checking exp/nbf/iat of inbound JWTs.
+    "JWT_LEEWAY": 30,
+    # binding_message rules: maximum length in characters, an optional regular expression that
+    # the whole message must match, and whether a message is required.
+    "BINDING_MESSAGE_MAX_LENGTH": 128,
+    "BINDING_MESSAGE_PATTERN": None,
+    "BINDING_MESSAGE_REQUIRED": False,
+    # Whether the OP supports user_code (discovery: backchannel_user_code_parameter_supported).
+    "USER_CODE_SUPPORTED": False,
+    # Import string of ``verify(user, user_code, auth_request=None) -> bool``.
+    "USER_CODE_VERIFIER": None,
+    # Issue a refresh token only when this scope is granted (None: always issue one).
+    "REFRESH_TOKEN_SCOPE": "offline_access",
+    # acr values advertised in discovery (acr_values_supported); empty: not advertised.
+    "ACR_VALUES_SUPPORTED": [],
+    # Entropy of generated auth_req_ids, in bytes (the spec requires at least 16).
+    "AUTH_REQ_ID_BYTES": 32,
+}
+
+IMPORT_STRINGS = ("USER_RESOLVERS", "USER_CODE_VERIFIER")
+
+
+class CibaSettings:
+    """Lazy view over ``settings.CIBA`` with defaults; see :data:`DEFAULTS`."""
+
+    def __init__(self, defaults: dict[str, Any] | None = None) -> None:
+        self.defaults = defaults or DEFAULTS
+        self._cached: set[str] = set()
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, "CIBA", None) or {}
+        if not isinstance(value, dict):
+            raise CibaConfigurationError("The CIBA setting must be a dict.")
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.defaults:
+            raise AttributeError(f"Invalid django-ciba setting: {name!r}")
+        value = self.user_settings.get(name, self.defaults[name])
+        if name in IMPORT_STRINGS:
+            value = _perform_import(value, name)
+        self._cached.add(name)
+        setattr(self, name, value)
+        return value
+
+    def reload(self) -> None:
+        for name in self._cached:
+            self.__dict__.pop(name, None)
+        self._cached.clear()
+
+
+def _perform_import(value: Any, name: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _import(value, name)
+    if isinstance(value, list | tuple):
+        return [_import(item, name) if isinstance(item, str) else item for item in value]
+    return value
+
+
+def _import(path: str, name: str) -> Any:
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise CibaConfigurationError(f"Could not import {path!r} for CIBA[{name!r}]: {exc}") from exc
+
+
+ciba_settings = CibaSettings(DEFAULTS)
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "CIBA":
+        ciba_settings.reload()
+
+
+setting_changed.connect(_reload)

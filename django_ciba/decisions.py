@@ -1,0 +1,101 @@
+"""The authentication-device side: record the user's decision (AD-01, AD-03).
+
+These functions are the Python service API; the DRF device API, the management commands and the
+admin actions all call them. Each transition is an atomic conditional update, so two concurrent
+decisions on one request yield exactly one outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import signals
+from .exceptions import InvalidDecision, RequestExpired, RequestNotFound, RequestNotPending
+from .models import AuthenticationRequest
+
+
+def requests_for_user(user: Any) -> Any:
+    """The user's requests still waiting for a decision, soonest expiry first."""
+    return (
+        AuthenticationRequest.objects.pending().for_user(user).select_related("client").order_by("expires_at")
+    )
+
+
+def get_for_user(user: Any, pk: Any) -> AuthenticationRequest:
+    """One of the user's requests; another user's request is reported as not found."""
+    try:
+        return AuthenticationRequest.objects.select_related("client").get(pk=pk, user=user)
+    except (AuthenticationRequest.DoesNotExist, ValueError, TypeError):
+        raise RequestNotFound()
+
+
+def _check_decider(auth_request: AuthenticationRequest, user: Any | None) -> None:
+    if user is not None and auth_request.user_id != getattr(user, "pk", None):
+        raise RequestNotFound()
+
+
+def _refusal(auth_request: AuthenticationRequest, now: datetime) -> Exception:
+    auth_request.refresh_from_db(fields=["status", "expires_at"])
+    Status = AuthenticationRequest.Status
+    if auth_request.status == Status.EXPIRED or (
+        auth_request.status == Status.PENDING and auth_request.is_expired(now)
+    ):
+        return RequestExpired()
+    return RequestNotPending()
+
+
+def approve(
+    auth_request: AuthenticationRequest,
+    *,
+    user: Any,
+    scopes: Iterable[str] | None = None,
+    acr: str = "",
+    amr: Iterable[str] | None = None,
+) -> AuthenticationRequest:
+    """Approve as ``user`` (the hinted user), optionally granting only a subset of the scopes."""
+    _check_decider(auth_request, user)
+    requested = auth_request.scopes
+    granted = list(dict.fromkeys(scopes)) if scopes is not None else requested
+    if not set(granted) <= set(requested):
+        raise InvalidDecision("Only requested scopes can be granted.")
+    if "openid" not in granted:
+        raise InvalidDecision("The openid scope cannot be removed.")
+    now = timezone.now()
+    amr_list = list(amr or [])
+    with transaction.atomic():
+        done = AuthenticationRequest.objects.approve(
+            auth_request.pk, granted_scope=" ".join(granted), acr=acr or "", amr=amr_list, now=now
+        )
+        if not done:
+            raise _refusal(auth_request, now)
+        auth_request.refresh_from_db()
+        transaction.on_commit(lambda: signals.send(signals.auth_request_approved, auth_request))
+    return auth_request
+
+
+def deny(auth_request: AuthenticationRequest, *, user: Any | None = None) -> AuthenticationRequest:
+    """Deny as ``user`` (the hinted user), or as an operator when ``user`` is None."""
+    _check_decider(auth_request, user)
+    now = timezone.now()
+    with transaction.atomic():
+        if not AuthenticationRequest.objects.deny(auth_request.pk, now=now):
+            raise _refusal(auth_request, now)
+        auth_request.refresh_from_db()
+        transaction.on_commit(lambda: signals.send(signals.auth_request_denied, auth_request))
+    return auth_request
+
+
+def expire(auth_request: AuthenticationRequest) -> AuthenticationRequest:
+    """Expire a request now (operator action); refused once tokens were issued or it was decided."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not AuthenticationRequest.objects.expire(auth_request.pk, now=now):
+            raise RequestNotPending()
+        auth_request.refresh_from_db()
+        transaction.on_commit(lambda: signals.send(signals.auth_request_expired, auth_request))
+    return auth_request

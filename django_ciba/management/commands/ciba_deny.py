@@ -1,0 +1,11 @@
+from django_ciba import decisions
+
+from ._decide import DecisionCommand
+
+
+class Command(DecisionCommand):
+    help = "Deny a pending CIBA request as its hinted user."
+    verb = "denied"
+
+    def decide(self, auth_request, options):
+        decisions.deny(auth_request, user=auth_request.user)

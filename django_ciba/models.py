@@ -1,0 +1,184 @@
+"""Models: per-client CIBA metadata and the authentication requests themselves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from oauth2_provider.settings import oauth2_settings
+
+from .querysets import AuthenticationRequestQuerySet
+
+
+class DeliveryMode(models.TextChoices):
+    POLL = "poll", _("Poll")
+    PING = "ping", _("Ping")
+    PUSH = "push", _("Push")
+
+
+class AuthMethod(models.TextChoices):
+    CLIENT_SECRET_BASIC = "client_secret_basic", "client_secret_basic"
+    CLIENT_SECRET_POST = "client_secret_post", "client_secret_post"
+
+
+class CibaClient(models.Model):
+    """CIBA registration metadata of one DOT Application (CIBA Core §4)."""
+
+    application = models.OneToOneField(
+        oauth2_settings.APPLICATION_MODEL,
+        on_delete=models.CASCADE,
+        related_name="ciba",
+        verbose_name=_("application"),
+    )
+    delivery_mode = models.CharField(
+        _("token delivery mode"),
+        max_length=8,
+        choices=DeliveryMode.choices,
+        default=DeliveryMode.POLL,
+        help_text=_("backchannel_token_delivery_mode: how the client receives the result."),
+    )
+    notification_endpoint = models.URLField(
+        _("client notification endpoint"),
+        max_length=2000,
+        blank=True,
+        help_text=_("backchannel_client_notification_endpoint (https); required for ping and push."),
+    )
+    request_signing_alg = models.CharField(
+        _("request signing algorithm"),
+        max_length=16,
+        blank=True,
+        help_text=_("backchannel_authentication_request_signing_alg; empty when the client does not sign."),
+    )
+    user_code_parameter = models.BooleanField(
+        _("supports user_code"),
+        default=False,
+        help_text=_("backchannel_user_code_parameter: the client collects a user_code from the user."),
+    )
+    token_endpoint_auth_method = models.CharField(
+        _("client authentication method"),
+        max_length=32,
+        choices=AuthMethod.choices,
+        blank=True,
+        default=AuthMethod.CLIENT_SECRET_BASIC,
+        help_text=_("token_endpoint_auth_method, enforced at both endpoints; empty accepts any DOT method."),
+    )
+    scope = models.TextField(
+        _("allowed scopes"),
+        blank=True,
+        help_text=_(
+            "Space-separated scopes this client may request; empty allows every scope the OP offers."
+        ),
+    )
+    ciba_only = models.BooleanField(
+        _("CIBA only"),
+        default=False,
+        help_text=_("Refuse the client_credentials grant for this application (CIBA and refresh only)."),
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("CIBA client")
+        verbose_name_plural = _("CIBA clients")
+
+    def __str__(self) -> str:
+        return f"CIBA client #{self.pk} ({self.delivery_mode})"
+
+    @property
+    def allowed_scopes(self) -> set[str] | None:
+        return set(self.scope.split()) if self.scope.strip() else None
+
+    def clean(self) -> None:
+        if self.delivery_mode in (DeliveryMode.PING, DeliveryMode.PUSH):
+            if not self.notification_endpoint:
+                raise ValidationError(
+                    {"notification_endpoint": _("Ping and push clients need a notification endpoint.")}
+                )
+            if not self.notification_endpoint.lower().startswith("https://"):
+                raise ValidationError(
+                    {"notification_endpoint": _("The notification endpoint must be https.")}
+                )
+        if self.request_signing_alg.lower() == "none":
+            raise ValidationError({"request_signing_alg": _("'none' is not a signing algorithm.")})
+
+
+class AuthenticationRequest(models.Model):
+    """One CIBA authentication request. The auth_req_id itself is never stored, only its hash."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        APPROVED = "approved", _("Approved")
+        DENIED = "denied", _("Denied")
+        EXPIRED = "expired", _("Expired")
+        CONSUMED = "consumed", _("Tokens issued")
+        FAILED = "failed", _("Failed")
+
+    auth_req_id_hash = models.CharField(_("auth_req_id hash"), max_length=64, editable=False)
+    client = models.ForeignKey(
+        oauth2_settings.APPLICATION_MODEL,
+        on_delete=models.CASCADE,
+        related_name="ciba_requests",
+        verbose_name=_("client"),
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="ciba_requests",
+        verbose_name=_("user"),
+    )
+    delivery_mode = models.CharField(_("delivery mode"), max_length=8, choices=DeliveryMode.choices)
+    hint_type = models.CharField(_("hint type"), max_length=20, blank=True)
+    scope = models.TextField(_("requested scope"))
+    acr_values = models.CharField(_("requested acr values"), max_length=255, blank=True)
+    binding_message = models.TextField(_("binding message"), blank=True)
+    requested_expiry = models.PositiveIntegerField(_("requested expiry (s)"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    interval = models.PositiveIntegerField(_("polling interval (s)"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    client_notification_token = models.TextField(_("client notification token"), blank=True, editable=False)
+    granted_scope = models.TextField(_("granted scope"), blank=True)
+    acr = models.CharField(_("acr"), max_length=255, blank=True)
+    amr = models.JSONField(_("amr"), default=list, blank=True)
+    auth_time = models.DateTimeField(_("authenticated at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    tokens_issued_at = models.DateTimeField(_("tokens issued at"), null=True, blank=True)
+
+    objects = AuthenticationRequestQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("authentication request")
+        verbose_name_plural = _("authentication requests")
+        constraints = [
+            # Token polls look requests up by the hash of their auth_req_id.
+            models.UniqueConstraint(fields=["auth_req_id_hash"], name="ciba_authreq_hash_uniq"),
+        ]
+        indexes = [
+            # The authentication device lists a user's pending requests.
+            models.Index(fields=["user", "status", "expires_at"], name="ciba_authreq_user_pending"),
+            # Expiry and cleanup scan by status and expiry.
+            models.Index(fields=["status", "expires_at"], name="ciba_authreq_status_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Authentication request #{self.pk}"
+
+    @property
+    def scopes(self) -> list[str]:
+        return self.scope.split()
+
+    @property
+    def granted_scopes(self) -> list[str]:
+        return self.granted_scope.split()
+
+    def is_expired(self, now: datetime | None = None) -> bool:
+        return (now or timezone.now()) >= self.expires_at
+
+    def seconds_left(self, now: datetime | None = None) -> int:
+        return max(0, int((self.expires_at - (now or timezone.now())).total_seconds()))

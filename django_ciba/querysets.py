@@ -1,0 +1,78 @@
+"""Intention-revealing queries and atomic state transitions for authentication requests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from .identifiers import hash_auth_req_id
+
+
+class AuthenticationRequestQuerySet(models.QuerySet):
+    def by_auth_req_id(self, auth_req_id: str) -> AuthenticationRequestQuerySet:
+        """Look a request up by its (plaintext) auth_req_id; only the hash is compared."""
+        return self.filter(auth_req_id_hash=hash_auth_req_id(auth_req_id))
+
+    def for_client(self, application: Any) -> AuthenticationRequestQuerySet:
+        return self.filter(client=application)
+
+    def for_user(self, user: Any) -> AuthenticationRequestQuerySet:
+        return self.filter(user=user)
+
+    def pending(self, now: datetime | None = None) -> AuthenticationRequestQuerySet:
+        """Requests still waiting for the user and not yet expired."""
+        return self.filter(status=self.model.Status.PENDING, expires_at__gt=now or timezone.now())
+
+    def expired(self, now: datetime | None = None) -> AuthenticationRequestQuerySet:
+        """Requests past their expiry that are not finished yet (pending or approved)."""
+        return self.filter(
+            status__in=(self.model.Status.PENDING, self.model.Status.APPROVED),
+            expires_at__lte=now or timezone.now(),
+        )
+
+    def _transition(self, pk: int, from_states: Iterable[str], **changes: Any) -> bool:
+        """Compare-and-set: change the row only if it is still in one of ``from_states``."""
+        return self.filter(pk=pk, status__in=list(from_states)).update(**changes) == 1
+
+    def approve(self, pk: int, *, granted_scope: str, acr: str, amr: list[str], now: datetime) -> bool:
+        return (
+            self.filter(pk=pk, status=self.model.Status.PENDING, expires_at__gt=now).update(
+                status=self.model.Status.APPROVED,
+                granted_scope=granted_scope,
+                acr=acr,
+                amr=amr,
+                auth_time=now,
+                decided_at=now,
+                updated_at=now,
+            )
+            == 1
+        )
+
+    def deny(self, pk: int, *, now: datetime) -> bool:
+        return (
+            self.filter(pk=pk, status=self.model.Status.PENDING, expires_at__gt=now).update(
+                status=self.model.Status.DENIED, decided_at=now, updated_at=now
+            )
+            == 1
+        )
+
+    def expire(self, pk: int, *, now: datetime) -> bool:
+        """Expire a request that has not delivered its tokens yet."""
+        Status = self.model.Status
+        return self._transition(
+            pk, (Status.PENDING, Status.APPROVED), status=Status.EXPIRED, expires_at=now, updated_at=now
+        )
+
+    def claim_for_tokens(self, pk: int, *, now: datetime) -> bool:
+        """Mark an approved request as spent; exactly one concurrent caller wins (TOK-12)."""
+        Status = self.model.Status
+        return (
+            self.filter(pk=pk, status=Status.APPROVED, expires_at__gt=now).update(
+                status=Status.CONSUMED, tokens_issued_at=now, updated_at=now
+            )
+            == 1
+        )

@@ -1,0 +1,34 @@
+"""Mount before DOT's URLs, under the same prefix::
+
+path("o/", include("django_ciba.urls")),
+path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+"""
+
+from django.urls import path, re_path
+
+from . import views
+
+
+app_name = "django_ciba"
+
+urlpatterns = [
+    path("bc-authorize", views.BackchannelAuthenticationView.as_view(), name="bc-authorize"),
+    path("token/", views.TokenView.as_view(), name="token"),
+    re_path(
+        r"^\.well-known/openid-configuration/?$",
+        views.CibaConnectDiscoveryInfoView.as_view(),
+        name="oidc-connect-discovery-info",
+    ),
+    path("ciba/device/requests/", views.DeviceRequestListView.as_view(), name="device-requests"),
+    path("ciba/device/requests/<int:pk>/", views.DeviceRequestDetailView.as_view(), name="device-request"),
+    path(
+        "ciba/device/requests/<int:pk>/approve/",
+        views.DeviceRequestApproveView.as_view(),
+        name="device-request-approve",
+    ),
+    path(
+        "ciba/device/requests/<int:pk>/deny/",
+        views.DeviceRequestDenyView.as_view(),
+        name="device-request-deny",
+    ),
+]

@@ -1,0 +1,126 @@
+"""oauthlib ``RequestValidator`` mixin for CIBA, for ``OAUTH2_VALIDATOR_CLASS``.
+
+Compose it in front of a host's own validator: ``class MyValidator(CibaValidatorMixin, MyValidator)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from django.utils import timezone
+from oauth2_provider.models import AbstractApplication
+from oauth2_provider.oauth2_validators import OAuth2Validator as DOTOAuth2Validator
+
+from . import polling
+from .constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
+from .models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
+
+
+def get_ciba_client(application: Any) -> CibaClient | None:
+    """The application's enabled CIBA registration, or None."""
+    if application is None:
+        return None
+    try:
+        ciba = application.ciba
+    except CibaClient.DoesNotExist:
+        return None
+    return ciba if ciba.enabled else None
+
+
+def token_hash(value: str) -> str:
+    """Left half of SHA-256, base64url without padding (at_hash / rt_hash for *S256 algorithms)."""
+    digest = hashlib.sha256(value.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).decode("ascii").rstrip("=")
+
+
+class CibaValidatorMixin:
+    def is_confidential_client(self, application: Any) -> bool:
+        return getattr(application, "client_type", None) == AbstractApplication.CLIENT_CONFIDENTIAL
+
+    def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+        """DOT's client authentication, plus the CIBA client's registered method (REG-07).
+
+        A CIBA client must use the method it registered, and only one method per request
+        (RFC 6749 §2.3).
+        """
+        has_basic = bool(self._extract_basic_auth(request))  # type: ignore[attr-defined]
+        if not super().authenticate_client(request, *args, **kwargs):  # type: ignore[misc]
+            return False
+        ciba = get_ciba_client(request.client)
+        if ciba is None or not ciba.token_endpoint_auth_method:
+            return True
+        has_post = bool(getattr(request, "client_secret", None))
+        if has_basic and has_post:
+            return False
+        used = AuthMethod.CLIENT_SECRET_BASIC if has_basic else AuthMethod.CLIENT_SECRET_POST
+        return used == ciba.token_endpoint_auth_method
+
+    def validate_grant_type(
+        self, client_id: str, grant_type: str, client: Any, request: Any, *a, **kw
+    ) -> bool:
+        ciba = get_ciba_client(request.client)
+        if grant_type == CIBA_GRANT_TYPE:
+            # TOK-04: CIBA needs an enabled registration; TOK-05: push clients never poll.
+            return ciba is not None and ciba.delivery_mode in (DeliveryMode.POLL, DeliveryMode.PING)
+        if grant_type == "refresh_token" and ciba is not None:
+            return True
+        if grant_type == "client_credentials" and ciba is not None and ciba.ciba_only:
+            return False
+        return super().validate_grant_type(client_id, grant_type, client, request, *a, **kw)  # type: ignore[misc]
+
+    def validate_ciba_auth_req_id(self, client: Any, auth_req_id: str, request: Any) -> str:
+        """Classify a poll: ``approved``, ``authorization_pending``, ``slow_down``, ``expired_token``,
+        ``access_denied`` or ``invalid_grant``. On ``approved`` the request is prepared for minting
+        (user, scopes, the CIBA request); :meth:`claim_ciba_request` then spends it."""
+        now = timezone.now()
+        auth = AuthenticationRequest.objects.by_auth_req_id(auth_req_id).select_related("user").first()
+        Status = AuthenticationRequest.Status
+        # TOK-03: unknown, or issued to another client -> invalid_grant (indistinguishable).
+        if auth is None or auth.client_id != client.pk:
+            return "invalid_grant"
+        if auth.status == Status.EXPIRED or (
+            auth.status in (Status.PENDING, Status.APPROVED) and auth.is_expired(now)
+        ):
+            return "expired_token"  # TOK-09
+        if auth.status == Status.DENIED:
+            return "access_denied"  # TOK-10
+        if auth.status == Status.PENDING:
+            return "slow_down" if polling.register_poll(auth, now) else "authorization_pending"
+        if auth.status != Status.APPROVED:
+            return "invalid_grant"  # TOK-12: spent (or failed)
+        if not auth.user.is_active:
+            return "access_denied"
+        request.user = auth.user
+        request.scopes = auth.granted_scopes
+        request.ciba_request = auth
+        request.ciba_auth_req_id = auth_req_id
+        return "approved"
+
+    def claim_ciba_request(self, request: Any) -> bool:
+        """Spend the approved request atomically; False when another poll got there first."""
+        auth = request.ciba_request
+        return AuthenticationRequest.objects.claim_for_tokens(auth.pk, now=timezone.now())
+
+    def get_id_token_dictionary(self, token: dict, token_handler: Any, request: Any) -> tuple[dict, Any]:
+        claims, expiration = super().get_id_token_dictionary(token, token_handler, request)  # type: ignore[misc]
+        auth = getattr(request, "ciba_request", None)
+        if auth is None:
+            return claims, expiration
+        if auth.auth_time:
+            claims["auth_time"] = int(auth.auth_time.timestamp())
+        if auth.acr:
+            claims["acr"] = auth.acr
+        if auth.amr:
+            claims["amr"] = list(auth.amr)
+        auth_req_id = getattr(request, "ciba_auth_req_id", None)
+        if auth_req_id:
+            claims[AUTH_REQ_ID_CLAIM] = auth_req_id
+        if token.get("refresh_token"):
+            claims[RT_HASH_CLAIM] = token_hash(token["refresh_token"])
+        return claims, expiration
+
+
+class OAuth2Validator(CibaValidatorMixin, DOTOAuth2Validator):
+    """DOT's validator with :class:`CibaValidatorMixin`."""

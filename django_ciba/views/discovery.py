@@ -1,0 +1,54 @@
+"""DOT's OpenID discovery document plus the CIBA metadata (CIBA Core §4, DISC-01..07)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlparse
+
+from django.http import HttpResponse
+from django.urls import reverse
+from oauth2_provider.settings import oauth2_settings
+from oauth2_provider.views import ConnectDiscoveryInfoView
+
+from ..conf import ciba_settings
+from ..constants import CIBA_GRANT_TYPE
+
+
+def absolute_url(request: Any, path: str) -> str:
+    """``path`` on the issuer's host (like DOT's ``_get_endpoint_url``), or the request's host."""
+    issuer = oauth2_settings.OIDC_ISS_ENDPOINT
+    if not issuer:
+        return request.build_absolute_uri(path)
+    parsed = urlparse(issuer)
+    return f"{parsed.scheme}://{parsed.netloc}{path}"
+
+
+def ciba_metadata(request: Any, base: dict[str, Any]) -> dict[str, Any]:
+    """The CIBA keys to merge into a metadata document."""
+    grant_types = list(base.get("grant_types_supported") or oauth2_settings.OAUTH2_GRANT_TYPES_SUPPORTED)
+    for extra in ("refresh_token", CIBA_GRANT_TYPE):
+        if extra not in grant_types:
+            grant_types.append(extra)
+    data: dict[str, Any] = {
+        "backchannel_authentication_endpoint": absolute_url(request, reverse("django_ciba:bc-authorize")),
+        "backchannel_token_delivery_modes_supported": list(ciba_settings.DELIVERY_MODES),
+        "backchannel_user_code_parameter_supported": bool(ciba_settings.USER_CODE_SUPPORTED),
+        "grant_types_supported": grant_types,
+    }
+    if ciba_settings.ACR_VALUES_SUPPORTED:
+        data["acr_values_supported"] = list(ciba_settings.ACR_VALUES_SUPPORTED)
+    return data
+
+
+class CibaConnectDiscoveryInfoView(ConnectDiscoveryInfoView):
+    """Mount before DOT's URLs, on the same path, so this document is the one served."""
+
+    def get(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().get(request, *args, **kwargs)
+        if response.status_code != 200:
+            return response
+        data = json.loads(response.content)
+        data.update(ciba_metadata(request, data))
+        response.content = json.dumps(data).encode("utf-8")
+        return response

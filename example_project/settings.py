@@ -1,0 +1,106 @@
+"""Settings of the example OpenID Provider.
+
+Environment: ``CIBA_EXAMPLE_ISSUER`` (default ``http://127.0.0.1:8000/o``), ``DATABASE_URL`` (default:
+SQLite in this folder), ``CELERY_BROKER_URL`` (default: tasks run in-process),
+``CIBA_EXAMPLE_KEY_FILE`` (the OIDC signing key, generated on first use), ``DJANGO_DEBUG``.
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .database import database_from_url
+from .keys import load_or_create_rsa_key
+
+
+BASE_DIR = Path(__file__).resolve().parent
+ISSUER = os.environ.get("CIBA_EXAMPLE_ISSUER", "http://127.0.0.1:8000/o").rstrip("/")
+
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-project-not-for-production")
+DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", urlparse(ISSUER).hostname or "127.0.0.1"]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "oauth2_provider",
+    "rest_framework",
+    "django_ciba",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "example_project.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+WSGI_APPLICATION = "example_project.wsgi.application"
+
+DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL"), BASE_DIR / "db.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+USE_TZ = True
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-us"
+STATIC_URL = "static/"
+LOGIN_URL = "admin:login"
+
+OAUTH2_PROVIDER = {
+    "OIDC_ENABLED": True,
+    "OIDC_ISS_ENDPOINT": ISSUER,
+    "OIDC_RSA_PRIVATE_KEY": load_or_create_rsa_key(
+        Path(os.environ.get("CIBA_EXAMPLE_KEY_FILE", BASE_DIR / ".oidc_key.pem"))
+    ),
+    "OAUTH2_SERVER_CLASS": "django_ciba.server.Server",
+    "OAUTH2_VALIDATOR_CLASS": "django_ciba.validators.OAuth2Validator",
+    "OAUTH2_BACKEND_CLASS": "django_ciba.oauthlib_core.OAuthLibCore",
+    "SCOPES": {
+        "openid": "Sign you in",
+        "profile": "See your name",
+        "email": "See your e-mail address",
+        "offline_access": "Keep access while you are away",
+    },
+    "DEFAULT_SCOPES": ["openid"],
+    "OAUTH2_GRANT_TYPES_SUPPORTED": [
+        "client_credentials",
+        "refresh_token",
+        "urn:openid:params:grant-type:ciba",
+    ],
+}
+
+CIBA = {}
+
+# Celery: in-process (eager) unless a broker is configured.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+}
