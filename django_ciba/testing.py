@@ -1,0 +1,117 @@
+"""Helpers for testing a CIBA integration (and for django-ciba's own tests).
+
+Plain functions work with any test runner; with pytest installed, ``pytest_plugins =
+["django_ciba.testing"]`` in a conftest also provides the ``ciba_settings`` fixture, which overrides
+single CIBA keys for one test.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from django.test import override_settings
+from oauth2_provider.generators import generate_client_secret
+from oauth2_provider.models import get_application_model
+from oauth2_provider.settings import oauth2_settings
+
+from .constants import CIBA_GRANT_TYPE
+from .models import AuthMethod, CibaClient, DeliveryMode
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+def create_ciba_client(
+    name: str = "CIBA client",
+    *,
+    mode: str = DeliveryMode.POLL,
+    notification_endpoint: str = "",
+    auth_method: str = AuthMethod.CLIENT_SECRET_BASIC,
+    scope: str = "",
+    **ciba_fields: Any,
+) -> tuple[Any, str]:
+    """Create a confidential Application with a CibaClient; return ``(application, client_secret)``."""
+    Application = get_application_model()
+    secret = generate_client_secret()
+    application = Application.objects.create(
+        name=name,
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+        client_secret=secret,
+        algorithm="RS256" if oauth2_settings.OIDC_RSA_PRIVATE_KEY else "HS256",
+        hash_client_secret=bool(oauth2_settings.OIDC_RSA_PRIVATE_KEY),
+    )
+    CibaClient.objects.create(
+        application=application,
+        delivery_mode=mode,
+        notification_endpoint=notification_endpoint,
+        token_endpoint_auth_method=auth_method,
+        scope=scope,
+        **ciba_fields,
+    )
+    return application, secret
+
+
+def basic_auth(client_id: str, secret: str) -> str:
+    """An ``Authorization`` header value for client_secret_basic (RFC 6749 §2.3.1 encoding)."""
+    raw = f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+def bc_authorize(
+    http_client: Any, application: Any, secret: str, path: str = "/o/bc-authorize", **params: Any
+) -> Any:
+    """POST a backchannel authentication request with client_secret_basic (Django test client)."""
+    return http_client.post(
+        path,
+        data=urlencode(params),
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
+    )
+
+
+def poll(http_client: Any, application: Any, secret: str, auth_req_id: str, path: str = "/o/token/") -> Any:
+    """Poll the token endpoint with the CIBA grant (Django test client)."""
+    return http_client.post(
+        path,
+        data=urlencode({"grant_type": CIBA_GRANT_TYPE, "auth_req_id": auth_req_id}),
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
+    )
+
+
+class CibaSettingsOverride:
+    """Overrides single ``CIBA`` keys; ``set(**keys)`` may be called several times."""
+
+    def __init__(self) -> None:
+        self._overrides: list[override_settings] = []
+
+    def set(self, **keys: Any) -> None:
+        from django.conf import settings
+
+        merged = {**(getattr(settings, "CIBA", None) or {}), **keys}
+        override = override_settings(CIBA=merged)
+        override.enable()
+        self._overrides.append(override)
+
+    def undo(self) -> None:
+        while self._overrides:
+            self._overrides.pop().disable()
+
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - pytest is optional
+    pytest = None
+
+if pytest is not None:
+
+    @pytest.fixture
+    def ciba_settings() -> Iterator[CibaSettingsOverride]:
+        """Override single CIBA keys for one test: ``ciba_settings.set(INTERVAL=2)``."""
+        override = CibaSettingsOverride()
+        yield override
+        override.undo()

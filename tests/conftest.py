@@ -1,0 +1,25 @@
+import pytest
+from django.contrib.auth import get_user_model
+
+from django_ciba.testing import create_ciba_client
+
+
+pytest_plugins = ["django_ciba.testing"]
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user("alice", "alice@example.com", "pw")
+
+
+@pytest.fixture
+def poll_client(db):
+    return create_ciba_client("Teller terminal")
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
