@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "oauth2_provider",
     "rest_framework",
     "django_ciba",
+    "example_project",
 ]
 
 MIDDLEWARE = [
@@ -103,4 +104,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "WARNING"},
+    # Protocol errors (4xx) are answers, not incidents: only log server errors.
+    "loggers": {"django.request": {"level": "ERROR"}},
 }

@@ -1,0 +1,46 @@
+# The commands README.rst documents. Everything the tests need is installed and started here.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# A second environment runs the unit suite on oauthlib 3.3 (the main one resolves to oauthlib 4).
+VENV_OAUTHLIB3 ?= .venv-oauthlib3
+
+.PHONY: demo test lint unit unit-oauthlib3 integration clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+$(VENV_OAUTHLIB3)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV_OAUTHLIB3)
+	$(VENV_OAUTHLIB3)/bin/pip install --quiet --upgrade pip
+	$(VENV_OAUTHLIB3)/bin/pip install --quiet -e '.[test]' 'oauthlib>=3.3,<4'
+	touch $@
+
+## demo: a complete poll-mode flow on the embedded default (SQLite, in-process tasks)
+demo: $(VENV)/.installed
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py ciba_demo
+
+## test: lint, migrations check, unit suite (oauthlib 4 and 3.3), PostgreSQL integration suite
+test: lint unit unit-oauthlib3 integration
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/python manage.py makemigrations --check --dry-run django_ciba
+	$(BIN)/python manage.py check --fail-level WARNING
+
+unit: $(VENV)/.installed
+	$(BIN)/pytest tests/unit -q -p no:cacheprovider
+
+unit-oauthlib3: $(VENV_OAUTHLIB3)/.installed
+	$(VENV_OAUTHLIB3)/bin/pytest tests/unit -q -p no:cacheprovider
+
+integration: $(VENV)/.installed
+	scripts/run-integration
+
+clean:
+	rm -rf $(VENV) $(VENV_OAUTHLIB3) example_project/db.sqlite3 tests/integration/node/node_modules
