@@ -53,7 +53,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         issuer = oauth2_settings.OIDC_ISS_ENDPOINT
-        origin = urlparse(issuer)
+        origin = urlparse(issuer or "")
+        if origin.scheme != "http" or not origin.hostname:
+            raise CommandError(
+                f"The demo serves plain http: CIBA_EXAMPLE_ISSUER must be http://host:port/o, not {issuer!r}."
+            )
         try:
             server = make_server(
                 origin.hostname, origin.port or 80, WSGIHandler(), _ThreadedServer, _QuietHandler
