@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 # A second environment runs the unit suite on oauthlib 3.3 (the main one resolves to oauthlib 4).
 VENV_OAUTHLIB3 ?= .venv-oauthlib3
 
-.PHONY: demo test lint unit unit-oauthlib3 integration clean
+.PHONY: demo test lint docs unit unit-oauthlib3 integration clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,docs]'
 	touch $@
 
 $(VENV_OAUTHLIB3)/.installed: setup.cfg pyproject.toml
@@ -25,13 +25,16 @@ demo: $(VENV)/.installed
 	$(BIN)/python manage.py ciba_demo
 
 ## test: lint, migrations check, unit suite (oauthlib 4 and 3.3), PostgreSQL integration suite
-test: lint unit unit-oauthlib3 integration
+test: lint docs unit unit-oauthlib3 integration
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run django_ciba
 	$(BIN)/python manage.py check --fail-level WARNING
+
+docs: $(VENV)/.installed
+	$(BIN)/sphinx-build -q -W -b html docs docs/_build/html
 
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests/unit -q -p no:cacheprovider
