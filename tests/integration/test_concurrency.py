@@ -1,0 +1,178 @@
+"""Races against a real PostgreSQL: one auth_req_id, many polls; one request, many decisions.
+
+Every thread has its own database connection (Django's are per thread), all of them start at
+once behind a barrier, and each closes its connection when it ends. ``transactional_db`` lets the
+threads see the rows the test committed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connections
+from django.test import Client
+from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+
+from django_ciba import decisions
+from django_ciba.exceptions import DecisionError
+from django_ciba.models import AuthenticationRequest
+from django_ciba.testing import bc_authorize, create_ciba_client, poll
+
+
+pytestmark = pytest.mark.integration
+
+THREADS = 20
+TIMEOUT = 30
+
+
+def run_at_once(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run ``work(i)`` in ``count`` threads released together; return results (or exceptions)."""
+    barrier = threading.Barrier(count, timeout=TIMEOUT)
+    results: list[Any] = [None] * count
+
+    def target(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = work(index)
+        except BaseException as exc:  # reported by the caller
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=target, args=(i,), name=f"race-{i}") for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(TIMEOUT)
+    alive = [thread.name for thread in threads if thread.is_alive()]
+    assert not alive, f"threads still running after {TIMEOUT}s: {alive}"
+    return results
+
+
+@pytest.fixture
+def alice(transactional_db):
+    return get_user_model().objects.create_user("alice", "alice@example.com", "pw")
+
+
+@pytest.fixture
+def ciba_client(transactional_db):
+    return create_ciba_client("Race terminal")
+
+
+def start_request(
+    ciba_client, scope: str = "openid profile offline_access"
+) -> tuple[str, AuthenticationRequest]:
+    application, secret = ciba_client
+    response = bc_authorize(
+        Client(), application, secret, scope=scope, login_hint="alice", binding_message="R1"
+    )
+    assert response.status_code == 200, response.content
+    auth_req_id = response.json()["auth_req_id"]
+    return auth_req_id, AuthenticationRequest.objects.by_auth_req_id(auth_req_id).get()
+
+
+def test_database_is_postgresql(transactional_db):
+    connection = connections["default"]
+    assert connection.vendor == "postgresql"
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version()")
+        assert cursor.fetchone()[0].startswith("PostgreSQL")
+
+
+def test_concurrent_polls_of_an_approved_request_issue_tokens_once(alice, ciba_client):
+    """TOK-12: 20 simultaneous polls of one approved auth_req_id -> one 200, 19 invalid_grant."""
+    application, secret = ciba_client
+    auth_req_id, auth_request = start_request(ciba_client)
+    decisions.approve(auth_request, user=alice)
+
+    def one_poll(_index: int) -> tuple[int, dict]:
+        response = poll(Client(), application, secret, auth_req_id)
+        return response.status_code, response.json()
+
+    results = run_at_once(THREADS, one_poll)
+
+    errors = [result for result in results if isinstance(result, BaseException)]
+    assert not errors, errors
+    statuses = Counter(status for status, _ in results)
+    assert statuses == {200: 1, 400: THREADS - 1}, results
+    [winner] = [body for status, body in results if status == 200]
+    assert winner["token_type"] == "Bearer"
+    assert winner["access_token"] and winner["id_token"] and winner["refresh_token"]
+    losers = [body for status, body in results if status == 400]
+    assert all(body["error"] == "invalid_grant" for body in losers), losers
+
+    auth_request.refresh_from_db()
+    assert auth_request.status == AuthenticationRequest.Status.CONSUMED
+    assert auth_request.tokens_issued_at is not None
+    assert get_access_token_model().objects.filter(application=application).count() == 1
+    assert get_refresh_token_model().objects.filter(application=application).count() == 1
+
+    # Spent for good: a later poll is refused too.
+    late = poll(Client(), application, secret, auth_req_id)
+    assert late.status_code == 400
+    assert late.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_approve_and_deny_yield_exactly_one_outcome(alice, ciba_client, round_):
+    """AD-03: approvals and denials racing on one pending request -> exactly one is recorded."""
+    _, auth_request = start_request(ciba_client)
+    # Each thread decides through its own instance, as separate requests or processes would.
+    instances = [AuthenticationRequest.objects.get(pk=auth_request.pk) for _ in range(THREADS)]
+
+    def decide(index: int) -> str:
+        instance = instances[index]
+        if index % 2 == 0:
+            decisions.approve(instance, user=alice)
+            return "approved"
+        decisions.deny(instance, user=alice)
+        return "denied"
+
+    results = run_at_once(THREADS, decide)
+
+    unexpected = [r for r in results if isinstance(r, BaseException) and not isinstance(r, DecisionError)]
+    assert not unexpected, unexpected
+    winners = [result for result in results if isinstance(result, str)]
+    assert len(winners) == 1, results
+    refused = [result for result in results if isinstance(result, DecisionError)]
+    assert len(refused) == THREADS - 1
+    assert {exc.code for exc in refused} == {"not_pending"}, refused
+
+    auth_request.refresh_from_db()
+    assert auth_request.status == winners[0]
+    assert auth_request.decided_at is not None
+    if winners[0] == "approved":
+        assert auth_request.auth_time is not None and auth_request.granted_scope
+    else:
+        assert auth_request.auth_time is None and not auth_request.granted_scope
+
+
+def test_concurrent_decisions_and_polls_never_issue_tokens_twice(alice, ciba_client):
+    """Polls racing the approval itself: at most one token response, the rest pending or refused."""
+    application, secret = ciba_client
+    auth_req_id, auth_request = start_request(ciba_client)
+    instance = AuthenticationRequest.objects.get(pk=auth_request.pk)
+
+    def work(index: int) -> tuple[int, dict] | str:
+        if index == 0:
+            decisions.approve(instance, user=alice)
+            return "approved"
+        response = poll(Client(), application, secret, auth_req_id)
+        return response.status_code, response.json()
+
+    results = run_at_once(THREADS, work)
+
+    errors = [result for result in results if isinstance(result, BaseException)]
+    assert not errors, errors
+    assert results[0] == "approved"
+    polls = results[1:]
+    successes = [body for status, body in polls if status == 200]
+    assert len(successes) <= 1, polls
+    allowed = {"authorization_pending", "slow_down", "invalid_grant"}
+    assert all(body["error"] in allowed for status, body in polls if status != 200), polls
+    assert get_access_token_model().objects.filter(application=application).count() == len(successes)

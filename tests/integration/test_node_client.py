@@ -1,0 +1,311 @@
+"""The independent-client check: openid-client (Node.js) runs CIBA poll mode against the example
+project, served over real HTTP on loopback with a PostgreSQL database of its own.
+
+The client learns everything from discovery, verifies the ID token's signature against the OP's
+JWKS (``enableNonRepudiationChecks``) and polls on its own schedule; the test approves the request
+with ``manage.py ciba_approve`` once the client printed its auth_req_id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from django.conf import settings
+from psycopg import sql
+
+from django_ciba.constants import AUTH_REQ_ID_CLAIM
+
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+NODE_DIR = Path(__file__).resolve().parent / "node"
+TEST_BUDGET = 60  # seconds for the whole test, npm install excluded
+NPM_TIMEOUT = 180
+USERNAME = "ciba-node"
+SCOPE = "openid profile offline_access"
+
+
+class Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.end = time.monotonic() + seconds
+
+    def left(self, cap: float | None = None) -> float:
+        remaining = self.end - time.monotonic()
+        if remaining <= 0:
+            pytest.fail(f"the independent-client check went over its {TEST_BUDGET} s budget", pytrace=False)
+        return min(remaining, cap) if cap is not None else remaining
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    """Terminate a process started in its own session, with everything it started."""
+    if process is None or process.poll() is not None:
+        return
+    for sig, wait in ((15, 5), (9, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+@pytest.fixture(scope="session")
+def node_project(node_tools: dict[str, str]) -> Path:
+    """tests/integration/node with its node_modules (``npm ci`` from the lockfile when missing)."""
+    if not (NODE_DIR / "node_modules" / "openid-client" / "package.json").exists():
+        command = "ci" if (NODE_DIR / "package-lock.json").exists() else "install"
+        env = {
+            **os.environ,
+            "npm_config_omit_lockfile_registry_resolved": "true",
+            "npm_config_fund": "false",
+            "npm_config_audit": "false",
+            "npm_config_update_notifier": "false",
+        }
+        result = subprocess.run(
+            [node_tools["npm"], command, "--no-audit", "--no-fund"],
+            cwd=NODE_DIR,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=NPM_TIMEOUT,
+        )
+        assert result.returncode == 0, f"npm {command} failed:\n{result.stdout}\n{result.stderr}"
+    version = subprocess.run(
+        [node_tools["node"], "--version"], capture_output=True, text=True, timeout=10
+    ).stdout.strip()
+    major = int(version.lstrip("v").split(".")[0] or 0)
+    assert major >= 20, f"openid-client v6 needs Node.js 20 or newer, found {version}"
+    return NODE_DIR
+
+
+@pytest.fixture
+def served_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database on the test cluster for the served example project."""
+    db = settings.DATABASES["default"]
+    name = f"ciba_node_{secrets.token_hex(4)}"
+    params = {
+        "host": db.get("HOST") or "127.0.0.1",
+        "port": db.get("PORT") or "5432",
+        "user": db.get("USER") or None,
+        "password": db.get("PASSWORD") or None,
+        "dbname": "postgres",
+        "connect_timeout": 10,
+    }
+    with psycopg.connect(**params, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    user = quote(db.get("USER") or "", safe="")
+    password = quote(db.get("PASSWORD") or "", safe="")
+    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+    host = params["host"]
+    # A socket directory as HOST goes in the query string (example_project/database.py reads it).
+    if host.startswith("/"):
+        url = f"postgres://{credentials}localhost:{params['port']}/{name}?host={quote(host, safe='')}"
+    else:
+        url = f"postgres://{credentials}{host}:{params['port']}/{name}"
+    try:
+        yield url
+    finally:
+        with psycopg.connect(**params, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_openid_client_completes_ciba_poll_flow(node_tools, node_project, served_database_url, tmp_path):
+    deadline = Deadline(TEST_BUDGET)
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}/o"
+    env = {key: value for key, value in os.environ.items() if key not in ("CELERY_BROKER_URL",)}
+    env.update(
+        DJANGO_SETTINGS_MODULE="example_project.settings",
+        DATABASE_URL=served_database_url,
+        CIBA_EXAMPLE_ISSUER=issuer,
+        CIBA_EXAMPLE_KEY_FILE=str(tmp_path / "oidc-key.pem"),
+        DJANGO_DEBUG="0",
+        PYTHONUNBUFFERED="1",
+    )
+
+    def manage(*args: str, cap: float = 30) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=deadline.left(cap),
+        )
+        assert result.returncode == 0, f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    def shell(code: str) -> str:
+        """The last line ``manage.py shell -c CODE`` printed (Django 5.2 may print a banner first)."""
+        lines = [line for line in manage("shell", "--no-imports", "-c", code).splitlines() if line.strip()]
+        assert lines, f"manage.py shell printed nothing for {code!r}"
+        return lines[-1].strip()
+
+    manage("migrate", "--noinput", cap=40)
+    user_pk = shell(
+        "from django.contrib.auth import get_user_model; "
+        f"print(get_user_model().objects.create_user({USERNAME!r}, 'node@example.com', 'pw').pk)"
+    )
+    client = json.loads(
+        manage("ciba_create_client", "--name", "node", "--mode", "poll", "--scope", SCOPE).strip()
+    )
+    client_id, client_secret = client["client_id"], client["client_secret"]
+
+    server_log = tmp_path / "runserver.log"
+    server = node = None
+    node_stderr: list[str] = []
+    try:
+        with server_log.open("w") as log:
+            server = subprocess.Popen(
+                [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for_discovery(issuer, server, deadline, server_log)
+
+        node = subprocess.Popen(
+            [node_tools["node"], "ciba-poll.mjs"],
+            cwd=node_project,
+            env={
+                **os.environ,
+                "CIBA_ISSUER": issuer,
+                "CIBA_CLIENT_ID": client_id,
+                "CIBA_CLIENT_SECRET": client_secret,
+                "CIBA_LOGIN_HINT": USERNAME,
+                "CIBA_BINDING_MESSAGE": "Node check 42",
+                "CIBA_SCOPE": SCOPE,
+                "CIBA_TIMEOUT_SECONDS": str(int(deadline.left(40))),
+            },
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=pump, args=(node.stdout, lines.put, lines.put), daemon=True).start()
+        threading.Thread(target=pump, args=(node.stderr, node_stderr.append), daemon=True).start()
+
+        def next_event(cap: float) -> dict:
+            try:
+                line = lines.get(timeout=deadline.left(cap))
+            except queue.Empty:
+                line = None
+            details = f"\nnode stderr:\n{''.join(node_stderr)}\nserver log:\n{tail(server_log)}"
+            assert line is not None, f"the Node client printed nothing more{details}"
+            event = json.loads(line)
+            assert event.get("event") != "error", f"the Node client failed: {event}{details}"
+            return event
+
+        initiated = next_event(20)
+        assert initiated["event"] == "initiated"
+        auth_req_id = initiated["auth_req_id"]
+        assert isinstance(auth_req_id, str) and len(auth_req_id) >= 22
+        assert initiated["expires_in"] > 0 and initiated["interval"] >= 1
+
+        # Approve only after the client's first poll was answered "not yet" (authorization_pending),
+        # so the client's handling of a pending poll is exercised too.
+        wait_for_log(server_log, '"POST /o/token/ HTTP/1.1" 400', deadline.left(15))
+        assert "approved" in manage("ciba_approve", auth_req_id)
+
+        tokens = next_event(40)
+        assert tokens["event"] == "tokens"
+        node.wait(timeout=deadline.left(10))
+        assert node.returncode == 0, "".join(node_stderr)
+    finally:
+        stop(node)
+        stop(server)
+
+    claims = tokens["claims"]
+    assert claims["sub"] == user_pk
+    assert claims["aud"] == client_id or claims["aud"] == [client_id]
+    assert claims["iss"] == issuer
+    assert claims[AUTH_REQ_ID_CLAIM] == auth_req_id
+    assert isinstance(claims["auth_time"], int)
+    assert claims["iat"] - 60 <= claims["auth_time"] <= claims["iat"] + 60
+    assert tokens["issuer"] == issuer
+    assert tokens["token_type"].lower() == "bearer"
+    assert tokens["has_access_token"] and tokens["has_refresh_token"]
+    assert set(tokens["scope"].split()) == set(SCOPE.split())
+
+    # The OP's own record: approved for that user, then spent by the one token response.
+    record = json.loads(
+        shell(
+            "import json; from django_ciba.models import AuthenticationRequest as R; "
+            f"r = R.objects.by_auth_req_id({auth_req_id!r}).select_related('user').get(); "
+            "print(json.dumps({'status': r.status, 'user': r.user.get_username(), "
+            "'binding_message': r.binding_message}))"
+        )
+    )
+    assert record == {"status": "consumed", "user": USERNAME, "binding_message": "Node check 42"}
+
+
+def pump(stream, sink, at_end=None) -> None:
+    """Copy a pipe's lines to ``sink``; call ``at_end(None)`` when it closes."""
+    for line in stream:
+        sink(line)
+    if at_end is not None:
+        at_end(None)
+
+
+def wait_for_log(path: Path, text: str, seconds: float) -> None:
+    limit = time.monotonic() + seconds
+    while text not in path.read_text(errors="replace"):
+        if time.monotonic() > limit:
+            pytest.fail(f"{text!r} did not appear in the server log:\n{tail(path)}", pytrace=False)
+        time.sleep(0.2)
+
+
+def wait_for_discovery(issuer: str, server: subprocess.Popen, deadline: Deadline, log: Path) -> None:
+    """Wait until the served OP answers its discovery document."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    url = f"{issuer}/.well-known/openid-configuration"
+    limit = time.monotonic() + deadline.left(20)
+    while True:
+        assert server.poll() is None, f"runserver exited with {server.returncode}:\n{tail(log)}"
+        try:
+            with opener.open(url, timeout=2) as response:
+                document = json.load(response)
+            assert document["issuer"] == issuer, document
+            assert document["backchannel_authentication_endpoint"] == f"{issuer}/bc-authorize"
+            assert "poll" in document["backchannel_token_delivery_modes_supported"]
+            return
+        except OSError:
+            if time.monotonic() > limit:
+                pytest.fail(f"the example project did not answer {url}:\n{tail(log)}", pytrace=False)
+            time.sleep(0.2)
