@@ -26,8 +26,13 @@ def authenticate_client(django_request: Any, form: dict[str, str]) -> tuple[Any,
     """Return ``(application, ciba_client, oauthlib_request)`` or raise a protocol error."""
     core = _CoreHolder.get_oauthlib_core()
     headers = core.extract_headers(django_request)
+    # Only the body carries parameters (BC-02): client credentials must not come from the URL query
+    # (RFC 6749 §2.3.1), and a malformed query must not break oauthlib's parsing.
     oauthlib_request = OAuthlibRequest(
-        django_request.build_absolute_uri(), http_method="POST", body=urlencode(form), headers=headers
+        django_request.build_absolute_uri(django_request.path),
+        http_method="POST",
+        body=urlencode(form),
+        headers=headers,
     )
     validator = core.server.request_validator
     try:

@@ -12,14 +12,19 @@ from .exceptions import InvalidBindingMessage, InvalidRequest, InvalidScope
 
 
 MAX_FIELDS = 100
+# requested_expiry is stored in a 32-bit column; larger requests are clamped (and capped later).
+MAX_STORED_EXPIRY = 2**31 - 1
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # RFC 6749 §3.3 scope-token: 1*( %x21 / %x23-5B / %x5D-7E )
 _SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")
 # RFC 6750 §2.1 b64token
 _B64TOKEN = re.compile(r"^[A-Za-z0-9\-._~+/]+=*$")
-_POSITIVE_INT = re.compile(r"^[0-9]{1,9}$")
+# Digits only (no sign, no Unicode digits); long values are capped later, not refused.
+_POSITIVE_INT = re.compile(r"^[0-9]{1,30}$")
 # Characters a device cannot show faithfully: controls, surrogates, private use, unassigned.
 _UNSHOWABLE_CATEGORIES = frozenset({"Cc", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Bidirectional overrides and isolates reorder what the user reads (spoofing); always refused.
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 def parse_form(content_type: str, body: bytes) -> dict[str, str]:
@@ -70,7 +75,8 @@ def check_binding_message(message: str | None) -> str:
     """BC-09 / AERR-08: a message the authentication device can show, within the configured rules."""
     if message is None:
         if ciba_settings.BINDING_MESSAGE_REQUIRED:
-            raise InvalidBindingMessage("A binding_message is required.")
+            # A missing required parameter is invalid_request (AERR-01), not invalid_binding_message.
+            raise InvalidRequest("A binding_message is required.")
         return ""
     if len(message) > int(ciba_settings.BINDING_MESSAGE_MAX_LENGTH):
         raise InvalidBindingMessage(
@@ -78,7 +84,9 @@ def check_binding_message(message: str | None) -> str:
         )
     if not message.strip():
         raise InvalidBindingMessage("The binding_message is blank.")
-    if any(unicodedata.category(char) in _UNSHOWABLE_CATEGORIES for char in message):
+    if any(
+        unicodedata.category(char) in _UNSHOWABLE_CATEGORIES or char in _BIDI_CONTROLS for char in message
+    ):
         raise InvalidBindingMessage("The binding_message contains characters that cannot be displayed.")
     pattern = ciba_settings.BINDING_MESSAGE_PATTERN
     if pattern and not re.fullmatch(pattern, message):
@@ -93,7 +101,7 @@ def parse_requested_expiry(raw: str | None) -> int | None:
     value = raw.strip()
     if not _POSITIVE_INT.match(value) or int(value) <= 0:
         raise InvalidRequest("requested_expiry must be a positive integer.")
-    return int(value)
+    return min(int(value), MAX_STORED_EXPIRY)
 
 
 def check_client_notification_token(raw: str | None, required: bool) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
 from oauth2_provider.settings import oauth2_settings
 
@@ -36,11 +37,11 @@ class BaseUserResolver:
 
     def user_by_subject(self, subject: Any) -> Any | None:
         """The user an OP-issued ``sub`` names (DOT's default ``sub`` is the primary key)."""
-        if not isinstance(subject, str) or not subject:
+        if not isinstance(subject, str) or not subject or subject != subject.strip() or not subject.isascii():
             return None
         try:
             return self.active_users().filter(pk=subject).first()
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, ValidationError):  # not a valid primary key (e.g. a UUID pk)
             return None
 
 
@@ -81,6 +82,8 @@ def _decode_with_any_key(token: str, keys: list[Any], algorithms: list[str], **o
             last_error = exc
         except jwt.InvalidKeyError as exc:  # key type does not fit the algorithm
             last_error = exc
+        except TypeError as exc:  # PyJWT raises TypeError for e.g. an EC key with an RS* token
+            last_error = jwt.InvalidKeyError(str(exc))
     raise last_error
 
 
