@@ -66,7 +66,10 @@ def check_dot_integration(app_configs: Any = None, **kwargs: Any) -> list[checks
                 id="django_ciba.W004",
             )
         )
-    modes = set(ciba_settings.DELIVERY_MODES or [])
+    try:
+        modes = set(ciba_settings.DELIVERY_MODES or [])
+    except (CibaConfigurationError, TypeError):
+        modes = set()  # reported by check_ciba_settings (E010 / E016)
     if modes & {"ping", "push"} and not oauth2_settings.OIDC_ISS_ENDPOINT:
         errors.append(
             checks.Warning(
@@ -105,7 +108,11 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     if not _positive_int(ciba_settings.SLOW_DOWN_INCREMENT):
         error("CIBA['SLOW_DOWN_INCREMENT'] must be a positive integer.", 15)
     modes = ciba_settings.DELIVERY_MODES
-    if not modes or not set(modes) <= VALID_MODES:
+    if (
+        not isinstance(modes, list | tuple)
+        or not modes
+        or not all(isinstance(mode, str) and mode in VALID_MODES for mode in modes)
+    ):
         error("CIBA['DELIVERY_MODES'] must be a non-empty subset of poll, ping and push.", 16)
     if not isinstance(ciba_settings.AUTH_REQ_ID_BYTES, int) or ciba_settings.AUTH_REQ_ID_BYTES < 16:
         error("CIBA['AUTH_REQ_ID_BYTES'] must be at least 16 (128 bits, CIBA Core 7.3).", 17)

@@ -15,6 +15,7 @@ from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 from oauthlib.oauth2.rfc8628 import errors as rfc8628_errors
 from oauthlib.openid.connect.core.grant_types.base import GrantTypeBase as OpenIDGrantTypeBase
 
+from . import signals
 from .conf import ciba_settings
 from .constants import CIBA_GRANT_TYPE
 
@@ -58,6 +59,8 @@ class CibaGrant(GrantTypeBase):
                 for modifier in self._token_modifiers:
                     token = modifier(token, token_handler, request)
                 self.request_validator.save_token(token, request)
+                auth_request = request.ciba_request
+                transaction.on_commit(lambda: signals.send(signals.tokens_issued, auth_request))
         except errors.OAuth2Error as exc:
             headers.update(exc.headers)
             return headers, exc.json, exc.status_code

@@ -9,8 +9,16 @@ from .conf import ciba_settings
 
 
 def new_auth_req_id() -> str:
-    """A fresh auth_req_id: URL-safe base64 of CSPRNG bytes (``[A-Za-z0-9_-]``, ACK-02)."""
-    return secrets.token_urlsafe(max(16, int(ciba_settings.AUTH_REQ_ID_BYTES)))
+    """A fresh auth_req_id: URL-safe base64 of CSPRNG bytes (``[A-Za-z0-9_-]``, ACK-02).
+
+    Ids starting with ``-`` are drawn again, so command-line tools never mistake one for an
+    option (this drops under 1 bit of the 256).
+    """
+    size = max(16, int(ciba_settings.AUTH_REQ_ID_BYTES))
+    while True:
+        value = secrets.token_urlsafe(size)
+        if not value.startswith("-"):
+            return value
 
 
 def hash_auth_req_id(auth_req_id: str) -> str:

@@ -45,15 +45,20 @@ class CibaValidatorMixin:
         A CIBA client must use the method it registered, and only one method per request
         (RFC 6749 §2.3).
         """
-        has_basic = bool(self._extract_basic_auth(request))  # type: ignore[attr-defined]
+        basic = self._extract_basic_auth(request)  # type: ignore[attr-defined]
+        if basic and not basic.isascii():
+            return False  # DOT's base64 decoding raises on non-ASCII credentials (a 500)
+        has_basic = bool(basic)
         if not super().authenticate_client(request, *args, **kwargs):  # type: ignore[misc]
             return False
         ciba = get_ciba_client(request.client)
-        if ciba is None or not ciba.token_endpoint_auth_method:
+        if ciba is None:
             return True
         has_post = bool(getattr(request, "client_secret", None))
         if has_basic and has_post:
             return False
+        if not ciba.token_endpoint_auth_method:
+            return True
         used = AuthMethod.CLIENT_SECRET_BASIC if has_basic else AuthMethod.CLIENT_SECRET_POST
         return used == ciba.token_endpoint_auth_method
 

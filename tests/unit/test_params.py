@@ -334,3 +334,14 @@ def test_requested_expiry_huge_value_is_clamped():
 def test_requested_expiry_unicode_digits_refused():
     with pytest.raises(InvalidRequest):
         parse_requested_expiry("\u0663\u0660")
+
+
+# ACK-02: ids never start with "-" (command-line tools would read them as options).
+def test_auth_req_ids_never_start_with_dash(monkeypatch):
+    import secrets
+
+    from django_ciba import identifiers
+
+    values = iter(["-starts-with-dash-0123456789abcdef", "ok-0123456789abcdefghijklmnopqrstu"])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda size: next(values))
+    assert identifiers.new_auth_req_id() == "ok-0123456789abcdefghijklmnopqrstu"

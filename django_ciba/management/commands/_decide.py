@@ -1,13 +1,43 @@
 """Shared plumbing of ``ciba_approve`` and ``ciba_deny``: find a request by its auth_req_id."""
 
+import re
+
 from django.core.management.base import BaseCommand, CommandError
 
 from django_ciba.exceptions import DecisionError
 from django_ciba.models import AuthenticationRequest
 
 
+# An auth_req_id is URL-safe base64 of at least 16 bytes (22+ characters) and may start with "-".
+_DASH_AUTH_REQ_ID = re.compile(r"-[A-Za-z0-9_-]{15,}")
+
+
+def _dash_ids_as_positionals(parser, args):
+    """argparse reads an auth_req_id starting with "-" as an option; pass it after "--" instead."""
+    if "--" in args:
+        return args
+    ids = [
+        arg for arg in args if _DASH_AUTH_REQ_ID.fullmatch(arg) and arg not in parser._option_string_actions
+    ]
+    if not ids:
+        return args
+    return [arg for arg in args if arg not in ids] + ["--", *ids]
+
+
 class DecisionCommand(BaseCommand):
     verb = ""
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parse_args = parser.parse_args
+
+        def parse_args_with_dash_ids(args=None, namespace=None):
+            if args is not None:
+                args = _dash_ids_as_positionals(parser, list(args))
+            return parse_args(args, namespace)
+
+        parser.parse_args = parse_args_with_dash_ids
+        return parser
 
     def add_arguments(self, parser):
         parser.add_argument("auth_req_id")
