@@ -7,7 +7,6 @@ ACK-* (acknowledgement), AERR-* / VAL-* (errors), UC-* (user code), SEC-* (secur
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -24,27 +23,13 @@ from oauth2_provider.models import get_application_model
 
 from django_ciba.models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
 from django_ciba.testing import FORM, basic_auth, bc_authorize, create_ciba_client
+from tests.unit.protocol import AUTH_REQ_ID_RE, CIBA_ERRORS, DESCRIPTION_RE
 
 
 pytestmark = pytest.mark.django_db
 
 URL = "/o/bc-authorize"
 ISSUER = "http://testserver/o"
-AUTH_REQ_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
-# RFC 6749 §5.2 / CIBA §13: error_description is %x20-21 / %x23-5B / %x5D-7E only.
-DESCRIPTION_RE = re.compile(r"^[\x20-\x21\x23-\x5b\x5d-\x7e]+$")
-CIBA_ERRORS = {
-    "invalid_request",
-    "invalid_scope",
-    "expired_login_hint_token",
-    "unknown_user_id",
-    "unauthorized_client",
-    "missing_user_code",
-    "invalid_user_code",
-    "invalid_binding_message",
-    "invalid_client",
-    "access_denied",
-}
 
 
 # --- helpers

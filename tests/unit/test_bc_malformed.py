@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from urllib.parse import urlencode
 
 import pytest
@@ -19,26 +18,14 @@ from hypothesis import strategies as st
 
 from django_ciba.models import AuthenticationRequest
 from django_ciba.testing import FORM, basic_auth, create_ciba_client
+from tests.unit.protocol import AUTH_REQ_ID_RE, DESCRIPTION_RE
+from tests.unit.protocol import CIBA_ERRORS as ERRORS
 
 
 pytestmark = pytest.mark.django_db
 
 URL = "/o/bc-authorize"
 VALID = urlencode({"scope": "openid", "login_hint": "alice"}).encode()
-DESCRIPTION_RE = re.compile(r"^[\x20-\x21\x23-\x5b\x5d-\x7e]+$")
-AUTH_REQ_ID_RE = re.compile(r"^[A-Za-z0-9_.\-]+$")
-ERRORS = {
-    "invalid_request",
-    "invalid_scope",
-    "expired_login_hint_token",
-    "unknown_user_id",
-    "unauthorized_client",
-    "missing_user_code",
-    "invalid_user_code",
-    "invalid_binding_message",
-    "invalid_client",
-    "access_denied",
-}
 
 
 @pytest.fixture
