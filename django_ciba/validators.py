@@ -54,6 +54,9 @@ class CibaValidatorMixin:
         ciba = get_ciba_client(request.client)
         if ciba is None:
             return True
+        body_client_id = getattr(request, "client_id", None)
+        if body_client_id and body_client_id != request.client.client_id:
+            return False  # credentials for one client, client_id of another
         has_post = bool(getattr(request, "client_secret", None))
         if has_basic and has_post:
             return False

@@ -21,6 +21,7 @@ from django.utils import timezone
 from jwcrypto import jwk
 from oauth2_provider.models import get_application_model
 
+from django_ciba.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
 from django_ciba.testing import FORM, basic_auth, bc_authorize, create_ciba_client
 from tests.unit.protocol import AUTH_REQ_ID_RE, CIBA_ERRORS, DESCRIPTION_RE
@@ -926,3 +927,25 @@ def test_no_row_after_failures_then_one_after_success(client, user, app, secret)
     assert AuthenticationRequest.objects.count() == 0
     assert_ack(bc_authorize(client, app, secret, scope="openid", login_hint="alice"))
     assert AuthenticationRequest.objects.count() == 1
+
+
+# BC-03 / TOK-02: Basic credentials of one client with the client_id of another are refused.
+def test_basic_auth_with_other_client_id_in_body_refused(client, user, poll_client):
+    app, secret = poll_client
+    other, _ = create_ciba_client("Other")
+    response = client.post(
+        URL,
+        data=urlencode({"scope": "openid", "login_hint": "alice", "client_id": other.client_id}),
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
+    assert_error(response, "invalid_client", 401)
+    token = client.post(
+        "/o/token/",
+        data=urlencode(
+            {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": "x" * 43, "client_id": other.client_id}
+        ),
+        content_type=FORM,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+    )
+    assert token.status_code == 401 and token.json()["error"] == "invalid_client"
