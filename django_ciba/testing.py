@@ -73,6 +73,21 @@ def bc_authorize(
     )
 
 
+def start_request(
+    http_client: Any, application: Any, secret: str, path: str = "/o/bc-authorize", **params: Any
+) -> tuple[str, Any]:
+    """Start a request through the real endpoint; return ``(auth_req_id, AuthenticationRequest)``.
+
+    Fails with an AssertionError showing the error JSON when the OP refuses the request.
+    """
+    from .models import AuthenticationRequest
+
+    response = bc_authorize(http_client, application, secret, path=path, **params)
+    assert response.status_code == 200, response.content
+    auth_req_id = response.json()["auth_req_id"]
+    return auth_req_id, AuthenticationRequest.objects.by_auth_req_id(auth_req_id).get()
+
+
 def poll(http_client: Any, application: Any, secret: str, auth_req_id: str, path: str = "/o/token/") -> Any:
     """Poll the token endpoint with the CIBA grant (Django test client)."""
     return http_client.post(

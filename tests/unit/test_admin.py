@@ -15,7 +15,7 @@ from oauth2_provider.models import get_application_model
 from django_ciba.admin import AuthenticationRequestAdmin, CibaClientInline
 from django_ciba.identifiers import hash_auth_req_id, new_auth_req_id
 from django_ciba.models import AuthenticationRequest, CibaClient
-from django_ciba.testing import bc_authorize, create_ciba_client
+from django_ciba.testing import create_ciba_client, start_request
 
 
 CHANGELIST = "/admin/django_ciba/authenticationrequest/"
@@ -41,7 +41,7 @@ def ping_request(client, user):
     app, secret = create_ciba_client(
         "Ping RP", mode="ping", notification_endpoint="https://rp.example.com/cb"
     )
-    response = bc_authorize(
+    return start_request(
         client,
         app,
         secret,
@@ -50,9 +50,6 @@ def ping_request(client, user):
         client_notification_token=NOTIFICATION_TOKEN,
         binding_message="Admin check",
     )
-    assert response.status_code == 200, response.content
-    auth_req_id = response.json()["auth_req_id"]
-    return auth_req_id, AuthenticationRequest.objects.by_auth_req_id(auth_req_id).get()
 
 
 def make_request(app, user, **fields):

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from django_ciba.identifiers import hash_auth_req_id, new_auth_req_id
 from django_ciba.models import AuthenticationRequest
-from django_ciba.testing import bc_authorize
 
 
 LIST_URL = "/o/ciba/device/requests/"
@@ -310,10 +309,10 @@ def test_csrf_does_not_block_reads(user, pending):
 @pytest.mark.django_db
 def test_no_secrets_in_any_response(client, user):
     # SEC-10: neither the auth_req_id, its hash nor the client_notification_token leave the server.
-    from django_ciba.testing import create_ciba_client
+    from django_ciba.testing import create_ciba_client, start_request
 
     ping, secret = create_ciba_client("Ping", mode="ping", notification_endpoint="https://rp.example.com/cb")
-    ack = bc_authorize(
+    auth_req_id, auth_request = start_request(
         client,
         ping,
         secret,
@@ -322,9 +321,6 @@ def test_no_secrets_in_any_response(client, user):
         client_notification_token=NOTIFICATION_TOKEN,
         binding_message="A1B2",
     )
-    assert ack.status_code == 200, ack.content
-    auth_req_id = ack.json()["auth_req_id"]
-    auth_request = AuthenticationRequest.objects.by_auth_req_id(auth_req_id).get()
     assert auth_request.client_notification_token == NOTIFICATION_TOKEN
     client.force_login(user)
     responses = [
