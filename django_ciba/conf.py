@@ -61,6 +61,32 @@ DEFAULTS: dict[str, Any] = {
     "ACR_VALUES_SUPPORTED": [],
     # Entropy of generated auth_req_ids, in bytes (the spec requires at least 16).
     "AUTH_REQ_ID_BYTES": 32,
+    # How the user's authentication device is reached: a backend import path and its options.
+    "NOTIFICATION_BACKEND": {"BACKEND": "django_ciba.backends.console.ConsoleBackend", "OPTIONS": {}},
+    # Link to the approval page sent to the authentication device; ``{pk}`` is replaced by the
+    # request's primary key (never the auth_req_id). None: notifications carry no link.
+    "APPROVAL_URL": None,
+    # Networks (CIDR strings) that outbound calls may reach although they are private, loopback,
+    # link-local or otherwise non-public, e.g. ["127.0.0.0/8", "::1/128"] for local development.
+    "OUTBOUND_ALLOWED_NETWORKS": [],
+    # Seconds to wait for a TCP/TLS connection, and for the answer, on every outbound call.
+    "OUTBOUND_CONNECT_TIMEOUT": 5.0,
+    "OUTBOUND_READ_TIMEOUT": 10.0,
+    # Retry backoff of failed deliveries: first delay and cap, in seconds (exponential, jittered).
+    "RETRY_BASE_DELAY": 2.0,
+    "RETRY_MAX_DELAY": 300.0,
+    # Seconds a worker holds a delivery while it runs; after that a sweep may hand it to another.
+    "DELIVERY_LEASE": 60,
+    # Seconds a client callback waits for the bc-authorize answer to be sent before going anyway.
+    "ACKNOWLEDGEMENT_GRACE": 10,
+    # Finished requests (and their deliveries) older than this many seconds are deleted by cleanup.
+    "RETENTION": 7 * 24 * 3600,
+    # Rows handled per batch by expiry, cleanup and the outbox sweep.
+    "BATCH_SIZE": 500,
+    # Secrets that seal (encrypt) stored auth_req_ids, notification tokens and pushed token
+    # responses; the first one seals, all of them open. None: derived from SECRET_KEY and
+    # SECRET_KEY_FALLBACKS.
+    "SEALING_KEYS": None,
 }
 
 IMPORT_STRINGS = ("USER_RESOLVERS", "USER_CODE_VERIFIER")

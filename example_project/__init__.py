@@ -1,0 +1,6 @@
+"""Example OpenID Provider using django-ciba."""
+
+from .celery import app as celery_app
+
+
+__all__ = ["celery_app"]
