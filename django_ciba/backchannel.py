@@ -7,6 +7,7 @@ auth_req_id unless every check passed (VAL-09).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,12 +16,12 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.scopes import get_scopes_backend
 
-from . import signals
+from . import outbox, signals
 from .conf import ciba_settings
 from .constants import HINT_PARAMETERS
 from .exceptions import InvalidRequest, InvalidScope, InvalidUserCode, MissingUserCode
 from .identifiers import hash_auth_req_id, new_auth_req_id
-from .models import AuthenticationRequest, CibaClient, DeliveryMode
+from .models import AuthenticationRequest, CibaClient, Delivery, DeliveryMode
 from .params import (
     check_binding_message,
     check_client_notification_token,
@@ -28,6 +29,10 @@ from .params import (
     parse_scope,
 )
 from .resolvers import resolve_user
+from .sealing import seal
+
+
+logger = logging.getLogger("django_ciba.backchannel")
 
 
 @dataclass(frozen=True)
@@ -114,26 +119,47 @@ def start_authentication(
     expires_in = _expires_in(requested_expiry)
     interval = int(ciba_settings.INTERVAL)
     auth_req_id = new_auth_req_id()
-    auth_request = AuthenticationRequest.objects.create(
-        auth_req_id_hash=hash_auth_req_id(auth_req_id),
-        client=application,
-        user=user,
-        delivery_mode=ciba.delivery_mode,
-        hint_type=hint_type,
-        scope=" ".join(scopes),
-        acr_values=" ".join(acr_values.split()),
-        binding_message=binding_message,
-        requested_expiry=requested_expiry,
-        expires_at=now + timedelta(seconds=expires_in),
-        interval=interval,
-        client_notification_token=notification_token,
-        created_at=now,
-        updated_at=now,
-    )
-    transaction.on_commit(lambda: signals.send(signals.auth_request_created, auth_request))
+    callbacks = ciba.delivery_mode in (DeliveryMode.PING, DeliveryMode.PUSH)
+    with transaction.atomic():
+        auth_request = AuthenticationRequest.objects.create(
+            auth_req_id_hash=hash_auth_req_id(auth_req_id),
+            client=application,
+            user=user,
+            delivery_mode=ciba.delivery_mode,
+            hint_type=hint_type,
+            scope=" ".join(scopes),
+            acr_values=" ".join(acr_values.split()),
+            binding_message=binding_message,
+            requested_expiry=requested_expiry,
+            expires_at=now + timedelta(seconds=expires_in),
+            interval=interval,
+            # Callbacks need both values in clear later; they are stored sealed, never as such.
+            auth_req_id_sealed=seal(auth_req_id) if callbacks else "",
+            client_notification_token_sealed=seal(notification_token) if notification_token else "",
+            created_at=now,
+            updated_at=now,
+        )
+        # AD-01: the authentication device is notified by a worker, after this commits.
+        outbox.record(auth_request, Delivery.Kind.DEVICE)
+        transaction.on_commit(lambda: signals.send(signals.auth_request_created, auth_request))
     return Acknowledgement(
         auth_req_id=auth_req_id,
         expires_in=expires_in,
         interval=None if ciba.delivery_mode == DeliveryMode.PUSH else interval,
         auth_request=auth_request,
     )
+
+
+def acknowledge(auth_request: AuthenticationRequest) -> None:
+    """The answer announcing ``auth_request`` was sent: release the client callbacks waiting for it.
+
+    Called by the view once the response has been written (ordering: no ping or push may reach
+    the client before it knows its auth_req_id). Poll requests have no callbacks and skip this.
+    """
+    if auth_request.delivery_mode == DeliveryMode.POLL:
+        return
+    try:
+        if AuthenticationRequest.objects.acknowledge(auth_request.pk, now=timezone.now()):
+            outbox.release_waiting(auth_request.pk)
+    except Exception:  # the response is already sent; the callbacks go after the grace period
+        logger.exception("Could not record the acknowledgement of request #%s.", auth_request.pk)

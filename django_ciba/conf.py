@@ -75,6 +75,8 @@ DEFAULTS: dict[str, Any] = {
     # Retry backoff of failed deliveries: first delay and cap, in seconds (exponential, jittered).
     "RETRY_BASE_DELAY": 2.0,
     "RETRY_MAX_DELAY": 300.0,
+    # Error pushes sent at expiry are retried for at least this many seconds after being recorded.
+    "RETRY_MIN_WINDOW": 300,
     # Seconds a worker holds a delivery while it runs; after that a sweep may hand it to another.
     "DELIVERY_LEASE": 60,
     # Seconds a client callback waits for the bc-authorize answer to be sent before going anyway.

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import signals
+from . import outbox, signals
 from .exceptions import InvalidDecision, RequestExpired, RequestNotFound, RequestNotPending
 from .models import AuthenticationRequest
 
@@ -74,6 +74,7 @@ def approve(
         if not done:
             raise _refusal(auth_request, now)
         auth_request.refresh_from_db()
+        outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
         transaction.on_commit(lambda: signals.send(signals.auth_request_approved, auth_request))
     return auth_request
 
@@ -86,6 +87,7 @@ def deny(auth_request: AuthenticationRequest, *, user: Any | None = None) -> Aut
         if not AuthenticationRequest.objects.deny(auth_request.pk, now=now):
             raise _refusal(auth_request, now)
         auth_request.refresh_from_db()
+        outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
         transaction.on_commit(lambda: signals.send(signals.auth_request_denied, auth_request))
     return auth_request
 
@@ -97,5 +99,6 @@ def expire(auth_request: AuthenticationRequest) -> AuthenticationRequest:
         if not AuthenticationRequest.objects.expire(auth_request.pk, now=now):
             raise RequestNotPending()
         auth_request.refresh_from_db()
+        outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
         transaction.on_commit(lambda: signals.send(signals.auth_request_expired, auth_request))
     return auth_request

@@ -55,16 +55,25 @@ class CibaGrant(GrantTypeBase):
                     raise errors.InvalidGrantError(
                         description=STATUS_DESCRIPTIONS["invalid_grant"], request=request
                     )
-                token = token_handler.create_token(request, refresh_token=self.issue_refresh_token(request))
-                for modifier in self._token_modifiers:
-                    token = modifier(token, token_handler, request)
-                self.request_validator.save_token(token, request)
+                token = self.mint_tokens(request, token_handler)
                 auth_request = request.ciba_request
                 transaction.on_commit(lambda: signals.send(signals.tokens_issued, auth_request))
         except errors.OAuth2Error as exc:
             headers.update(exc.headers)
             return headers, exc.json, exc.status_code
         return headers, json.dumps(token), 200
+
+    def mint_tokens(self, request: Any, token_handler: Any) -> dict[str, Any]:
+        """Create, sign and store the tokens with DOT's machinery (token endpoint and push alike).
+
+        ``request`` must carry ``client``, ``user``, ``scopes`` and ``ciba_request``; the ID token
+        gets ``at_hash`` from oauthlib and the CIBA claims from the validator mixin.
+        """
+        token = token_handler.create_token(request, refresh_token=self.issue_refresh_token(request))
+        for modifier in self._token_modifiers:
+            token = modifier(token, token_handler, request)
+        self.request_validator.save_token(token, request)
+        return token
 
     def issue_refresh_token(self, request: Any) -> bool:
         scope = ciba_settings.REFRESH_TOKEN_SCOPE

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
 
 from .identifiers import hash_auth_req_id
@@ -67,12 +68,75 @@ class AuthenticationRequestQuerySet(models.QuerySet):
             pk, (Status.PENDING, Status.APPROVED), status=Status.EXPIRED, expires_at=now, updated_at=now
         )
 
+    def time_out(self, pk: int, *, now: datetime) -> bool:
+        """Expire a request whose lifetime is over (pending, or approved but never redeemed)."""
+        Status = self.model.Status
+        return (
+            self.filter(pk=pk, status__in=(Status.PENDING, Status.APPROVED), expires_at__lte=now).update(
+                status=Status.EXPIRED, updated_at=now
+            )
+            == 1
+        )
+
+    def fail(self, pk: int, *, from_states: Iterable[str], now: datetime) -> bool:
+        """Mark a request failed (PERR-04): tokens could not be minted or a push never arrived."""
+        return self._transition(pk, from_states, status=self.model.Status.FAILED, updated_at=now)
+
+    def acknowledge(self, pk: int, *, now: datetime) -> bool:
+        """Record that the bc-authorize answer announcing this request has been sent."""
+        return self.filter(pk=pk, acknowledged_at__isnull=True).update(acknowledged_at=now) == 1
+
+    def finished_before(self, cutoff: datetime) -> AuthenticationRequestQuerySet:
+        """Requests in a final state whose last change is older than ``cutoff`` (for cleanup)."""
+        Status = self.model.Status
+        return self.filter(
+            status__in=(Status.DENIED, Status.EXPIRED, Status.CONSUMED, Status.FAILED), updated_at__lt=cutoff
+        )
+
     def claim_for_tokens(self, pk: int, *, now: datetime) -> bool:
         """Mark an approved request as spent; exactly one concurrent caller wins (TOK-12)."""
         Status = self.model.Status
         return (
             self.filter(pk=pk, status=Status.APPROVED, expires_at__gt=now).update(
                 status=Status.CONSUMED, tokens_issued_at=now, updated_at=now
+            )
+            == 1
+        )
+
+
+class DeliveryQuerySet(models.QuerySet):
+    """The outbox: due deliveries, and the lease-based claim a worker takes before delivering."""
+
+    def pending(self) -> DeliveryQuerySet:
+        return self.filter(status=self.model.Status.PENDING)
+
+    def due(self, now: datetime | None = None) -> DeliveryQuerySet:
+        """Pending deliveries whose next attempt (or whose crashed worker's lease) is in the past."""
+        return self.pending().filter(next_attempt_at__lte=now or timezone.now())
+
+    def claim(self, pk: int, *, now: datetime, lease_until: datetime) -> bool:
+        """Take a due delivery for one attempt; exactly one concurrent worker wins."""
+        return (
+            self.filter(pk=pk, status=self.model.Status.PENDING, next_attempt_at__lte=now).update(
+                next_attempt_at=lease_until, attempts=F("attempts") + 1, updated_at=now
+            )
+            == 1
+        )
+
+    def postpone(self, pk: int, *, until: datetime, now: datetime, **changes: Any) -> bool:
+        """Schedule the next attempt of a pending delivery (a retry, or waiting for its turn)."""
+        return (
+            self.filter(pk=pk, status=self.model.Status.PENDING).update(
+                next_attempt_at=until, updated_at=now, **changes
+            )
+            == 1
+        )
+
+    def finish(self, pk: int, *, status: str, now: datetime, **changes: Any) -> bool:
+        """Record the final outcome of a pending delivery (delivered, failed or cancelled)."""
+        return (
+            self.filter(pk=pk, status=self.model.Status.PENDING).update(
+                status=status, finished_at=now, updated_at=now, **changes
             )
             == 1
         )

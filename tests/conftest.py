@@ -1,6 +1,7 @@
 import pytest
 from django.contrib.auth import get_user_model
 
+import example_project.celery  # noqa: F401  (the Celery app the tasks run on; eager in tests)
 from django_ciba.testing import create_ciba_client
 
 

@@ -79,4 +79,13 @@ OAUTH2_PROVIDER = {
     "DEFAULT_SCOPES": ["openid"],
     "ALWAYS_RELOAD_OAUTHLIB_CORE": True,
 }
-CIBA = {}
+CIBA = {
+    # Record device notifications in memory (django_ciba.backends.locmem.outbox).
+    "NOTIFICATION_BACKEND": {"BACKEND": "django_ciba.backends.locmem.LocmemBackend"},
+}
+
+# Celery tasks run in-process (the app is example_project.celery, imported by tests/conftest.py).
+CELERY_BROKER_URL = "memory://"
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

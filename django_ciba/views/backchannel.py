@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -13,7 +14,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ..backchannel import start_authentication
+from ..backchannel import acknowledge, start_authentication
 from ..client_auth import authenticate_client
 from ..exceptions import CibaError, InvalidRequest, MethodNotAllowed
 from ..params import parse_form
@@ -80,4 +81,7 @@ class BackchannelAuthenticationView(ProtocolErrorMixin, APIView):
         ack = start_authentication(
             application, ciba, form, request=django_request, oauthlib_request=oauthlib_request
         )
-        return Response(ack.as_dict(), status=200, headers=NO_STORE)
+        response = Response(ack.as_dict(), status=200, headers=NO_STORE)
+        # Runs when the server closes the response, i.e. after the answer was written out.
+        response._resource_closers.append(partial(acknowledge, ack.auth_request))
+        return response

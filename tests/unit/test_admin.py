@@ -20,7 +20,7 @@ from django_ciba.testing import create_ciba_client, start_request
 
 CHANGELIST = "/admin/django_ciba/authenticationrequest/"
 NOTIFICATION_TOKEN = "notification-token-that-must-stay-secret-123"
-SECRET_FIELDS = {"auth_req_id_hash", "client_notification_token"}
+SECRET_FIELDS = {"auth_req_id_hash", "auth_req_id_sealed", "client_notification_token_sealed"}
 Status = AuthenticationRequest.Status
 
 

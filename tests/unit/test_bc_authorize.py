@@ -212,7 +212,7 @@ def test_request_details_are_stored(ok, app, user):
     assert stored.binding_message == "1234"
     assert stored.status == AuthenticationRequest.Status.PENDING
     assert stored.interval == 5
-    assert stored.client_notification_token == ""
+    assert stored.client_notification_token_sealed == "" and stored.auth_req_id_sealed == ""
     assert before + timedelta(seconds=299) <= stored.expires_at <= timezone.now() + timedelta(seconds=301)
 
 
@@ -825,7 +825,8 @@ def test_notification_token_1024_accepted_and_stored(client, user, ping_client):
     assert len(token) == 1024
     assert_ack(ping_request(client, ping_client, client_notification_token=token))
     stored = only_request()
-    assert stored.client_notification_token == token
+    assert stored.get_client_notification_token() == token
+    assert token not in stored.client_notification_token_sealed  # SEC-10: stored sealed
     assert stored.delivery_mode == DeliveryMode.PING
 
 
@@ -848,7 +849,7 @@ def test_notification_token_padding_allowed(client, user, ping_client):
 def test_notification_token_ignored_for_poll_client(ok):
     # BC-06 / BC-14: poll clients have no use for it; it is neither validated nor stored.
     assert_ack(ok(client_notification_token="not a b64token"))
-    assert only_request().client_notification_token == ""
+    assert only_request().get_client_notification_token() == ""
 
 
 # --- other parameters

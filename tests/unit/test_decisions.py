@@ -11,6 +11,7 @@ from django.utils import timezone
 from django_ciba import decisions, signals
 from django_ciba.exceptions import InvalidDecision, RequestExpired, RequestNotFound, RequestNotPending
 from django_ciba.identifiers import hash_auth_req_id, new_auth_req_id
+from django_ciba.sealing import seal
 from django_ciba.models import AuthenticationRequest
 
 
@@ -34,7 +35,7 @@ def make_request(client_app, user, *, scope="openid profile offline_access", exp
         "scope": scope,
         "expires_at": now + timedelta(seconds=expires_in),
         "interval": 5,
-        "client_notification_token": "secret-notification-token",
+        "client_notification_token_sealed": seal("secret-notification-token"),
     }
     defaults.update(fields)
     return AuthenticationRequest.objects.create(**defaults)

@@ -321,7 +321,7 @@ def test_no_secrets_in_any_response(client, user):
         client_notification_token=NOTIFICATION_TOKEN,
         binding_message="A1B2",
     )
-    assert auth_request.client_notification_token == NOTIFICATION_TOKEN
+    assert auth_request.get_client_notification_token() == NOTIFICATION_TOKEN
     client.force_login(user)
     responses = [
         client.get(LIST_URL),

@@ -1,0 +1,103 @@
+"""The outbox: what must be delivered is written with the change that caused it, then dispatched.
+
+Every device notification and client callback starts as a :class:`~django_ciba.models.Delivery`
+row created in the same database transaction as the request or decision it reports. Only after
+that transaction commits is a Celery task enqueued; if the broker is down, the row stays due and the
+periodic sweep (:func:`django_ciba.maintenance.sweep_outbox`) enqueues it later. So a result is
+never lost, only delayed.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from .models import AuthenticationRequest, Delivery, DeliveryMode
+
+
+logger = logging.getLogger("django_ciba.outbox")
+
+Kind = Delivery.Kind
+
+# Push error codes per outcome (CIBA Core §12: PERR-02..04).
+PUSH_ERRORS = {
+    AuthenticationRequest.Status.DENIED: "access_denied",
+    AuthenticationRequest.Status.EXPIRED: "expired_token",
+    AuthenticationRequest.Status.FAILED: "transaction_failed",
+}
+
+
+def record(auth_request: AuthenticationRequest, kind: str, *, error: str = "") -> Delivery:
+    """Write one delivery in the current transaction; it is dispatched once that commits."""
+    now = timezone.now()
+    delivery = Delivery.objects.create(
+        auth_request=auth_request, kind=kind, error=error, next_attempt_at=now, created_at=now, updated_at=now
+    )
+    transaction.on_commit(lambda: dispatch(delivery.pk))
+    return delivery
+
+
+def record_outcome(auth_request: AuthenticationRequest) -> Delivery | None:
+    """Record the client callback that reports the request's new status, if its mode has one.
+
+    Poll clients are never called (PING-09). Ping clients are called once the user approved or
+    denied (PING-01); no ping is sent on expiry (PING-08 makes it optional). Push clients get their
+    tokens on approval (PUSH-01) and an error payload otherwise (PERR-01..04).
+    """
+    Status = AuthenticationRequest.Status
+    status = auth_request.status
+    if auth_request.delivery_mode == DeliveryMode.PING and status in (Status.APPROVED, Status.DENIED):
+        return record(auth_request, Kind.PING)
+    if auth_request.delivery_mode == DeliveryMode.PUSH:
+        if status == Status.APPROVED:
+            return record(auth_request, Kind.PUSH_TOKENS)
+        if status in PUSH_ERRORS:
+            return record(auth_request, Kind.PUSH_ERROR, error=PUSH_ERRORS[status])
+    return None
+
+
+def dispatch(delivery_pk: int, *, at: datetime | None = None) -> None:
+    """Enqueue the delivery task, now or at ``at``; never raises (the sweep is the safety net).
+
+    With tasks running in-process (``task_always_eager``), a delivery due later is left to the
+    sweep instead of being run at once.
+    """
+    from .tasks import deliver
+
+    eager = bool(deliver.app.conf.task_always_eager)
+    if at is not None and at <= timezone.now():
+        at = None
+    if at is not None and eager:
+        return
+    try:
+        deliver.apply_async(
+            (delivery_pk,),
+            eta=at,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+        )
+    except Exception as exc:
+        logger.warning(
+            "Could not enqueue delivery #%s (%s); the outbox sweep will retry it.",
+            delivery_pk,
+            type(exc).__name__,
+            exc_info=eager or logger.isEnabledFor(logging.DEBUG),
+        )
+
+
+def release_waiting(auth_request_pk: int) -> None:
+    """The bc-authorize answer was sent: client callbacks held back for it may go now."""
+    now = timezone.now()
+    waiting = list(
+        Delivery.objects.pending()
+        .filter(auth_request_id=auth_request_pk, attempts=0)
+        .exclude(kind=Kind.DEVICE)
+        .values_list("pk", flat=True)
+    )
+    if waiting:
+        Delivery.objects.pending().filter(pk__in=waiting, attempts=0).update(next_attempt_at=now)
+        for pk in waiting:
+            dispatch(pk)
