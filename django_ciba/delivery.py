@@ -25,6 +25,7 @@ from django.utils import timezone
 from . import outbound, outbox, push, signals
 from .backends import DeviceNotification, PermanentNotificationError, get_backend
 from .conf import ciba_settings
+from .exceptions import CibaConfigurationError
 from .models import AuthenticationRequest, Delivery
 from .sealing import UnsealError, unseal
 from .validators import get_ciba_client
@@ -56,7 +57,9 @@ def deliver(delivery_pk: int) -> str:
     ``delivered``, ``retry``, ``failed``, ``cancelled``, ``waiting`` or ``skipped``."""
     now = timezone.now()
     delivery = (
-        Delivery.objects.select_related("auth_request__client", "auth_request__user").filter(pk=delivery_pk).first()
+        Delivery.objects.select_related("auth_request__client", "auth_request__user")
+        .filter(pk=delivery_pk)
+        .first()
     )
     if delivery is None or delivery.status != Delivery.Status.PENDING or delivery.next_attempt_at > now:
         return "skipped"  # done, or leased by another worker, or not due yet
@@ -73,7 +76,9 @@ def deliver(delivery_pk: int) -> str:
     if delivery.kind == Kind.PUSH_TOKENS and not delivery.payload_sealed:
         try:
             if not push.mint_for_push(delivery):
-                return _finish(delivery, Delivery.Status.CANCELLED, now, last_error="Request no longer approved.")
+                return _finish(
+                    delivery, Delivery.Status.CANCELLED, now, last_error="Request no longer approved."
+                )
         except push.MintingFailed:
             return _minting_failed(delivery, now)
     outcome = _attempt(delivery)
@@ -130,10 +135,13 @@ def build_notification(auth_request: AuthenticationRequest) -> DeviceNotificatio
 def _notify_device(delivery: Delivery) -> Outcome:
     try:
         get_backend().notify(build_notification(delivery.auth_request))
-    except PermanentNotificationError as exc:
+    except (PermanentNotificationError, CibaConfigurationError) as exc:
+        if isinstance(exc, CibaConfigurationError):
+            logger.error("The notification backend is misconfigured: %s", exc)
         return Outcome(delivered=False, error=_describe(exc))
     except Exception as exc:
-        return Outcome(delivered=False, transient=True, error=_describe(exc))
+        retry_after = getattr(exc, "retry_after", None)
+        return Outcome(delivered=False, transient=True, error=_describe(exc), retry_after=retry_after)
     return Outcome(delivered=True)
 
 
@@ -234,7 +242,9 @@ def _finish(delivery: Delivery, status: str, now: datetime, **fields: object) ->
         elif status == Delivery.Status.FAILED:
             if delivery.kind == Kind.PUSH_TOKENS:
                 _abandon_push(auth_request, now)
-            transaction.on_commit(lambda: signals.send(signals.delivery_failed, auth_request, kind=delivery.kind))
+            transaction.on_commit(
+                lambda: signals.send(signals.delivery_failed, auth_request, kind=delivery.kind)
+            )
     return str(status)
 
 

@@ -130,3 +130,15 @@ if pytest is not None:
         override = CibaSettingsOverride()
         yield override
         override.undo()
+
+    @pytest.fixture
+    def ciba_notifications() -> Iterator[list[Any]]:
+        """The device notifications sent through the locmem backend during the test (reset around it).
+
+        Needs ``CIBA["NOTIFICATION_BACKEND"]`` set to ``django_ciba.backends.locmem.LocmemBackend``.
+        """
+        from .backends import locmem
+
+        locmem.reset()
+        yield locmem.outbox
+        locmem.reset()

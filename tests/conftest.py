@@ -19,6 +19,11 @@ def poll_client(db):
 
 
 @pytest.fixture(autouse=True)
+def _reset_notifications(ciba_notifications):
+    """Every test starts with an empty locmem notification outbox and no injected failures."""
+
+
+@pytest.fixture(autouse=True)
 def _clear_cache():
     from django.core.cache import cache
 

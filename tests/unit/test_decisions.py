@@ -11,8 +11,8 @@ from django.utils import timezone
 from django_ciba import decisions, signals
 from django_ciba.exceptions import InvalidDecision, RequestExpired, RequestNotFound, RequestNotPending
 from django_ciba.identifiers import hash_auth_req_id, new_auth_req_id
-from django_ciba.sealing import seal
 from django_ciba.models import AuthenticationRequest
+from django_ciba.sealing import seal
 
 
 Status = AuthenticationRequest.Status

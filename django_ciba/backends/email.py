@@ -1,0 +1,83 @@
+"""A backend that e-mails the user, through Django's configured ``EMAIL_BACKEND``."""
+
+from __future__ import annotations
+
+import smtplib
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.mail import EmailMessage
+from django.template.loader import render_to_string
+
+from .base import BaseNotificationBackend, DeviceNotification, NotificationError, PermanentNotificationError
+
+
+SUBJECT_TEMPLATE = "django_ciba/notification/email_subject.txt"
+BODY_TEMPLATE = "django_ciba/notification/email_body.txt"
+
+
+def _email_address(user: Any) -> str:
+    # Custom user models may name the field differently (AbstractBaseUser.EMAIL_FIELD).
+    get_field_name = getattr(user, "get_email_field_name", None)
+    field_name = get_field_name() if callable(get_field_name) else "email"
+    return (getattr(user, field_name, "") or "").strip()
+
+
+class EmailBackend(BaseNotificationBackend):
+    """Sends an e-mail with the binding message and the approval link to ``user.email``.
+
+    The subject and body are rendered from ``django_ciba/notification/email_subject.txt`` and
+    ``email_body.txt``; override the templates to change the wording.
+    """
+
+    def __init__(
+        self,
+        *,
+        from_email: str | None = None,
+        subject_prefix: str = "",
+        fail_silently: bool = False,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        self.from_email = from_email  # None: settings.DEFAULT_FROM_EMAIL
+        self.subject_prefix = subject_prefix
+        self.fail_silently = fail_silently
+
+    def get_context(self, notification: DeviceNotification) -> dict[str, Any]:
+        return {
+            "notification": notification,
+            "user": notification.user,
+            "client_name": notification.client_name,
+            "binding_message": notification.binding_message,
+            "scopes": notification.scopes,
+            "expires_at": notification.expires_at,
+            "approval_url": notification.approval_url,
+        }
+
+    def build_message(self, notification: DeviceNotification) -> EmailMessage:
+        address = _email_address(notification.user)
+        if not address:
+            raise PermanentNotificationError(
+                f"User pk={notification.user.pk} has no e-mail address; cannot notify by e-mail."
+            )
+        context = self.get_context(notification)
+        subject = render_to_string(SUBJECT_TEMPLATE, context)
+        subject = " ".join(f"{self.subject_prefix}{subject}".split())  # one line: no header injection
+        body = render_to_string(BODY_TEMPLATE, context).rstrip() + "\n"
+        return EmailMessage(subject, body, self.from_email, [address])
+
+    def notify(self, notification: DeviceNotification) -> None:
+        message = self.build_message(notification)
+        try:
+            message.send(fail_silently=self.fail_silently)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            if codes and all(500 <= code < 600 for code in codes):
+                raise PermanentNotificationError(f"The mail server refused the recipient: {codes}.") from exc
+            raise NotificationError(f"The mail server refused the recipient: {codes}.") from exc
+        except ImproperlyConfigured:
+            raise  # a broken EMAIL_BACKEND is a configuration error, not a delivery failure
+        except ValueError as exc:  # e.g. BadHeaderError, an address Django cannot encode
+            raise PermanentNotificationError(f"The e-mail cannot be sent: {exc}") from exc
+        except Exception as exc:
+            raise NotificationError(f"Sending the e-mail failed: {type(exc).__name__}: {exc}") from exc
