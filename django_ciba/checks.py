@@ -126,3 +126,93 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     if not resolvers:
         error("CIBA['USER_RESOLVERS'] must name at least one resolver.", 20)
     return errors
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+@checks.register()
+def check_delivery_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Delivery, outbound-call, sealing and notification-backend settings (E021-E026, W027)."""
+    import ipaddress
+
+    from django.conf import settings
+
+    errors: list[checks.CheckMessage] = []
+
+    def error(message: str, number: int) -> None:
+        errors.append(checks.Error(message, id=f"django_ciba.E{number:03d}"))
+
+    try:
+        ciba_settings.user_settings
+    except CibaConfigurationError:
+        return []  # reported as E010
+    for name in (
+        "OUTBOUND_CONNECT_TIMEOUT",
+        "OUTBOUND_READ_TIMEOUT",
+        "RETRY_BASE_DELAY",
+        "RETRY_MAX_DELAY",
+        "RETRY_MIN_WINDOW",
+        "DELIVERY_LEASE",
+        "ACKNOWLEDGEMENT_GRACE",
+    ):
+        if not _positive_number(getattr(ciba_settings, name)):
+            error(f"CIBA[{name!r}] must be a positive number of seconds.", 21)
+    if not _positive_int(ciba_settings.BATCH_SIZE):
+        error("CIBA['BATCH_SIZE'] must be a positive integer.", 21)
+    retention = ciba_settings.RETENTION
+    if not isinstance(retention, int) or isinstance(retention, bool) or retention < 0:
+        error("CIBA['RETENTION'] must be zero or a positive number of seconds.", 21)
+    timeouts = (ciba_settings.OUTBOUND_CONNECT_TIMEOUT, ciba_settings.OUTBOUND_READ_TIMEOUT)
+    if all(_positive_number(value) for value in (*timeouts, ciba_settings.DELIVERY_LEASE)):
+        if ciba_settings.DELIVERY_LEASE <= sum(timeouts):
+            error(
+                "CIBA['DELIVERY_LEASE'] must be longer than the outbound connect and read timeouts "
+                "together, or a slow delivery could be taken over while it still runs.",
+                22,
+            )
+    networks = ciba_settings.OUTBOUND_ALLOWED_NETWORKS
+    try:
+        if isinstance(networks, str):
+            raise ValueError("a list is expected")
+        for network in networks or []:
+            ipaddress.ip_network(network, strict=False)
+    except (TypeError, ValueError) as exc:
+        error(f"CIBA['OUTBOUND_ALLOWED_NETWORKS'] must be a list of CIDR networks: {exc}", 23)
+    approval_url = ciba_settings.APPROVAL_URL
+    if approval_url is not None:
+        try:
+            ok = isinstance(approval_url, str) and approval_url.format(pk=1) != approval_url
+        except (KeyError, IndexError, ValueError):
+            ok = False
+        if not ok:
+            error("CIBA['APPROVAL_URL'] must be None or a URL containing '{pk}' (and no other field).", 24)
+    try:
+        from .sealing import seal
+
+        seal("check")
+    except (CibaConfigurationError, TypeError, ValueError) as exc:
+        error(f"CIBA['SEALING_KEYS'] cannot be used: {exc}", 25)
+    errors.extend(_check_backend(settings))
+    return errors
+
+
+def _check_backend(settings: Any) -> list[checks.CheckMessage]:
+    from .backends import get_backend
+
+    try:
+        backend = get_backend()
+    except CibaConfigurationError as exc:
+        return [checks.Error(str(exc), id="django_ciba.E026")]
+    messages = list(backend.check())
+    module = type(backend).__module__
+    if not settings.DEBUG and module in ("django_ciba.backends.console", "django_ciba.backends.locmem"):
+        messages.append(
+            checks.Warning(
+                f"Device notifications go to {type(backend).__name__}: no user is ever notified.",
+                hint="Set CIBA['NOTIFICATION_BACKEND'] to a real backend (email, webhook or your own).",
+                id="django_ciba.W027",
+            )
+        )
+    return messages

@@ -103,6 +103,13 @@ class CibaClient(models.Model):
                 raise ValidationError(
                     {"notification_endpoint": _("The notification endpoint must be https.")}
                 )
+        if self.notification_endpoint:
+            from .outbound import UnsafeDestination, validate_endpoint_url
+
+            try:
+                validate_endpoint_url(self.notification_endpoint)  # SEC-01, SEC-05
+            except UnsafeDestination as exc:
+                raise ValidationError({"notification_endpoint": str(exc)}) from exc
         if self.request_signing_alg.lower() == "none":
             raise ValidationError({"request_signing_alg": _("'none' is not a signing algorithm.")})
 

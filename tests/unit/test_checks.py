@@ -12,7 +12,7 @@ from django.core import checks
 from django.test import override_settings
 from oauthlib.openid import Server as OpenIDServer
 
-from django_ciba.checks import check_ciba_settings, check_dot_integration
+from django_ciba.checks import check_ciba_settings, check_delivery_settings, check_dot_integration
 from django_ciba.oauthlib_core import OAuthLibCore
 from django_ciba.server import CibaServerMixin
 from django_ciba.validators import OAuth2Validator
@@ -57,9 +57,11 @@ def test_no_messages_with_test_settings():
 
 def test_registered_with_django_check_framework():
     # The checks run with ``manage.py check`` (registered), and report nothing here. (ACK-05 via E012.)
-    registry_ids = [
-        message.id for message in checks.run_checks() if (message.id or "").startswith("django_ciba.")
-    ]
+    # DEBUG: the suite's locmem notification backend is meant for development (W027 otherwise).
+    with override_settings(DEBUG=True):
+        registry_ids = [
+            message.id for message in checks.run_checks() if (message.id or "").startswith("django_ciba.")
+        ]
     assert registry_ids == []
     with override_settings(CIBA={"INTERVAL": 0}):
         assert "django_ciba.E012" in [message.id for message in checks.run_checks()]
@@ -269,3 +271,78 @@ def test_settings_restored_after_override():
         assert "django_ciba.E012" in all_ciba_ids()
         assert "django_ciba.E001" in all_ciba_ids()
     assert all_ciba_ids() == []
+
+
+# --------------------------------------------------------------------------------------------
+# Delivery, outbound, sealing and notification backend settings (E021-E026, W027)
+
+
+def delivery_ids(**ciba):
+    with override_settings(CIBA={**settings.CIBA, **ciba}, DEBUG=True):
+        return ids(check_delivery_settings())
+
+
+def test_delivery_defaults_pass():
+    assert delivery_ids() == []
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("OUTBOUND_CONNECT_TIMEOUT", 0),
+        ("OUTBOUND_READ_TIMEOUT", -1),
+        ("RETRY_BASE_DELAY", "2"),
+        ("RETRY_MAX_DELAY", None),
+        ("RETRY_MIN_WINDOW", 0),
+        ("DELIVERY_LEASE", True),
+        ("ACKNOWLEDGEMENT_GRACE", 0),
+        ("BATCH_SIZE", 0),
+        ("BATCH_SIZE", 2.5),
+        ("RETENTION", -1),
+    ],
+)
+def test_delivery_numbers_must_be_positive(name, value):
+    assert "django_ciba.E021" in delivery_ids(**{name: value})
+
+
+def test_lease_must_outlast_the_timeouts():
+    assert delivery_ids(DELIVERY_LEASE=14, OUTBOUND_CONNECT_TIMEOUT=5, OUTBOUND_READ_TIMEOUT=10) == [
+        "django_ciba.E022"
+    ]
+    assert delivery_ids(DELIVERY_LEASE=16, OUTBOUND_CONNECT_TIMEOUT=5, OUTBOUND_READ_TIMEOUT=10) == []
+
+
+@pytest.mark.parametrize("value", ["127.0.0.0/8", ["not-a-network"], ["10.0.0.0/33"], [1.5]])
+def test_allowed_networks_must_be_cidrs(value):
+    assert delivery_ids(OUTBOUND_ALLOWED_NETWORKS=value) == ["django_ciba.E023"]
+
+
+def test_allowed_networks_accepts_v4_and_v6():
+    assert delivery_ids(OUTBOUND_ALLOWED_NETWORKS=["127.0.0.0/8", "::1/128"]) == []
+
+
+@pytest.mark.parametrize("value", ["https://op.example/approve", "https://op.example/{id}", 42])
+def test_approval_url_needs_pk(value):
+    assert delivery_ids(APPROVAL_URL=value) == ["django_ciba.E024"]
+
+
+def test_approval_url_with_pk_passes():
+    assert delivery_ids(APPROVAL_URL="https://op.example/approve/{pk}") == []
+
+
+@pytest.mark.parametrize("value", [[], "one-secret-as-a-string"])
+def test_sealing_keys_must_be_a_list(value):
+    assert delivery_ids(SEALING_KEYS=value) == ["django_ciba.E025"]
+
+
+def test_notification_backend_errors_are_reported():
+    assert delivery_ids(NOTIFICATION_BACKEND={"BACKEND": "no.such.Backend"}) == ["django_ciba.E026"]
+    webhook = {"BACKEND": "django_ciba.backends.webhook.WebhookBackend", "OPTIONS": {"url": ""}}
+    assert set(delivery_ids(NOTIFICATION_BACKEND=webhook)) == {"django_ciba.E030"}
+
+
+def test_console_backend_warns_in_production():
+    console = {"BACKEND": "django_ciba.backends.console.ConsoleBackend"}
+    with override_settings(CIBA={"NOTIFICATION_BACKEND": console}, DEBUG=False):
+        assert ids(check_delivery_settings()) == ["django_ciba.W027"]
+    assert delivery_ids(NOTIFICATION_BACKEND=console) == []
