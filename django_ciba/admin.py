@@ -1,7 +1,8 @@
 """Admin: CIBA settings inline on DOT's Application admin and on their own; requests read-only.
 
-No secret is shown or searchable: the auth_req_id hash and the client_notification_token are
-excluded, and search covers only user, client name and client_id.
+No secret is shown or searchable: the auth_req_id hash, the sealed auth_req_id and
+client_notification_token and sealed push payloads are excluded, and search covers only user,
+client name and client_id. Deliveries (the outbox) are listed read-only, with a "retry now" action.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from oauth2_provider.models import get_application_model
 
-from . import decisions
+from . import decisions, outbox
 from .exceptions import DecisionError
-from .models import AuthenticationRequest, CibaClient
+from .models import AuthenticationRequest, CibaClient, Delivery
 
 
 CIBA_CLIENT_FIELDS = (
@@ -83,6 +85,61 @@ def _apply(modeladmin: Any, request: Any, queryset: Any, action: Any, verb: str)
         )
 
 
+DELIVERY_FIELDS = (
+    "kind",
+    "status",
+    "error",
+    "attempts",
+    "next_attempt_at",
+    "last_status_code",
+    "last_error",
+    "created_at",
+    "finished_at",
+)
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    extra = 0
+    can_delete = False
+    fields = DELIVERY_FIELDS
+    readonly_fields = DELIVERY_FIELDS
+    ordering = ("created_at",)
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ("id", "auth_request", "kind", "status", "attempts", "last_status_code", "next_attempt_at")
+    list_filter = ("status", "kind", "created_at")
+    list_select_related = ("auth_request",)
+    search_fields = ("=id", "=auth_request__id")
+    date_hierarchy = "created_at"
+    fields = ("auth_request", *DELIVERY_FIELDS, "updated_at")
+    readonly_fields = fields
+    actions = ("retry_now",)
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description=_("Retry selected pending deliveries now"), permissions=["view"])
+    def retry_now(self, request: Any, queryset: Any) -> None:
+        pks = list(queryset.filter(status=Delivery.Status.PENDING).values_list("pk", flat=True))
+        Delivery.objects.pending().filter(pk__in=pks).update(next_attempt_at=timezone.now())
+        for pk in pks:
+            outbox.dispatch(pk)
+        self.message_user(
+            request,
+            ngettext("%(n)d delivery queued.", "%(n)d deliveries queued.", len(pks)) % {"n": len(pks)},
+            messages.SUCCESS,
+        )
+
+
 @admin.register(AuthenticationRequest)
 class AuthenticationRequestAdmin(admin.ModelAdmin):
     list_display = (
@@ -119,9 +176,11 @@ class AuthenticationRequestAdmin(admin.ModelAdmin):
         "amr",
         "auth_time",
         "tokens_issued_at",
+        "acknowledged_at",
         "updated_at",
     )
     readonly_fields = fields
+    inlines = [DeliveryInline]
 
     def has_add_permission(self, request: Any) -> bool:
         return False

@@ -257,3 +257,62 @@ def test_ciba_client_admin_validates_ping_endpoint(admin_client_, poll_client):
     assert response.status_code == 302
     ciba.refresh_from_db()
     assert (ciba.delivery_mode, ciba.notification_endpoint) == ("ping", "https://rp.example.com/cb")
+
+
+@pytest.mark.django_db
+def test_ciba_client_admin_refuses_private_endpoint(admin_client_, poll_client):
+    # SEC-01 / issue 3 item 7: private and loopback endpoints are refused at configuration time.
+    app, _ = poll_client
+    ciba = CibaClient.objects.get(application=app)
+    url = f"/admin/django_ciba/cibaclient/{ciba.pk}/change/"
+    form = {
+        "application": app.pk,
+        "enabled": "on",
+        "delivery_mode": "ping",
+        "token_endpoint_auth_method": "client_secret_basic",
+        "scope": "",
+        "request_signing_alg": "",
+    }
+    for endpoint in ("https://127.0.0.1/cb", "https://10.1.2.3/cb", "https://[::1]/cb", "https://localhost/cb"):
+        response = admin_client_.post(url, {**form, "notification_endpoint": endpoint})
+        assert response.status_code == 200, endpoint
+        assert set(response.context["adminform"].form.errors) == {"notification_endpoint"}
+
+
+# --------------------------------------------------------------------------------------------
+# Deliveries (the outbox)
+
+
+@pytest.mark.django_db
+def test_request_page_lists_deliveries_without_secrets(admin_client_, ping_request):
+    auth_req_id, auth_request = ping_request
+    response = admin_client_.get(f"{CHANGELIST}{auth_request.pk}/change/")
+    html = response.content.decode()
+    assert "Authentication device notification" in html
+    assert_no_secrets(html, auth_req_id, auth_request)
+    assert auth_request.auth_req_id_sealed not in html
+
+
+@pytest.mark.django_db
+def test_delivery_admin_is_read_only_and_retries(admin_client_, ping_request):
+    from django_ciba.backends import locmem
+    from django_ciba.models import Delivery
+
+    auth_req_id, auth_request = ping_request
+    delivery = Delivery.objects.get(auth_request=auth_request)
+    later = timezone.now() + timedelta(hours=1)
+    Delivery.objects.filter(pk=delivery.pk).update(status=Delivery.Status.PENDING, next_attempt_at=later)
+    locmem.reset()
+    changelist = "/admin/django_ciba/delivery/"
+    response = admin_client_.get(changelist)
+    assert response.status_code == 200
+    assert_no_secrets(response.content.decode(), auth_req_id, auth_request)
+    assert admin_client_.get(f"{changelist}add/").status_code == 403
+    response = admin_client_.post(
+        changelist, {"action": "retry_now", ACTION_CHECKBOX_NAME: [delivery.pk]}, follow=True
+    )
+    assert response.status_code == 200
+    delivery.refresh_from_db()
+    # The test database wraps the test in a transaction; the task ran in-process (eager).
+    assert delivery.status == Delivery.Status.DELIVERED
+    assert len(locmem.outbox) == 1
