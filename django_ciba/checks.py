@@ -145,7 +145,7 @@ def check_delivery_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
         errors.append(checks.Error(message, id=f"django_ciba.E{number:03d}"))
 
     try:
-        ciba_settings.user_settings
+        _ = ciba_settings.user_settings
     except CibaConfigurationError:
         return []  # reported as E010
     for name in (

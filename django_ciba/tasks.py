@@ -5,6 +5,8 @@ that dies mid-task leaves its message to be redelivered. Importing this module n
 Schedule the housekeeping tasks with :func:`beat_schedule`::
 
     CELERY_BEAT_SCHEDULE = {**django_ciba.tasks.beat_schedule()}
+
+This module may be imported from a settings file: it loads no model until a task runs.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from typing import Any
 
 from celery import shared_task
 
-from . import delivery, maintenance
-
 
 TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
 
@@ -22,24 +22,32 @@ TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True
 @shared_task(name="django_ciba.deliver", **TASK_OPTIONS)
 def deliver(delivery_pk: int) -> str:
     """Attempt one outbox delivery (device notification, ping or push)."""
+    from . import delivery
+
     return delivery.deliver(delivery_pk)
 
 
 @shared_task(name="django_ciba.sweep_outbox", **TASK_OPTIONS)
 def sweep_outbox() -> int:
     """Re-enqueue overdue deliveries (lost messages, crashed workers)."""
+    from . import maintenance
+
     return maintenance.sweep_outbox()
 
 
 @shared_task(name="django_ciba.expire_requests", **TASK_OPTIONS)
 def expire_requests() -> int:
     """Expire overdue requests and push ``expired_token`` to push clients."""
+    from . import maintenance
+
     return maintenance.expire_overdue()
 
 
 @shared_task(name="django_ciba.purge_finished", **TASK_OPTIONS)
 def purge_finished() -> int:
     """Delete finished requests older than ``CIBA["RETENTION"]``."""
+    from . import maintenance
+
     return maintenance.purge_finished()
 
 

@@ -1,13 +1,18 @@
 """Settings of the example OpenID Provider.
 
 Environment: ``CIBA_EXAMPLE_ISSUER`` (default ``http://127.0.0.1:8000/o``), ``DATABASE_URL`` (default:
-SQLite in this folder), ``CELERY_BROKER_URL`` (default: tasks run in-process),
-``CIBA_EXAMPLE_KEY_FILE`` (the OIDC signing key, generated on first use), ``DJANGO_DEBUG``.
+SQLite in this folder), ``CELERY_BROKER_URL`` (default: tasks run in-process; with a broker run
+``celery -A example_project worker -B``), ``CIBA_EXAMPLE_KEY_FILE`` (the OIDC signing key,
+generated on first use), ``CIBA_EXAMPLE_SETTINGS`` (JSON merged into ``CIBA``, e.g. for tests),
+``CIBA_EXAMPLE_SWEEP_SECONDS`` (outbox sweep period, default 10), ``DJANGO_DEBUG``.
 """
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import urlparse
+
+from django_ciba.tasks import beat_schedule
 
 from .database import database_from_url
 from .keys import load_or_create_rsa_key
@@ -92,12 +97,19 @@ OAUTH2_PROVIDER = {
     ],
 }
 
-CIBA = {}
+CIBA = {
+    # Local development and tests: callbacks may reach loopback receivers (still https only).
+    "OUTBOUND_ALLOWED_NETWORKS": ["127.0.0.0/8", "::1/128"],
+    **json.loads(os.environ.get("CIBA_EXAMPLE_SETTINGS") or "{}"),
+}
 
 # Celery: in-process (eager) unless a broker is configured.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = beat_schedule(sweep=float(os.environ.get("CIBA_EXAMPLE_SWEEP_SECONDS", "10")))
 
 LOGGING = {
     "version": 1,
