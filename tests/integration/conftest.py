@@ -46,3 +46,66 @@ def node_tools() -> dict[str, str]:
     node, npm = shutil.which("node"), shutil.which("npm")
     require(bool(node and npm), "The independent-client check needs Node.js and npm on PATH")
     return {"node": node or "", "npm": npm or ""}
+
+
+# --- real services: the callback receiver, the Redis broker, the served example project ----------
+# (tests/integration/receiver.py and services.py; imported lazily so this file's imports stay put)
+
+
+@pytest.fixture
+def callback_receiver(tmp_path):
+    """An HTTPS receiver on 127.0.0.1 (self-signed certificate in ``.ca_file``); closed afterwards."""
+    from tests.integration.receiver import CallbackReceiver
+
+    with CallbackReceiver(tmp_path / "receiver") as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def redis_server():
+    """The broker of ``scripts/with-redis``; running again (if a test stopped it) afterwards."""
+    from tests.integration.services import RedisServer
+
+    server = RedisServer.from_env()
+    require(
+        server is not None,
+        "These tests need the Redis broker of scripts/with-redis (CIBA_TEST_REDIS_PORT is not set; "
+        "scripts/with-postgres scripts/with-redis .venv/bin/pytest tests/integration also starts it)",
+    )
+    assert server is not None
+    server.ensure_running()
+    yield server
+    server.ensure_running()
+
+
+@pytest.fixture
+def served_project_factory(tmp_path, redis_server):
+    """``make(**kwargs) -> ServedProject`` (see services.ServedProject), on an empty broker; every
+    project made is stopped, and its database dropped, afterwards."""
+    from tests.integration.services import ServedProject
+
+    redis_server.flushall()
+    projects = []
+
+    def make(**kwargs):
+        kwargs.setdefault("broker_url", redis_server.url)
+        project = ServedProject(tmp_path / f"project-{len(projects) + 1}", **kwargs)
+        projects.append(project)
+        return project
+
+    yield make
+    errors = []
+    for project in reversed(projects):
+        try:
+            project.stop()
+        except Exception as exc:  # stop the others anyway
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def served_project(callback_receiver, served_project_factory):
+    """The example project (not migrated, nothing started yet) on a fresh database and the Redis
+    broker, trusting ``callback_receiver``'s certificate (REQUESTS_CA_BUNDLE)."""
+    return served_project_factory(ca_file=callback_receiver.ca_file)

@@ -1,0 +1,727 @@
+"""Real services for the integration tests: the Redis broker, and the example project served as
+separate processes (``runserver`` and a Celery worker with beat) on a PostgreSQL database of its own.
+
+``scripts/run-integration`` runs the suite under ``scripts/with-postgres`` and ``scripts/with-redis``;
+the latter exports ``CELERY_BROKER_URL`` and ``CIBA_TEST_REDIS_*``, which :class:`RedisServer`
+reads. Typical use (the fixtures are in ``conftest.py``)::
+
+    def test_push(served_project, callback_receiver, redis_server):
+        project = served_project
+        project.migrate()
+        project.start_web()
+        project.start_worker()
+        ...                                   # requests to project.issuer, project.manage(...)
+        project.kill_worker()                 # SIGKILL to the worker's whole process group
+        redis_server.stop(); redis_server.start()
+        project.start_worker()
+
+Every wait is bounded (``timeout`` arguments, capped by an optional :class:`Deadline`) and every
+process is started in a session of its own and killed with its process group, on ``stop()``, at the
+end of the fixture, and (as a last resort) when the test process exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import pytest
+
+
+ROOT = Path(__file__).resolve().parents[2]
+LOOPBACK = "127.0.0.1"
+T = TypeVar("T")
+
+
+# --- time limits and processes --------------------------------------------------------------
+class Deadline:
+    """A budget for a whole test: ``left(cap)`` is what remains (at most ``cap``); fails when spent."""
+
+    def __init__(self, seconds: float, what: str = "the test") -> None:
+        self.seconds = seconds
+        self.what = what
+        self.end = time.monotonic() + seconds
+
+    def left(self, cap: float | None = None) -> float:
+        remaining = self.end - time.monotonic()
+        if remaining <= 0:
+            pytest.fail(f"{self.what} went over its {self.seconds:g} s budget", pytrace=False)
+        return min(remaining, cap) if cap is not None else remaining
+
+
+def wait_until(
+    predicate: Callable[[], T],
+    timeout: float,
+    message: str | Callable[[], str] = "condition not met",
+    interval: float = 0.1,
+) -> T:
+    """Call ``predicate`` until it returns something true (returned); fail after ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= end:
+            text = message() if callable(message) else message
+            pytest.fail(f"after {timeout:.1f} s: {text}", pytrace=False)
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def port_is_open(port: int, host: str = LOOPBACK, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def tail(path: Path | str, lines: int = 40) -> str:
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _proc_state(pid: int) -> str | None:
+    """The state letter of ``pid`` (``Z`` for a zombie), ``None`` when there is no such process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True while ``pid`` runs (a zombie, which nothing may reap here, counts as dead)."""
+    if not pid:
+        return False
+    state = _proc_state(pid)
+    if state is None:
+        try:
+            os.kill(pid, 0)  # no /proc: fall back to signal 0 (zombies count as alive then)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return not Path("/proc").is_dir()
+    return state != "Z"
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+_live: set[subprocess.Popen] = set()
+
+
+def spawn(args: list[str], *, log: Path, env: Mapping[str, str], cwd: Path = ROOT) -> subprocess.Popen:
+    """Start ``args`` in a session (and process group) of its own, output appended to ``log``."""
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _live.add(process)
+    return process
+
+
+def kill_group(
+    process: subprocess.Popen | None, sig: int = signal.SIGKILL, timeout: float = 15
+) -> int | None:
+    """Send ``sig`` to the process group of ``process`` (started by :func:`spawn`) and wait until
+    the group leader exited and, for SIGKILL, no member of the group is left. Returns the exit code.
+    """
+    if process is None:
+        return None
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
+    try:
+        code = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{process.args!r} did not exit within {timeout:g} s of signal {sig}", pytrace=False)
+    if sig == signal.SIGKILL:
+        wait_until(
+            lambda: not group_members(process.pid),
+            timeout,
+            lambda: f"processes of group {process.pid} survived SIGKILL: {group_members(process.pid)}",
+        )
+    _live.discard(process)
+    return code
+
+
+def stop_group(process: subprocess.Popen | None, grace: float = 10) -> int | None:
+    """SIGTERM to the process group, SIGKILL after ``grace`` s; never fails."""
+    if process is None:
+        return None
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            process.wait(wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    if group_members(process.pid):  # workers left behind by a leader that exited first
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _live.discard(process)
+    return process.returncode
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for process in list(_live):
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+# --- Redis ------------------------------------------------------------------------------------
+def redis_ping(port: int, host: str = LOOPBACK, timeout: float = 1.0) -> bool:
+    """True when a Redis server on ``port`` answers PING with PONG."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+# Servers started by RedisServer.start(), by port: kept referenced (no "still running" warning when a
+# RedisServer is dropped), and reaped by whichever RedisServer on that port stops them.
+_redis_processes: dict[int, subprocess.Popen] = {}
+
+
+class RedisServer:
+    """The broker started by ``scripts/with-redis``: stop it and start it again on the same port.
+
+    ``scripts/with-redis`` writes the server's whole configuration (port, bind 127.0.0.1, dir,
+    pidfile, logfile, no persistence) to ``CIBA_TEST_REDIS_CONF``; :meth:`start` runs
+    ``redis-server CONF`` again, so the new server has the same port and pidfile and with-redis's
+    cleanup (SHUTDOWN NOSAVE on the port, then the pid in the pidfile) stops it whoever started it.
+    A server started here runs in a session of its own and outlives the test process if it has to.
+    """
+
+    def __init__(
+        self, port: int, server: str = "redis-server", cli: str | None = None, conf: str | None = None
+    ):
+        self.port = int(port)
+        self.server = server
+        self.cli_path = cli or shutil.which("redis-cli") or str(Path(server).with_name("redis-cli"))
+        self.conf = Path(conf) if conf else None
+        self._own_dir: Path | None = None
+
+    @classmethod
+    def from_env(cls) -> RedisServer | None:
+        """The server of ``scripts/with-redis`` (``None`` when ``CIBA_TEST_REDIS_PORT`` is unset)."""
+        port = os.environ.get("CIBA_TEST_REDIS_PORT")
+        if not port:
+            return None
+        return cls(
+            int(port),
+            server=os.environ.get("CIBA_TEST_REDIS_SERVER") or shutil.which("redis-server") or "redis-server",
+            cli=os.environ.get("CIBA_TEST_REDIS_CLI") or None,
+            conf=os.environ.get("CIBA_TEST_REDIS_CONF") or None,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    @property
+    def _process(self) -> subprocess.Popen | None:
+        return _redis_processes.get(self.port)
+
+    @_process.setter
+    def _process(self, process: subprocess.Popen | None) -> None:
+        if process is None:
+            _redis_processes.pop(self.port, None)
+        else:
+            _redis_processes[self.port] = process
+
+    @property
+    def directory(self) -> Path:
+        if self.conf is not None:
+            return self.conf.parent
+        if self._own_dir is None:
+            self._own_dir = Path(tempfile.mkdtemp(prefix="ciba-redis-"))
+        return self._own_dir
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "redis.pid"
+
+    def pid(self) -> int | None:
+        """The pid in the pidfile while it is a live redis-server."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            cmdline = b"redis"
+        return pid if pid_alive(pid) and b"redis" in cmdline else None
+
+    def ping(self, timeout: float = 1.0) -> bool:
+        return redis_ping(self.port, timeout=timeout)
+
+    running = ping
+
+    def cli(self, *args: str, timeout: float = 10) -> str:
+        """``redis-cli -p PORT ARGS...``; its stdout (fails on a non-zero exit)."""
+        result = subprocess.run(
+            [self.cli_path, "-h", LOOPBACK, "-p", str(self.port), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        assert result.returncode == 0, f"redis-cli {' '.join(args)}: {result.stdout}{result.stderr}"
+        return result.stdout.strip()
+
+    def flushall(self) -> None:
+        """Forget every queued message and result (between tests)."""
+        assert self.cli("FLUSHALL") == "OK"
+
+    def stop(self, kill: bool = False, timeout: float = 15) -> None:
+        """Take the broker down: SHUTDOWN NOSAVE (``kill=True``: SIGKILL, like a crash), then wait
+        until the port is closed and the process gone."""
+        pid = self.pid()
+        if kill and pid:
+            os.kill(pid, signal.SIGKILL)
+        elif self.ping():
+            subprocess.run(
+                [self.cli_path, "-h", LOOPBACK, "-p", str(self.port), "SHUTDOWN", "NOSAVE"],
+                capture_output=True,
+                timeout=timeout,
+            )
+
+        def down() -> bool:
+            if self._process is not None and self._process.poll() is None:
+                return False
+            return not port_is_open(self.port) and not pid_alive(pid)
+
+        end = time.monotonic() + timeout
+        while not down() and time.monotonic() < end:
+            time.sleep(0.05)
+        if not down() and pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            wait_until(down, 5, f"Redis on port {self.port} (pid {pid}) did not stop")
+        if self._process is not None:
+            try:
+                self._process.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+            self._process = None
+        assert down(), f"Redis on port {self.port} did not stop:\n{self.log_tail()}"
+
+    def start(self, timeout: float = 15) -> None:
+        """Start the server again on the same port (a no-op while it answers PING)."""
+        if self.ping():
+            return
+        wait_until(
+            lambda: not port_is_open(self.port), timeout, f"port {self.port} is taken by something else"
+        )
+        if self.conf is not None:
+            args = [self.server, str(self.conf)]
+        else:
+            args = [
+                self.server,
+                *("--port", str(self.port), "--bind", LOOPBACK, "--daemonize", "no"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.directory)),
+                *("--pidfile", str(self.pidfile), "--logfile", str(self.directory / "redis.log")),
+            ]
+        log = self.directory / "restarts.log"
+        with log.open("ab") as out:
+            self._process = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.directory,
+            )
+
+        def up() -> bool:
+            if self._process is not None and self._process.poll() is not None:
+                pytest.fail(
+                    f"redis-server exited with {self._process.returncode}:\n{tail(log)}\n{self.log_tail()}",
+                    pytrace=False,
+                )
+            return self.ping()
+
+        wait_until(up, timeout, lambda: f"Redis did not answer PING on port {self.port}:\n{self.log_tail()}")
+
+    def ensure_running(self, timeout: float = 15) -> None:
+        if not self.ping():
+            self.start(timeout)
+
+    def log_tail(self, lines: int = 20) -> str:
+        return tail(self.directory / "redis.log", lines)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+class ScratchDatabase:
+    """A fresh database on the test cluster (the one of ``settings.DATABASES['default']``),
+    dropped (``WITH (FORCE)``) by :meth:`drop`. ``url`` is a ``DATABASE_URL`` for child processes."""
+
+    def __init__(self, prefix: str = "ciba_it") -> None:
+        import psycopg
+        from django.conf import settings
+        from psycopg import sql
+
+        db = settings.DATABASES["default"]
+        assert db["ENGINE"].endswith("postgresql"), f"not a PostgreSQL database: {db['ENGINE']}"
+        self.name = f"{prefix}_{secrets.token_hex(4)}"
+        self._params = {
+            "host": db.get("HOST") or LOOPBACK,
+            "port": db.get("PORT") or "5432",
+            "user": db.get("USER") or None,
+            "password": db.get("PASSWORD") or None,
+            "dbname": "postgres",
+            "connect_timeout": 10,
+        }
+        with psycopg.connect(**self._params, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+        self.dropped = False
+        user = quote(db.get("USER") or "", safe="")
+        password = quote(db.get("PASSWORD") or "", safe="")
+        credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
+        host, port = self._params["host"], self._params["port"]
+        # A socket directory as HOST goes in the query string (example_project/database.py reads it).
+        if host.startswith("/"):
+            self.url = f"postgres://{credentials}localhost:{port}/{self.name}?host={quote(host, safe='')}"
+        else:
+            self.url = f"postgres://{credentials}{host}:{port}/{self.name}"
+
+    def drop(self) -> None:
+        if self.dropped:
+            return
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(**self._params, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
+        self.dropped = True
+
+    def __enter__(self) -> ScratchDatabase:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.drop()
+
+
+# --- Celery control -----------------------------------------------------------------------------
+def control_app(broker_url: str):
+    """A bare Celery app on ``broker_url`` for remote control (ping, inspect): no Django involved."""
+    from celery import Celery
+
+    app = Celery("ciba-tests-control", broker=broker_url, set_as_current=False)
+    app.conf.broker_connection_timeout = 2
+    app.conf.broker_connection_retry_on_startup = False
+    app.conf.broker_transport_options = {"max_retries": 1, "interval_start": 0, "interval_step": 0.5}
+    return app
+
+
+def ping_workers(app, destination: Iterable[str] | None = None, timeout: float = 1.0) -> list[dict[str, Any]]:
+    """``app.control.ping()``; ``[]`` when nobody answered or the broker is unreachable."""
+    try:
+        return app.control.ping(destination=list(destination) if destination else None, timeout=timeout) or []
+    except Exception:  # kombu.exceptions.OperationalError, redis ConnectionError...
+        return []
+
+
+# --- the served example project -----------------------------------------------------------------
+READY = re.compile(rb"(\S+@\S+) ready\.")
+
+
+class ServedProject:
+    """``example_project`` served by subprocesses that share one PostgreSQL database.
+
+    ``directory`` holds the OIDC key, the logs and the beat schedule. Without ``database_url`` a
+    :class:`ScratchDatabase` is created (and dropped by :meth:`stop`). ``broker_url`` defaults to
+    ``$CELERY_BROKER_URL`` (tasks run in-process in each child when there is none). ``ca_file`` is
+    passed as ``REQUESTS_CA_BUNDLE`` (the callback receiver's certificate). ``env`` is added last;
+    :attr:`env` may still be changed before a process is started.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        database_url: str | None = None,
+        broker_url: str | None = None,
+        ca_file: str | None = None,
+        env: Mapping[str, str] | None = None,
+        deadline: Deadline | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.deadline = deadline
+        self.database = ScratchDatabase() if database_url is None else None
+        self.database_url = database_url or self.database.url  # type: ignore[union-attr]
+        self.broker_url = broker_url if broker_url is not None else os.environ.get("CELERY_BROKER_URL", "")
+        self.port = port or free_port()
+        self.issuer = f"http://{LOOPBACK}:{self.port}/o"
+        self.base_url = f"http://{LOOPBACK}:{self.port}"
+        self.web: subprocess.Popen | None = None
+        self.worker: subprocess.Popen | None = None
+        self.worker_name: str | None = None
+        self.worker_log: Path | None = None
+        self._worker_starts = 0
+        self._control = None
+
+        dropped = ("DJANGO_SETTINGS_MODULE", "CELERY_BROKER_URL", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+        self.env: dict[str, str] = {k: v for k, v in os.environ.items() if k not in dropped}
+        no_proxy = ",".join(filter(None, [os.environ.get("NO_PROXY", ""), LOOPBACK, "localhost"]))
+        self.env.update(
+            DJANGO_SETTINGS_MODULE="example_project.settings",
+            DATABASE_URL=self.database_url,
+            CIBA_EXAMPLE_ISSUER=self.issuer,
+            CIBA_EXAMPLE_KEY_FILE=str(self.directory / "oidc-key.pem"),
+            DJANGO_DEBUG="0",
+            PYTHONUNBUFFERED="1",
+            NO_PROXY=no_proxy,
+            no_proxy=no_proxy,
+        )
+        if self.broker_url:
+            self.env["CELERY_BROKER_URL"] = self.broker_url
+        if ca_file:
+            self.env["REQUESTS_CA_BUNDLE"] = str(ca_file)
+        self.env.update(env or {})
+
+    def _time(self, timeout: float) -> float:
+        return self.deadline.left(timeout) if self.deadline is not None else timeout
+
+    # --- one-off commands ---------------------------------------------------------------------
+    def manage(self, *args: str, timeout: float = 60, check: bool = True) -> str:
+        """``manage.py ARGS...`` with the project's environment; its stdout (asserts exit 0)."""
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=self._time(timeout),
+        )
+        if check:
+            assert result.returncode == 0, (
+                f"manage.py {' '.join(args)} exited with {result.returncode}:\n"
+                f"{result.stdout}\n{result.stderr}"
+            )
+        return result.stdout
+
+    def shell(self, code: str, timeout: float = 60) -> str:
+        """The last line ``manage.py shell -c CODE`` printed (Django 5.2 may print a banner first)."""
+        lines = [
+            line for line in self.manage("shell", "--no-imports", "-c", code, timeout=timeout).splitlines()
+        ]
+        lines = [line for line in lines if line.strip()]
+        assert lines, f"manage.py shell printed nothing for {code!r}"
+        return lines[-1].strip()
+
+    def shell_json(self, code: str, timeout: float = 60) -> Any:
+        """``json.loads`` of :meth:`shell` (``code`` prints ``json.dumps(...)`` last)."""
+        return json.loads(self.shell(code, timeout=timeout))
+
+    def migrate(self, timeout: float = 90) -> None:
+        self.manage("migrate", "--noinput", "-v0", timeout=timeout)
+
+    # --- runserver ----------------------------------------------------------------------------
+    @property
+    def web_log(self) -> Path:
+        return self.directory / "web.log"
+
+    def start_web(self, timeout: float = 30) -> None:
+        """``manage.py runserver 127.0.0.1:PORT --noreload``; returns once discovery answers 200."""
+        assert self.web is None or self.web.poll() is not None, "the web server is already running"
+        self.web = spawn(
+            [sys.executable, "manage.py", "runserver", f"{LOOPBACK}:{self.port}", "--noreload"],
+            log=self.web_log,
+            env=self.env,
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        url = f"{self.issuer}/.well-known/openid-configuration"
+
+        def answers() -> bool:
+            web = self.web
+            if web is not None and web.poll() is not None:
+                pytest.fail(f"runserver exited with {web.returncode}:\n{tail(self.web_log)}", pytrace=False)
+            try:
+                with opener.open(url, timeout=2) as response:
+                    return response.status == 200 and json.load(response).get("issuer") == self.issuer
+            except (OSError, ValueError):
+                return False
+
+        wait_until(answers, self._time(timeout), lambda: f"{url} did not answer:\n{tail(self.web_log)}", 0.2)
+
+    def stop_web(self) -> None:
+        stop_group(self.web, grace=5)
+        self.web = None
+
+    # --- the Celery worker (with beat) --------------------------------------------------------
+    def start_worker(
+        self, *extra_args: str, concurrency: int = 2, beat: bool = True, timeout: float = 60
+    ) -> str:
+        """A prefork worker (with embedded beat) in its own process group, logging to
+        ``worker-N.log``; returns its node name once it logged "ready"."""
+        assert self.broker_url, "start_worker() needs a broker (CELERY_BROKER_URL, scripts/with-redis)"
+        assert self.worker is None or self.worker.poll() is not None, "a worker is already running"
+        self._worker_starts += 1
+        number = self._worker_starts
+        self.worker_name = f"ciba-it-{number}-{secrets.token_hex(3)}@{socket.gethostname()}"
+        self.worker_log = self.directory / f"worker-{number}.log"
+        args = [
+            sys.executable,
+            *("-m", "celery", "-A", "example_project", "worker"),
+            *("--pool=prefork", f"--concurrency={concurrency}", "--loglevel=INFO"),
+            *("-n", self.worker_name, "--without-mingle", "--without-gossip"),
+        ]
+        if beat:
+            args += ["-B", "-s", str(self.directory / "beat-schedule")]
+        self.worker = spawn([*args, *extra_args], log=self.worker_log, env=self.env)
+        log = self.worker_log
+
+        def ready() -> bool:
+            worker = self.worker
+            if worker is not None and worker.poll() is not None:
+                pytest.fail(
+                    f"the Celery worker exited with {worker.returncode}:\n{tail(log, 60)}", pytrace=False
+                )
+            try:
+                return bool(READY.search(log.read_bytes()))
+            except OSError:
+                return False
+
+        wait_until(
+            ready, self._time(timeout), lambda: f"the Celery worker did not get ready:\n{tail(log, 60)}"
+        )
+        return self.worker_name
+
+    def kill_worker(self, sig: int = signal.SIGKILL, timeout: float = 30) -> int | None:
+        """Send ``sig`` to the worker's whole process group (main process, pool children, beat) and
+        wait until it is gone; the exit code of the main process."""
+        worker, self.worker = self.worker, None
+        return kill_group(worker, sig, self._time(timeout))
+
+    def stop_worker(self, grace: float = 20) -> int | None:
+        """A warm shutdown (SIGTERM), SIGKILL after ``grace`` s."""
+        worker, self.worker = self.worker, None
+        return stop_group(worker, grace)
+
+    def worker_alive(self) -> bool:
+        return self.worker is not None and self.worker.poll() is None
+
+    @property
+    def control(self):
+        """A Celery app on the project's broker for remote control (see :func:`ping_workers`)."""
+        if self._control is None:
+            self._control = control_app(self.broker_url)
+        return self._control
+
+    def ping_worker(self, timeout: float = 30) -> dict[str, Any]:
+        """Wait until the current worker answers a control ping; its reply."""
+        assert self.worker_name, "no worker was started"
+        name = self.worker_name
+
+        def answered() -> dict[str, Any] | None:
+            for reply in ping_workers(self.control, [name], timeout=1.0):
+                if name in reply:
+                    return reply
+            return None
+
+        return wait_until(
+            answered, self._time(timeout), lambda: f"{name} did not answer a ping:\n{self.log_tail()}", 0.2
+        )
+
+    def wait_for_worker_log(self, pattern: str | re.Pattern[str], timeout: float = 30) -> re.Match[str]:
+        """Wait until the current worker's log matches ``pattern`` (a regex); the match."""
+        assert self.worker_log is not None, "no worker was started"
+        log = self.worker_log
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+
+        def found() -> re.Match[str] | None:
+            try:
+                return regex.search(log.read_text(errors="replace"))
+            except OSError:
+                return None
+
+        return wait_until(
+            found, self._time(timeout), lambda: f"{regex.pattern!r} not in:\n{tail(log, 60)}", 0.2
+        )
+
+    # --- diagnostics and lifetime -------------------------------------------------------------
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of every log (runserver, each worker), for assertion messages."""
+        parts = []
+        for path in [self.web_log, *sorted(self.directory.glob("worker-*.log"))]:
+            if path.exists():
+                parts.append(f"--- {path.name} ---\n{tail(path, lines)}")
+        return "\n".join(parts) or "(no logs)"
+
+    def stop(self) -> None:
+        """Stop the worker and the web server (process groups), then drop the scratch database."""
+        try:
+            self.stop_worker(grace=10)
+            self.stop_web()
+        finally:
+            if self._control is not None:
+                try:
+                    self._control.close()
+                except Exception:
+                    pass
+                self._control = None
+            if self.database is not None:
+                self.database.drop()
+
+    def __enter__(self) -> ServedProject:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
