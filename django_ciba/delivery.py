@@ -81,6 +81,8 @@ def deliver(delivery_pk: int) -> str:
                 )
         except push.MintingFailed:
             return _minting_failed(delivery, now)
+        except push.UserInactive:
+            return _user_inactive(delivery, now)
     outcome = _attempt(delivery)
     return _record(delivery, outcome)
 
@@ -271,3 +273,17 @@ def _minting_failed(delivery: Delivery, now: datetime) -> str:
             outbox.record_outcome(auth_request)
             transaction.on_commit(lambda: signals.send(signals.auth_request_failed, auth_request))
     return "failed"
+
+
+def _user_inactive(delivery: Delivery, now: datetime) -> str:
+    """The user was deactivated after approving: push ``access_denied`` instead of tokens."""
+    auth_request = delivery.auth_request
+    with transaction.atomic():
+        Delivery.objects.finish(
+            delivery.pk, status=Delivery.Status.CANCELLED, now=now, last_error="The user is inactive."
+        )
+        if AuthenticationRequest.objects.withdraw_approval(auth_request.pk, now=now):
+            auth_request.status = Status.DENIED
+            outbox.record_outcome(auth_request)
+            transaction.on_commit(lambda: signals.send(signals.auth_request_denied, auth_request))
+    return "cancelled"

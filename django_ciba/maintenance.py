@@ -1,8 +1,9 @@
 """Periodic housekeeping: expire overdue requests, re-enqueue overdue deliveries, delete old rows.
 
-Run by the Celery beat tasks in :mod:`django_ciba.tasks` and by ``manage.py ciba_cleanup``. Each
-function works in batches of ``CIBA["BATCH_SIZE"]`` rows and is safe to run concurrently with
-itself and with live traffic (every change is an atomic conditional update).
+Run by the Celery beat tasks in :mod:`django_ciba.tasks` and by ``manage.py ciba_cleanup``. They
+work in batches of ``CIBA["BATCH_SIZE"]`` rows (expiry and purge loop until done; the sweep takes
+one batch per run, as it runs every few seconds) and are safe to run concurrently with themselves
+and with live traffic (every change is an atomic conditional update).
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def expire_overdue(*, now: datetime | None = None, batch_size: int | None = None
     expired = 0
     while True:
         pks = list(
-            AuthenticationRequest.objects.expired(now).order_by("expires_at").values_list("pk", flat=True)[:size]
+            AuthenticationRequest.objects.expired(now)
+            .order_by("expires_at")
+            .values_list("pk", flat=True)[:size]
         )
         for pk in pks:
             with transaction.atomic():
@@ -52,9 +55,9 @@ def sweep_outbox(*, now: datetime | None = None, batch_size: int | None = None) 
     """Enqueue deliveries that are overdue: their task was lost (broker down) or their worker died."""
     now = now or timezone.now()
     pks = list(
-        Delivery.objects.due(now - SWEEP_SLACK).order_by("next_attempt_at").values_list("pk", flat=True)[
-            : _batch_size(batch_size)
-        ]
+        Delivery.objects.due(now - SWEEP_SLACK)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[: _batch_size(batch_size)]
     )
     for pk in pks:
         outbox.dispatch(pk)
@@ -78,8 +81,10 @@ def purge_finished(
             .values_list("pk", flat=True)[:size]
         )
         if pks:
-            deleted += AuthenticationRequest.objects.filter(pk__in=pks).delete()[1].get(
-                AuthenticationRequest._meta.label, 0
+            deleted += (
+                AuthenticationRequest.objects.filter(pk__in=pks)
+                .delete()[1]
+                .get(AuthenticationRequest._meta.label, 0)
             )
         if len(pks) < size:
             return deleted

@@ -32,6 +32,10 @@ class MintingFailed(Exception):
     """Tokens could not be minted for an approved push request (reported as transaction_failed)."""
 
 
+class UserInactive(Exception):
+    """The user was deactivated after approving: no tokens (as at the token endpoint)."""
+
+
 def _server() -> Any:
     return oauth2_settings.OAUTH2_SERVER_CLASS(
         oauth2_settings.OAUTH2_VALIDATOR_CLASS(), **oauth2_settings.server_kwargs
@@ -56,10 +60,13 @@ def mint_for_push(delivery: Delivery) -> bool:
     """Spend the approved request and seal its token response onto ``delivery``.
 
     Returns False when the request is no longer approved (expired, or minted by someone else).
-    Raises :class:`MintingFailed` when DOT could not mint; nothing is stored in that case.
+    Raises :class:`UserInactive` for a deactivated user and :class:`MintingFailed` when DOT could
+    not mint; nothing is stored in either case.
     """
     auth_request = delivery.auth_request
     now = timezone.now()
+    if not auth_request.user.is_active:
+        raise UserInactive()
     try:
         with transaction.atomic():
             if not AuthenticationRequest.objects.claim_for_tokens(auth_request.pk, now=now):

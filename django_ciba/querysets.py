@@ -68,6 +68,11 @@ class AuthenticationRequestQuerySet(models.QuerySet):
             pk, (Status.PENDING, Status.APPROVED), status=Status.EXPIRED, expires_at=now, updated_at=now
         )
 
+    def withdraw_approval(self, pk: int, *, now: datetime) -> bool:
+        """Turn an approval whose tokens were never issued into a denial (user deactivated)."""
+        Status = self.model.Status
+        return self._transition(pk, (Status.APPROVED,), status=Status.DENIED, updated_at=now)
+
     def time_out(self, pk: int, *, now: datetime) -> bool:
         """Expire a request whose lifetime is over (pending, or approved but never redeemed)."""
         Status = self.model.Status

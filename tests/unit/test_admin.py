@@ -273,7 +273,12 @@ def test_ciba_client_admin_refuses_private_endpoint(admin_client_, poll_client):
         "scope": "",
         "request_signing_alg": "",
     }
-    for endpoint in ("https://127.0.0.1/cb", "https://10.1.2.3/cb", "https://[::1]/cb", "https://localhost/cb"):
+    for endpoint in (
+        "https://127.0.0.1/cb",
+        "https://10.1.2.3/cb",
+        "https://[::1]/cb",
+        "https://localhost/cb",
+    ):
         response = admin_client_.post(url, {**form, "notification_endpoint": endpoint})
         assert response.status_code == 200, endpoint
         assert set(response.context["adminform"].form.errors) == {"notification_endpoint"}
