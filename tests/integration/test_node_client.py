@@ -12,7 +12,6 @@ import json
 import os
 import queue
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from django.conf import settings
 from psycopg import sql
 
 from django_ciba.constants import AUTH_REQ_ID_CLAIM
+from tests.integration.services import Deadline, free_port, tail
 
 
 pytestmark = pytest.mark.integration
@@ -38,23 +38,6 @@ TEST_BUDGET = 60  # seconds for the whole test, npm install excluded
 NPM_TIMEOUT = 180
 USERNAME = "ciba-node"
 SCOPE = "openid profile offline_access"
-
-
-class Deadline:
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
-
-    def left(self, cap: float | None = None) -> float:
-        remaining = self.end - time.monotonic()
-        if remaining <= 0:
-            pytest.fail(f"the independent-client check went over its {TEST_BUDGET} s budget", pytrace=False)
-        return min(remaining, cap) if cap is not None else remaining
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stop(process: subprocess.Popen | None) -> None:
@@ -71,13 +54,6 @@ def stop(process: subprocess.Popen | None) -> None:
             return
         except subprocess.TimeoutExpired:
             continue
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 @pytest.fixture(scope="session")
@@ -141,7 +117,7 @@ def served_database_url() -> Iterator[str]:
 
 
 def test_openid_client_completes_ciba_poll_flow(node_tools, node_project, served_database_url, tmp_path):
-    deadline = Deadline(TEST_BUDGET)
+    deadline = Deadline(TEST_BUDGET, "the independent-client check")
     port = free_port()
     issuer = f"http://127.0.0.1:{port}/o"
     env = {key: value for key, value in os.environ.items() if key not in ("CELERY_BROKER_URL",)}

@@ -232,21 +232,26 @@ def test_ciba_client_admin_changelist_and_change_page(admin_client_, poll_client
     assert 'name="delivery_mode"' in change.content.decode()
 
 
+def ping_client_form(app, endpoint):
+    """The CibaClient admin form turning ``app`` into a ping client with ``endpoint``."""
+    return {
+        "application": app.pk,
+        "enabled": "on",
+        "delivery_mode": "ping",
+        "notification_endpoint": endpoint,
+        "token_endpoint_auth_method": "client_secret_basic",
+        "scope": "",
+        "request_signing_alg": "",
+    }
+
+
 @pytest.mark.django_db
 def test_ciba_client_admin_validates_ping_endpoint(admin_client_, poll_client):
     # REG-02: the admin form refuses a ping client without an https endpoint.
     app, _ = poll_client
     ciba = CibaClient.objects.get(application=app)
     url = f"/admin/django_ciba/cibaclient/{ciba.pk}/change/"
-    form = {
-        "application": app.pk,
-        "enabled": "on",
-        "delivery_mode": "ping",
-        "notification_endpoint": "http://rp.example.com/cb",
-        "token_endpoint_auth_method": "client_secret_basic",
-        "scope": "",
-        "request_signing_alg": "",
-    }
+    form = ping_client_form(app, "http://rp.example.com/cb")
     response = admin_client_.post(url, form)
     assert response.status_code == 200  # form redisplayed with errors
     assert set(response.context["adminform"].form.errors) == {"notification_endpoint"}
@@ -265,14 +270,7 @@ def test_ciba_client_admin_refuses_private_endpoint(admin_client_, poll_client):
     app, _ = poll_client
     ciba = CibaClient.objects.get(application=app)
     url = f"/admin/django_ciba/cibaclient/{ciba.pk}/change/"
-    form = {
-        "application": app.pk,
-        "enabled": "on",
-        "delivery_mode": "ping",
-        "token_endpoint_auth_method": "client_secret_basic",
-        "scope": "",
-        "request_signing_alg": "",
-    }
+    form = ping_client_form(app, "")
     for endpoint in (
         "https://127.0.0.1/cb",
         "https://10.1.2.3/cb",

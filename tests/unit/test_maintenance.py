@@ -141,28 +141,14 @@ def test_expire_overdue_uses_the_given_time(poll_client, user):
     assert statuses([soon, later]) == [Status.EXPIRED, Status.PENDING]
 
 
-def test_expire_overdue_on_a_ping_client_sends_no_callback(client, user, post, expired_signals):
-    # PING-08: no ping on expiry (optional, and this OP does not send one).
-    app, secret = create_ciba_client("Ping RP", mode="ping", notification_endpoint=ENDPOINT)
+@pytest.mark.parametrize("mode", ["ping", "poll"])
+def test_expire_overdue_sends_no_ping_and_no_poll_callback(client, user, post, expired_signals, mode):
+    # PING-08: no ping on expiry (optional, and this OP does not send one); PING-09: poll clients
+    # are never called back.
+    app, secret = create_ciba_client(f"{mode} RP", mode=mode, notification_endpoint=ENDPOINT)
     _, auth_request = start_request(
         client, app, secret, scope="openid", login_hint="alice", client_notification_token="n" * 32
     )
-    AuthenticationRequest.objects.filter(pk=auth_request.pk).update(
-        expires_at=timezone.now() - timedelta(seconds=1)
-    )
-    assert maintenance.expire_overdue() == 1
-    assert statuses([auth_request]) == [Status.EXPIRED]
-    assert post.calls == []
-    assert list(Delivery.objects.filter(auth_request=auth_request).values_list("kind", flat=True)) == [
-        Kind.DEVICE
-    ]
-    assert len(expired_signals) == 1
-
-
-def test_expire_overdue_on_a_poll_client_sends_no_callback(client, user, poll_client, post, expired_signals):
-    # PING-09: poll clients are never called back.
-    app, secret = poll_client
-    _, auth_request = start_request(client, app, secret, scope="openid", login_hint="alice")
     AuthenticationRequest.objects.filter(pk=auth_request.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
