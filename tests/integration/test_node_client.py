@@ -160,7 +160,6 @@ def test_openid_client_completes_ciba_poll_flow(node_tools, node_project, served
 
     server_log = tmp_path / "runserver.log"
     server = node = None
-    node_stderr: list[str] = []
     try:
         with server_log.open("w") as log:
             server = subprocess.Popen(
@@ -174,11 +173,11 @@ def test_openid_client_completes_ciba_poll_flow(node_tools, node_project, served
             )
         wait_for_discovery(issuer, server, deadline, server_log)
 
-        node = subprocess.Popen(
-            [node_tools["node"], "ciba-poll.mjs"],
-            cwd=node_project,
-            env={
-                **os.environ,
+        node = NodeScript(
+            node_tools["node"],
+            node_project,
+            "ciba-poll.mjs",
+            {
                 "CIBA_ISSUER": issuer,
                 "CIBA_CLIENT_ID": client_id,
                 "CIBA_CLIENT_SECRET": client_secret,
@@ -187,28 +186,10 @@ def test_openid_client_completes_ciba_poll_flow(node_tools, node_project, served
                 "CIBA_SCOPE": SCOPE,
                 "CIBA_TIMEOUT_SECONDS": str(int(deadline.left(40))),
             },
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+            deadline,
+            lambda: f"server log:\n{tail(server_log)}",
         )
-        lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=pump, args=(node.stdout, lines.put, lines.put), daemon=True).start()
-        threading.Thread(target=pump, args=(node.stderr, node_stderr.append), daemon=True).start()
-
-        def next_event(cap: float) -> dict:
-            try:
-                line = lines.get(timeout=deadline.left(cap))
-            except queue.Empty:
-                line = None
-            details = f"\nnode stderr:\n{''.join(node_stderr)}\nserver log:\n{tail(server_log)}"
-            assert line is not None, f"the Node client printed nothing more{details}"
-            event = json.loads(line)
-            assert event.get("event") != "error", f"the Node client failed: {event}{details}"
-            return event
-
-        initiated = next_event(20)
+        initiated = node.next_event(20)
         assert initiated["event"] == "initiated"
         auth_req_id = initiated["auth_req_id"]
         assert isinstance(auth_req_id, str) and len(auth_req_id) >= 22
@@ -219,25 +200,15 @@ def test_openid_client_completes_ciba_poll_flow(node_tools, node_project, served
         wait_for_log(server_log, '"POST /o/token/ HTTP/1.1" 400', deadline.left(15))
         assert "approved" in manage("ciba_approve", auth_req_id)
 
-        tokens = next_event(40)
+        tokens = node.next_event(40)
         assert tokens["event"] == "tokens"
-        node.wait(timeout=deadline.left(10))
-        assert node.returncode == 0, "".join(node_stderr)
+        node.finish()
     finally:
-        stop(node)
+        if node is not None:
+            node.stop()
         stop(server)
 
-    claims = tokens["claims"]
-    assert claims["sub"] == user_pk
-    assert claims["aud"] == client_id or claims["aud"] == [client_id]
-    assert claims["iss"] == issuer
-    assert claims[AUTH_REQ_ID_CLAIM] == auth_req_id
-    assert isinstance(claims["auth_time"], int)
-    assert claims["iat"] - 60 <= claims["auth_time"] <= claims["iat"] + 60
-    assert tokens["issuer"] == issuer
-    assert tokens["token_type"].lower() == "bearer"
-    assert tokens["has_access_token"] and tokens["has_refresh_token"]
-    assert set(tokens["scope"].split()) == set(SCOPE.split())
+    assert_tokens_event(tokens, user_pk=user_pk, client_id=client_id, issuer=issuer, auth_req_id=auth_req_id)
 
     # The OP's own record: approved for that user, then spent by the one token response.
     record = json.loads(
@@ -257,6 +228,69 @@ def pump(stream, sink, at_end=None) -> None:
         sink(line)
     if at_end is not None:
         at_end(None)
+
+
+def assert_tokens_event(tokens: dict, *, user_pk: str, client_id: str, issuer: str, auth_req_id: str) -> None:
+    """The ``tokens`` event of a Node check: what openid-client accepted, for the right user."""
+    assert tokens["event"] == "tokens"
+    claims = tokens["claims"]
+    assert claims["sub"] == user_pk
+    assert claims["aud"] == client_id or claims["aud"] == [client_id]
+    assert claims["iss"] == issuer
+    assert claims[AUTH_REQ_ID_CLAIM] == auth_req_id
+    assert isinstance(claims["auth_time"], int)
+    assert claims["iat"] - 60 <= claims["auth_time"] <= claims["iat"] + 60
+    assert tokens["issuer"] == issuer
+    assert tokens["token_type"].lower() == "bearer"
+    assert tokens["has_access_token"] and tokens["has_refresh_token"]
+    assert set(tokens["scope"].split()) == set(SCOPE.split())
+
+
+class NodeScript:
+    """A Node script in its own session; each line it prints on stdout is one JSON event."""
+
+    def __init__(self, node: str, cwd: Path, script: str, env: dict[str, str], deadline, context) -> None:
+        self.deadline = deadline
+        self.context = context  # () -> str: what to show when the script fails (e.g. a log tail)
+        self.events: list[dict] = []
+        self.stderr: list[str] = []
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.process = subprocess.Popen(
+            [node, script],
+            cwd=cwd,
+            env={**os.environ, **env},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(
+            target=pump, args=(self.process.stdout, self.lines.put, self.lines.put), daemon=True
+        ).start()
+        threading.Thread(target=pump, args=(self.process.stderr, self.stderr.append), daemon=True).start()
+
+    def details(self) -> str:
+        return f"\nevents so far: {self.events}\nnode stderr:\n{''.join(self.stderr)}\n{self.context()}"
+
+    def next_event(self, cap: float) -> dict:
+        """The next event (failing on an ``error`` event, on silence, or when the budget is spent)."""
+        try:
+            line = self.lines.get(timeout=self.deadline.left(cap))
+        except queue.Empty:
+            line = None
+        assert line is not None, f"the Node client printed nothing more{self.details()}"
+        event = json.loads(line)
+        self.events.append(event)
+        assert event.get("event") != "error", f"the Node client failed: {event}{self.details()}"
+        return event
+
+    def finish(self, cap: float = 10) -> None:
+        self.process.wait(timeout=self.deadline.left(cap))
+        assert self.process.returncode == 0, self.details()
+
+    def stop(self) -> None:
+        stop(self.process)
 
 
 def wait_for_log(path: Path, text: str, seconds: float) -> None:

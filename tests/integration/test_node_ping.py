@@ -13,18 +13,13 @@ sent by the process that approves (``manage.py ciba_approve``), right after its 
 from __future__ import annotations
 
 import json
-import os
-import queue
-import subprocess
-import threading
 
 import pytest
 
-from django_ciba.constants import AUTH_REQ_ID_CLAIM
 from tests.integration import test_node_client as poll_check
 from tests.integration.receiver import self_signed_certificate
 from tests.integration.services import Deadline, ServedProject, free_port
-from tests.integration.test_node_client import pump, stop
+from tests.integration.test_node_client import NodeScript, assert_tokens_event
 
 
 # The poll check's fixture, used here by name.
@@ -51,8 +46,6 @@ def test_openid_client_completes_ciba_ping_flow(node_tools, node_project, tmp_pa
     issuer = project.issuer
     endpoint = f"https://127.0.0.1:{receiver_port}/cb"
     node = None
-    node_stderr: list[str] = []
-    events: list[dict] = []
     try:
         project.migrate()
         user_pk = project.shell(
@@ -69,11 +62,11 @@ def test_openid_client_completes_ciba_ping_flow(node_tools, node_project, tmp_pa
         assert client["delivery_mode"] == "ping" and client["notification_endpoint"] == endpoint
         client_id, client_secret = client["client_id"], client["client_secret"]
         project.start_web(timeout=deadline.left(30))
-        node = subprocess.Popen(
-            [node_tools["node"], "ciba-ping.mjs"],
-            cwd=node_project,
-            env={
-                **os.environ,
+        node = NodeScript(
+            node_tools["node"],
+            node_project,
+            "ciba-ping.mjs",
+            {
                 "CIBA_ISSUER": issuer,
                 "CIBA_CLIENT_ID": client_id,
                 "CIBA_CLIENT_SECRET": client_secret,
@@ -85,35 +78,13 @@ def test_openid_client_completes_ciba_ping_flow(node_tools, node_project, tmp_pa
                 "CIBA_TLS_KEY": str(key_file),
                 "CIBA_RECEIVER_PORT": str(receiver_port),
             },
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+            deadline,
+            lambda: f"server log:\n{project.log_tail()}",
         )
-        lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=pump, args=(node.stdout, lines.put, lines.put), daemon=True).start()
-        threading.Thread(target=pump, args=(node.stderr, node_stderr.append), daemon=True).start()
-
-        def next_event(cap: float) -> dict:
-            try:
-                line = lines.get(timeout=deadline.left(cap))
-            except queue.Empty:
-                line = None
-            details = (
-                f"\nevents so far: {events}\nnode stderr:\n{''.join(node_stderr)}"
-                f"\nserver log:\n{project.log_tail()}"
-            )
-            assert line is not None, f"the Node client printed nothing more{details}"
-            event = json.loads(line)
-            events.append(event)
-            assert event.get("event") != "error", f"the Node client failed: {event}{details}"
-            return event
-
-        listening = next_event(15)
+        listening = node.next_event(15)
         assert listening == {"event": "listening", "url": endpoint}
 
-        initiated = next_event(20)
+        initiated = node.next_event(20)
         assert initiated["event"] == "initiated"
         auth_req_id = initiated["auth_req_id"]
         assert isinstance(auth_req_id, str) and len(auth_req_id) >= 22
@@ -122,17 +93,16 @@ def test_openid_client_completes_ciba_ping_flow(node_tools, node_project, tmp_pa
         # Eager tasks: the ping goes out from this command, after the approval's commit.
         assert "approved" in project.manage("ciba_approve", auth_req_id)
 
-        ping = next_event(20)
+        ping = node.next_event(20)
         assert ping["event"] == "ping"
         assert ping["method"] == "POST" and ping["path"] == "/cb"
         assert ping["authorization_ok"] is True  # PING-02
         assert ping["content_type"] == "application/json"  # PING-03
         assert ping["body"] == {"auth_req_id": auth_req_id}  # PING-03: nothing else
 
-        tokens = next_event(20)
+        tokens = node.next_event(20)
         assert tokens["event"] == "tokens"
-        node.wait(timeout=deadline.left(10))
-        assert node.returncode == 0, f"{events}\n{''.join(node_stderr)}"
+        node.finish()
         # The OP's own record: approved for that user, spent by one token response, pinged once.
         record = project.shell_json(
             "import json; from django_ciba.models import AuthenticationRequest as R; "
@@ -142,20 +112,11 @@ def test_openid_client_completes_ciba_ping_flow(node_tools, node_project, tmp_pa
             "(d.status, d.attempts, d.last_status_code) for d in r.deliveries.filter(kind='ping')]}))"
         )
     finally:
-        stop(node)
+        if node is not None:
+            node.stop()
         project.stop()
 
-    claims = tokens["claims"]
-    assert claims["sub"] == user_pk
-    assert claims["aud"] == client_id or claims["aud"] == [client_id]
-    assert claims["iss"] == issuer
-    assert claims[AUTH_REQ_ID_CLAIM] == auth_req_id
-    assert isinstance(claims["auth_time"], int)
-    assert claims["iat"] - 60 <= claims["auth_time"] <= claims["iat"] + 60
-    assert tokens["issuer"] == issuer
-    assert tokens["token_type"].lower() == "bearer"
-    assert tokens["has_access_token"] and tokens["has_refresh_token"]
-    assert set(tokens["scope"].split()) == set(SCOPE.split())
+    assert_tokens_event(tokens, user_pk=user_pk, client_id=client_id, issuer=issuer, auth_req_id=auth_req_id)
 
     assert record == {
         "status": "consumed",

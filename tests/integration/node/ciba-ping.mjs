@@ -21,32 +21,15 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:https'
 
-import {
-  ClientSecretBasic,
-  allowInsecureRequests,
-  discovery,
-  enableNonRepudiationChecks,
-  genericGrantRequest,
-  initiateBackchannelAuthentication,
-} from 'openid-client'
+import { genericGrantRequest, initiateBackchannelAuthentication } from 'openid-client'
+
+import { connect, emit, required, run, tokensEvent } from './common.mjs'
 
 const CIBA_GRANT_TYPE = 'urn:openid:params:grant-type:ciba'
 const CALLBACK_PATH = '/cb'
 const MAX_BODY = 64 * 1024
 // After the tokens arrived, how long a duplicate ping still gets the chance to show up.
 const SETTLE_MS = 1000
-
-function required(name) {
-  const value = process.env[name]
-  if (!value) {
-    throw new Error(`${name} is not set`)
-  }
-  return value
-}
-
-function emit(object) {
-  process.stdout.write(`${JSON.stringify(object)}\n`)
-}
 
 class CheckFailed extends Error {
   constructor(message, details) {
@@ -139,25 +122,13 @@ async function main() {
   try {
     await receiver.ready
     emit({ event: 'listening', url: `https://127.0.0.1:${port}${CALLBACK_PATH}` })
-    return await run(receiver)
+    return await pingFlow(receiver)
   } finally {
     await receiver.close()
   }
 
-  async function run(receiver) {
-    // Discovery only: every endpoint and the JWKS come from the OP's metadata. The OP is plain
-    // http on loopback, hence allowInsecureRequests (which also covers the discovery request).
-    const config = await discovery(new URL(issuer), clientId, undefined, ClientSecretBasic(clientSecret), {
-      execute: [allowInsecureRequests],
-      timeout: 10,
-    })
-    // Verify the ID token's signature against the OP's jwks_uri.
-    enableNonRepudiationChecks(config)
-
-    const metadata = config.serverMetadata()
-    if (!metadata.backchannel_authentication_endpoint) {
-      throw new Error('discovery has no backchannel_authentication_endpoint')
-    }
+  async function pingFlow(receiver) {
+    const { config, metadata } = await connect(issuer, clientId, clientSecret)
     if (!(metadata.backchannel_token_delivery_modes_supported ?? []).includes('ping')) {
       throw new Error('discovery does not list ping in backchannel_token_delivery_modes_supported')
     }
@@ -218,16 +189,7 @@ async function main() {
     // The ping only says "tokens are ready": redeem the auth_req_id once (no polling). The ID
     // token's claims are validated by openid-client, its signature by the non-repudiation check.
     const tokens = await genericGrantRequest(config, CIBA_GRANT_TYPE, { auth_req_id: authReqId })
-    emit({
-      event: 'tokens',
-      claims: tokens.claims(),
-      token_type: tokens.token_type,
-      scope: tokens.scope,
-      expires_in: tokens.expires_in,
-      has_access_token: typeof tokens.access_token === 'string' && tokens.access_token.length > 0,
-      has_refresh_token: typeof tokens.refresh_token === 'string' && tokens.refresh_token.length > 0,
-      issuer: metadata.issuer,
-    })
+    emit(tokensEvent(tokens, metadata))
 
     // One ping per authentication request (PING-01): a second one is an error.
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
@@ -239,19 +201,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (error) => {
-    emit({
-      event: 'error',
-      name: error?.name,
-      code: error?.code,
-      message: String(error?.message ?? error),
-      details: error?.details,
-      error: error?.error,
-      error_description: error?.error_description,
-      cause: error?.cause ? String(error.cause?.message ?? error.cause) : undefined,
-    })
-    process.exit(1)
-  },
-)
+run(main)

@@ -1,0 +1,69 @@
+// Shared by the independent-client checks (ciba-poll.mjs, ciba-ping.mjs): environment, output,
+// discovery, and the JSON events printed on stdout (one object per line).
+import {
+  ClientSecretBasic,
+  allowInsecureRequests,
+  discovery,
+  enableNonRepudiationChecks,
+} from 'openid-client'
+
+export function required(name) {
+  const value = process.env[name]
+  if (!value) {
+    throw new Error(`${name} is not set`)
+  }
+  return value
+}
+
+export function emit(object) {
+  process.stdout.write(`${JSON.stringify(object)}\n`)
+}
+
+// Discovery only: every endpoint and the JWKS come from the OP's metadata. The OP is plain http on
+// loopback, hence allowInsecureRequests (which also covers the discovery request). ID token
+// signatures are verified against the OP's jwks_uri (enableNonRepudiationChecks).
+export async function connect(issuer, clientId, clientSecret) {
+  const config = await discovery(new URL(issuer), clientId, undefined, ClientSecretBasic(clientSecret), {
+    execute: [allowInsecureRequests],
+    timeout: 10,
+  })
+  enableNonRepudiationChecks(config)
+  const metadata = config.serverMetadata()
+  if (!metadata.backchannel_authentication_endpoint) {
+    throw new Error('discovery has no backchannel_authentication_endpoint')
+  }
+  return { config, metadata }
+}
+
+export function tokensEvent(tokens, metadata) {
+  return {
+    event: 'tokens',
+    claims: tokens.claims(),
+    token_type: tokens.token_type,
+    scope: tokens.scope,
+    expires_in: tokens.expires_in,
+    has_access_token: typeof tokens.access_token === 'string' && tokens.access_token.length > 0,
+    has_refresh_token: typeof tokens.refresh_token === 'string' && tokens.refresh_token.length > 0,
+    issuer: metadata.issuer,
+  }
+}
+
+// Run main(); on failure print {"event": "error", ...} and exit with status 1.
+export function run(main) {
+  main().then(
+    () => process.exit(0),
+    (error) => {
+      emit({
+        event: 'error',
+        name: error?.name,
+        code: error?.code,
+        message: String(error?.message ?? error),
+        details: error?.details,
+        error: error?.error,
+        error_description: error?.error_description,
+        cause: error?.cause ? String(error.cause?.message ?? error.cause) : undefined,
+      })
+      process.exit(1)
+    },
+  )
+}
