@@ -36,6 +36,9 @@ logger = logging.getLogger("django_ciba.delivery")
 Kind = Delivery.Kind
 Status = AuthenticationRequest.Status
 
+# How early a scheduled attempt may run (leases are far longer than this, see check E022).
+EARLY_START = timedelta(seconds=1)
+
 ERROR_DESCRIPTIONS = {
     "access_denied": "The end-user denied the authorization request.",
     "expired_token": "The auth_req_id has expired.",
@@ -56,12 +59,14 @@ def deliver(delivery_pk: int) -> str:
     """Attempt delivery ``delivery_pk`` once. Returns what happened, for logs and tests:
     ``delivered``, ``retry``, ``failed``, ``cancelled``, ``waiting`` or ``skipped``."""
     now = timezone.now()
+    # A task scheduled for a retry may start a moment early (ETA rounding, clock drift): allow it.
+    due_by = now + EARLY_START
     delivery = (
         Delivery.objects.select_related("auth_request__client", "auth_request__user")
         .filter(pk=delivery_pk)
         .first()
     )
-    if delivery is None or delivery.status != Delivery.Status.PENDING or delivery.next_attempt_at > now:
+    if delivery is None or delivery.status != Delivery.Status.PENDING or delivery.next_attempt_at > due_by:
         return "skipped"  # done, or leased by another worker, or not due yet
     auth_request = delivery.auth_request
     if delivery.kind == Kind.DEVICE:
@@ -70,7 +75,7 @@ def deliver(delivery_pk: int) -> str:
     elif _must_wait_for_acknowledgement(delivery, now):
         return "waiting"
     lease_until = now + timedelta(seconds=float(ciba_settings.DELIVERY_LEASE))
-    if not Delivery.objects.claim(delivery.pk, now=now, lease_until=lease_until):
+    if not Delivery.objects.claim(delivery.pk, now=now, due_by=due_by, lease_until=lease_until):
         return "skipped"
     delivery.attempts += 1
     if delivery.kind == Kind.PUSH_TOKENS and not delivery.payload_sealed:

@@ -119,10 +119,10 @@ class DeliveryQuerySet(models.QuerySet):
         """Pending deliveries whose next attempt (or whose crashed worker's lease) is in the past."""
         return self.pending().filter(next_attempt_at__lte=now or timezone.now())
 
-    def claim(self, pk: int, *, now: datetime, lease_until: datetime) -> bool:
-        """Take a due delivery for one attempt; exactly one concurrent worker wins."""
+    def claim(self, pk: int, *, now: datetime, lease_until: datetime, due_by: datetime | None = None) -> bool:
+        """Take a delivery due by ``due_by`` (default ``now``) for one attempt; one worker wins."""
         return (
-            self.filter(pk=pk, status=self.model.Status.PENDING, next_attempt_at__lte=now).update(
+            self.filter(pk=pk, status=self.model.Status.PENDING, next_attempt_at__lte=due_by or now).update(
                 next_attempt_at=lease_until, attempts=F("attempts") + 1, updated_at=now
             )
             == 1

@@ -401,3 +401,15 @@ def test_secrets_are_stored_sealed_and_never_in_signals(client, user, ping_clien
         assert auth_req_id not in repr(kwargs) and NOTIFICATION_TOKEN not in repr(kwargs)
     for row in Delivery.objects.all():
         assert auth_req_id not in repr(row.__dict__) and NOTIFICATION_TOKEN not in repr(row.__dict__)
+
+
+def test_a_retry_task_starting_a_moment_early_still_runs(client, user, ping_client, http):
+    # Celery's ETA may fire slightly before next_attempt_at; that must not strand the retry.
+    http.replies = [outbound.OutboundResponse(status=500, headers={})]
+    _, auth_request = start_ping(client, ping_client)
+    decisions.approve(auth_request, user=user)
+    ping = Delivery.objects.get(auth_request=auth_request, kind=Kind.PING)
+    Delivery.objects.filter(pk=ping.pk).update(next_attempt_at=timezone.now() + timedelta(seconds=5))
+    assert delivery.deliver(ping.pk) == "skipped"  # not due: a lease or a later retry
+    Delivery.objects.filter(pk=ping.pk).update(next_attempt_at=timezone.now() + timedelta(milliseconds=300))
+    assert delivery.deliver(ping.pk) == "delivered"
