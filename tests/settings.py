@@ -85,7 +85,7 @@ CIBA = {
 }
 
 # Celery tasks run in-process (the app is example_project.celery, imported by tests/conftest.py).
-CELERY_BROKER_URL = "memory://"
+CELERY_BROKER_URL = "memory://localhost/"
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
