@@ -10,7 +10,7 @@ import hashlib
 from typing import Any
 
 from django.utils import timezone
-from oauth2_provider.models import AbstractApplication
+from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.oauth2_validators import OAuth2Validator as DOTOAuth2Validator
 
 from . import polling
@@ -36,6 +36,23 @@ def token_hash(value: str) -> str:
 
 
 class CibaValidatorMixin:
+    def _load_application(self, client_id: str, request: Any) -> Any:
+        """DOT's lookup, with the CIBA registration joined in: the poll's hot path then needs one
+        query for the client instead of two (issue 4: a pending poll costs at most 2 queries).
+
+        The prefetched row is handed to DOT through ``request.client``, which DOT reuses after its
+        own ``is_usable`` check; an unknown client_id (or a client ID metadata document URL) falls
+        through to DOT's own lookup unchanged.
+        """
+        if not getattr(request, "client", None) and client_id and not str(client_id).startswith("https://"):
+            try:
+                request.client = (
+                    get_application_model().objects.select_related("ciba").filter(client_id=client_id).first()
+                )
+            except ValueError:  # e.g. a NUL byte that PostgreSQL refuses; DOT answers invalid_client
+                request.client = None
+        return super()._load_application(client_id, request)  # type: ignore[misc]
+
     def is_confidential_client(self, application: Any) -> bool:
         return getattr(application, "client_type", None) == AbstractApplication.CLIENT_CONFIDENTIAL
 
