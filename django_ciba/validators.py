@@ -18,6 +18,10 @@ from .constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
 from .models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
 
 
+# What validate_ciba_auth_req_id reads before it knows the request is approved (polling.py too).
+POLL_FIELDS = ("id", "auth_req_id_hash", "client_id", "status", "expires_at", "interval")
+
+
 def get_ciba_client(application: Any) -> CibaClient | None:
     """The application's enabled CIBA registration, or None."""
     if application is None:
@@ -100,7 +104,9 @@ class CibaValidatorMixin:
         ``access_denied`` or ``invalid_grant``. On ``approved`` the request is prepared for minting
         (user, scopes, the CIBA request); :meth:`claim_ciba_request` then spends it."""
         now = timezone.now()
-        auth = AuthenticationRequest.objects.by_auth_req_id(auth_req_id).select_related("user").first()
+        # The hot path (pending polls): only the columns a poll decision needs, no join.
+        found = list(AuthenticationRequest.objects.by_auth_req_id(auth_req_id).only(*POLL_FIELDS)[:1])
+        auth = found[0] if found else None
         Status = AuthenticationRequest.Status
         # TOK-03: unknown, or issued to another client -> invalid_grant (indistinguishable).
         if auth is None or auth.client_id != client.pk:
@@ -115,6 +121,7 @@ class CibaValidatorMixin:
             return "slow_down" if polling.register_poll(auth, now) else "authorization_pending"
         if auth.status != Status.APPROVED:
             return "invalid_grant"  # TOK-12: spent (or failed)
+        auth = AuthenticationRequest.objects.select_related("user").get(pk=auth.pk)  # the whole row
         if not auth.user.is_active:
             return "access_denied"
         request.user = auth.user
