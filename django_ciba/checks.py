@@ -8,6 +8,11 @@ from django.core import checks
 
 from .conf import DEFAULTS, ciba_settings
 from .exceptions import CibaConfigurationError
+from .hashers import check_hasher_configuration
+
+
+# E040 / E041: the client-secret hasher must not hash user passwords, and must be installed.
+checks.register(check_hasher_configuration)
 
 
 VALID_MODES = {"poll", "ping", "push"}

@@ -13,12 +13,12 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from django.test import override_settings
-from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import get_application_model
 from oauth2_provider.settings import oauth2_settings
 
 from .constants import CIBA_GRANT_TYPE
 from .models import AuthMethod, CibaClient, DeliveryMode
+from .secrets import generate_client_secret
 
 
 FORM = "application/x-www-form-urlencoded"

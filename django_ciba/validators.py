@@ -16,6 +16,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator as DOTOAuth2Valida
 from . import polling
 from .constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
 from .models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
+from .secrets import upgrade_client_secret_from_request
 
 
 # What validate_ciba_auth_req_id reads before it knows the request is approved (polling.py too).
@@ -64,8 +65,15 @@ class CibaValidatorMixin:
         """DOT's client authentication, plus the CIBA client's registered method (REG-07).
 
         A CIBA client must use the method it registered, and only one method per request
-        (RFC 6749 §2.3).
+        (RFC 6749 §2.3). After a successful check, a secret still stored with a slow password
+        hasher is re-hashed with ``CLIENT_SECRET_HASHER`` (see :mod:`django_ciba.secrets`).
         """
+        if not self._authenticate_ciba_client(request, *args, **kwargs):
+            return False
+        upgrade_client_secret_from_request(request)
+        return True
+
+    def _authenticate_ciba_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
         basic = self._extract_basic_auth(request)  # type: ignore[attr-defined]
         if basic and not basic.isascii():
             return False  # DOT's base64 decoding raises on non-ASCII credentials (a 500)

@@ -3,11 +3,11 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import get_application_model
 from oauth2_provider.settings import oauth2_settings
 
 from django_ciba.models import AuthMethod, CibaClient, DeliveryMode
+from django_ciba.secrets import generate_client_secret
 
 
 class Command(BaseCommand):
