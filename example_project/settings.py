@@ -74,7 +74,15 @@ LANGUAGE_CODE = "en-us"
 STATIC_URL = "static/"
 LOGIN_URL = "admin:login"
 
+# Client secrets are machine-generated (384 bits): one salted HMAC-SHA256 instead of PBKDF2's
+# million rounds on every poll. User passwords keep Django's default hasher (listed first).
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django_ciba.hashers.ClientSecretHasher",
+]
+
 OAUTH2_PROVIDER = {
+    "CLIENT_SECRET_HASHER": "ciba_sha256",
     "OIDC_ENABLED": True,
     "OIDC_ISS_ENDPOINT": ISSUER,
     "OIDC_RSA_PRIVATE_KEY": load_or_create_rsa_key(
