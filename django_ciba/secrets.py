@@ -119,6 +119,17 @@ def provided_client_secret(request: Any) -> str | None:
 def upgrade_client_secret_from_request(request: Any) -> bool:
     """:func:`upgrade_client_secret` for an authenticated oauthlib request (``request.client``)."""
     client = getattr(request, "client", None)
-    if client is None:
-        return False
+    if client is None or not _may_need_upgrade(client):
+        return False  # the common case, on every poll: nothing to parse, nothing to do
     return upgrade_client_secret(client, provided_client_secret(request))
+
+
+def _may_need_upgrade(application: Any) -> bool:
+    """Cheap pre-check: the stored hash's algorithm prefix differs from the configured hasher's."""
+    if not getattr(application, "hash_client_secret", True):
+        return False
+    try:
+        target = get_hasher(oauth2_settings.CLIENT_SECRET_HASHER)
+    except ValueError:
+        return False
+    return str(application.client_secret or "").partition("$")[0] != target.algorithm
