@@ -53,7 +53,8 @@ class LoginHintResolver(BaseUserResolver):
     def resolve(self, hint: str, *, client: Any, request: Any = None) -> Any | None:
         User = get_user_model()
         users = self.active_users()
-        user = users.filter(**{User.USERNAME_FIELD: hint}).first()
+        # USERNAME_FIELD is unique: a slice, not first(), spares the ORDER BY.
+        user = next(iter(users.filter(**{User.USERNAME_FIELD: hint})[:1]), None)
         if user is not None:
             return user
         email_field = User.get_email_field_name()
