@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # A second environment runs the unit suite on oauthlib 3.3 (the main one resolves to oauthlib 4).
 VENV_OAUTHLIB3 ?= .venv-oauthlib3
 
-.PHONY: demo test lint docs unit unit-oauthlib3 integration clean
+.PHONY: demo test lint docs unit unit-oauthlib3 integration clean bench bench-smoke
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ demo: $(VENV)/.installed
 	$(BIN)/python manage.py ciba_demo
 
 ## test: lint, migrations check, unit suite (oauthlib 4 and 3.3), PostgreSQL integration suite
-test: lint docs unit unit-oauthlib3 integration
+test: lint docs unit unit-oauthlib3 integration bench-smoke
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
@@ -44,6 +44,14 @@ unit-oauthlib3: $(VENV_OAUTHLIB3)/.installed
 
 integration: $(VENV)/.installed
 	scripts/run-integration
+
+## bench: the benchmark of issue 4 (gunicorn, PostgreSQL, Redis, Celery, wrk; ~8 min with 1M rows)
+bench: $(VENV)/.installed
+	benchmarks/run --profile pending-poll
+
+## bench-smoke: the same harness in a few minutes (tiny seeds, sweep 1 and 4, no 1M rows; no thresholds)
+bench-smoke: $(VENV)/.installed
+	benchmarks/run --smoke
 
 clean:
 	rm -rf $(VENV) $(VENV_OAUTHLIB3) example_project/db.sqlite3 tests/integration/node/node_modules
