@@ -61,11 +61,10 @@ def deliver(delivery_pk: int) -> str:
     now = timezone.now()
     # A task scheduled for a retry may start a moment early (ETA rounding, clock drift): allow it.
     due_by = now + EARLY_START
-    delivery = (
-        Delivery.objects.select_related("auth_request__client", "auth_request__user")
-        .filter(pk=delivery_pk)
-        .first()
-    )
+    found = Delivery.objects.select_related("auth_request__client__ciba", "auth_request__user").filter(
+        pk=delivery_pk
+    )[:1]
+    delivery = next(iter(found), None)
     if delivery is None or delivery.status != Delivery.Status.PENDING or delivery.next_attempt_at > due_by:
         return "skipped"  # done, or leased by another worker, or not due yet
     auth_request = delivery.auth_request

@@ -20,6 +20,7 @@ the destination is untrusted (SSRF). The rules:
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import ipaddress
 import logging
@@ -27,6 +28,7 @@ import math
 import os
 import re
 import socket
+import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import requests.certs
@@ -262,9 +264,22 @@ def _resolve(target: _Target) -> list[IPAddress]:
     raise TransportError(f"DNS resolution of {target.origin} failed ({failure}).", origin=target.origin)
 
 
-def _ca_options() -> dict[str, str]:
+def _ca_options() -> dict[str, Any]:
+    """The TLS context for the CA bundle named now (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``,
+    certifi). Loading a bundle costs milliseconds, so contexts are cached per file and mtime."""
     path = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or requests.certs.where()
-    return {"ca_cert_dir": path} if os.path.isdir(path) else {"ca_certs": path}
+    try:
+        stamp = os.stat(path).st_mtime_ns
+    except OSError:  # let urllib3 report the missing bundle as a TLS failure
+        return {"ca_cert_dir": path} if os.path.isdir(path) else {"ca_certs": path}
+    return {"ssl_context": _tls_context(path, os.path.isdir(path), stamp)}
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(path: str, is_dir: bool, stamp: int) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=None if is_dir else path, capath=path if is_dir else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
 
 
 def _request_headers(target: _Target, extra: Mapping[str, str] | None) -> dict[str, str]:
