@@ -1,0 +1,16 @@
+-- POST /backchannel: a new CIBA request for the fixed user each time (answer 200 + auth_req_id).
+local here = string.match(debug.getinfo(1, "S").source, "^@(.*/)") or "./"
+dofile(here .. "common.lua")
+
+function classify(status, body)
+  if status == 200 and string.find(body, '"auth_req_id"', 1, true) then
+    return "ok"
+  end
+  return describe(status, body)
+end
+
+function init(args)
+  basic_headers()
+  local hint = os.getenv("BENCH_LOGIN_HINT") or "alice%40example.com"
+  wrk.body = "scope=openid&login_hint=" .. hint
+end

@@ -1,0 +1,16 @@
+-- POST /token grant_type=client_credentials: the same client authentication and token-endpoint
+-- path with no CIBA in it, as a baseline (answer 200 + access_token).
+local here = string.match(debug.getinfo(1, "S").source, "^@(.*/)") or "./"
+dofile(here .. "common.lua")
+
+function classify(status, body)
+  if status == 200 and string.find(body, '"access_token"', 1, true) then
+    return "ok"
+  end
+  return describe(status, body)
+end
+
+function init(args)
+  basic_headers()
+  wrk.body = "grant_type=client_credentials"
+end
