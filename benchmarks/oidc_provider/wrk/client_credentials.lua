@@ -3,12 +3,7 @@
 local here = string.match(debug.getinfo(1, "S").source, "^@(.*/)") or "./"
 dofile(here .. "common.lua")
 
-function classify(status, body)
-  if status == 200 and string.find(body, '"access_token"', 1, true) then
-    return "ok"
-  end
-  return describe(status, body)
-end
+expect(200, "access_token")
 
 function init(args)
   basic_headers()

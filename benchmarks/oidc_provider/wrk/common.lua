@@ -15,6 +15,16 @@ end
 
 counts = {}
 
+-- Most scenarios expect one status with one JSON member in the body.
+function expect(wanted_status, member)
+  classify = function(status, body)
+    if status == wanted_status and string.find(body, '"' .. member .. '"', 1, true) then
+      return "ok"
+    end
+    return describe(status, body)
+  end
+end
+
 function response(status, headers, body)
   local key = classify(status, body or "")
   counts[key] = (counts[key] or 0) + 1
