@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import secrets
 import subprocess
 import sys
 import threading
@@ -19,15 +18,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
-import psycopg
 import pytest
-from django.conf import settings
-from psycopg import sql
 
 from django_ciba.constants import AUTH_REQ_ID_CLAIM
-from tests.integration.services import Deadline, free_port, tail
+from tests.integration.services import Deadline, ScratchDatabase, free_port, tail
+from tests.integration.services import stop_group as stop
 
 
 pytestmark = pytest.mark.integration
@@ -38,22 +34,6 @@ TEST_BUDGET = 60  # seconds for the whole test, npm install excluded
 NPM_TIMEOUT = 180
 USERNAME = "ciba-node"
 SCOPE = "openid profile offline_access"
-
-
-def stop(process: subprocess.Popen | None) -> None:
-    """Terminate a process started in its own session, with everything it started."""
-    if process is None or process.poll() is not None:
-        return
-    for sig, wait in ((15, 5), (9, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 @pytest.fixture(scope="session")
@@ -88,32 +68,8 @@ def node_project(node_tools: dict[str, str]) -> Path:
 @pytest.fixture
 def served_database_url() -> Iterator[str]:
     """A fresh PostgreSQL database on the test cluster for the served example project."""
-    db = settings.DATABASES["default"]
-    name = f"ciba_node_{secrets.token_hex(4)}"
-    params = {
-        "host": db.get("HOST") or "127.0.0.1",
-        "port": db.get("PORT") or "5432",
-        "user": db.get("USER") or None,
-        "password": db.get("PASSWORD") or None,
-        "dbname": "postgres",
-        "connect_timeout": 10,
-    }
-    with psycopg.connect(**params, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    user = quote(db.get("USER") or "", safe="")
-    password = quote(db.get("PASSWORD") or "", safe="")
-    credentials = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-    host = params["host"]
-    # A socket directory as HOST goes in the query string (example_project/database.py reads it).
-    if host.startswith("/"):
-        url = f"postgres://{credentials}localhost:{params['port']}/{name}?host={quote(host, safe='')}"
-    else:
-        url = f"postgres://{credentials}{host}:{params['port']}/{name}"
-    try:
-        yield url
-    finally:
-        with psycopg.connect(**params, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with ScratchDatabase("ciba_node") as database:
+        yield database.url
 
 
 def test_openid_client_completes_ciba_poll_flow(node_tools, node_project, served_database_url, tmp_path):

@@ -45,13 +45,6 @@ class FakeClient:
         return reply
 
 
-@pytest.fixture(autouse=True)
-def _locmem():
-    locmem.reset()
-    yield
-    locmem.reset()
-
-
 @pytest.fixture
 def http(monkeypatch):
     fake = FakeClient()

@@ -30,13 +30,6 @@ Kind = Delivery.Kind
 ENDPOINT = "https://rp.example.com/cb"
 
 
-@pytest.fixture(autouse=True)
-def _clean_locmem():
-    locmem.reset()
-    yield
-    locmem.reset()
-
-
 class FakePost:
     def __init__(self) -> None:
         self.calls: list[tuple[str, bytes]] = []

@@ -19,7 +19,6 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, IDToken, RefreshToken
 
 from django_ciba import backchannel, decisions, delivery, maintenance, outbound, signals
-from django_ciba.backends import locmem
 from django_ciba.grants import CibaGrant
 from django_ciba.models import AuthenticationRequest, Delivery
 from django_ciba.sealing import unseal
@@ -80,13 +79,6 @@ def post(monkeypatch):
     fake = FakePost()
     monkeypatch.setattr("django_ciba.outbound.post_json", fake)
     return fake
-
-
-@pytest.fixture(autouse=True)
-def _clean_locmem():
-    locmem.reset()
-    yield
-    locmem.reset()
 
 
 @pytest.fixture
