@@ -89,6 +89,28 @@ DEFAULTS: dict[str, Any] = {
     # responses; the first one seals, all of them open. None: derived from SECRET_KEY and
     # SECRET_KEY_FALLBACKS.
     "SEALING_KEYS": None,
+    # JWS algorithms accepted for signed authentication requests and private_key_jwt client
+    # assertions (asymmetric only; advertised in discovery). "none" and HS* are always refused.
+    "SIGNING_ALGORITHMS": ["PS256", "ES256", "RS256", "PS384", "PS512", "ES384", "ES512", "RS384", "RS512"],
+    # Require every client to sign its authentication requests (FAPI-CIBA ID1 5.2.2-6).
+    "REQUIRE_SIGNED_REQUESTS": False,
+    # Longest accepted lifetime of a signed request (exp - nbf) and oldest accepted nbf, in seconds.
+    "REQUEST_OBJECT_MAX_LIFETIME": 3600,
+    "REQUEST_OBJECT_MAX_AGE": 3600,
+    # Longest accepted lifetime of a private_key_jwt client assertion (exp - now), in seconds.
+    "CLIENT_ASSERTION_MAX_LIFETIME": 3600,
+    # Client JWK sets fetched from jwks_uri: seconds they are cached, the largest accepted document
+    # in bytes, and the shortest time between two refetches caused by an unknown key id.
+    "JWKS_CACHE_TTL": 300,
+    "JWKS_MAX_BYTES": 65536,
+    "JWKS_REFRESH_INTERVAL": 30,
+    # Dynamic client registration (RFC 7591): without an initial access token when True.
+    "REGISTRATION_OPEN": False,
+    # Subject types offered (discovery subject_types_supported; registration subject_type).
+    "SUBJECT_TYPES_SUPPORTED": ["public", "pairwise"],
+    # Secret mixed into newly computed pairwise subjects. None: derived from SECRET_KEY. Subjects
+    # already handed out are stored, so changing it later only affects new (sector, user) pairs.
+    "PAIRWISE_SALT": None,
 }
 
 IMPORT_STRINGS = ("USER_RESOLVERS", "USER_CODE_VERIFIER")

@@ -23,6 +23,12 @@ class DeliveryMode(models.TextChoices):
 class AuthMethod(models.TextChoices):
     CLIENT_SECRET_BASIC = "client_secret_basic", "client_secret_basic"
     CLIENT_SECRET_POST = "client_secret_post", "client_secret_post"
+    PRIVATE_KEY_JWT = "private_key_jwt", "private_key_jwt"
+
+
+class SubjectType(models.TextChoices):
+    PUBLIC = "public", _("Public")
+    PAIRWISE = "pairwise", _("Pairwise")
 
 
 class CibaClient(models.Model):
@@ -73,6 +79,48 @@ class CibaClient(models.Model):
             "Space-separated scopes this client may request; empty allows every scope the OP offers."
         ),
     )
+    token_endpoint_auth_signing_alg = models.CharField(
+        _("client assertion algorithm"),
+        max_length=16,
+        blank=True,
+        help_text=_("token_endpoint_auth_signing_alg for private_key_jwt; empty accepts any supported one."),
+    )
+    jwks = models.JSONField(
+        _("JWK set"),
+        null=True,
+        blank=True,
+        help_text=_("The client's public keys by value (jwks); use either this or the JWK set URL."),
+    )
+    jwks_uri = models.URLField(
+        _("JWK set URL"),
+        max_length=2000,
+        blank=True,
+        help_text=_("jwks_uri (https): where the client publishes its public keys."),
+    )
+    subject_type = models.CharField(
+        _("subject type"),
+        max_length=8,
+        choices=SubjectType.choices,
+        default=SubjectType.PUBLIC,
+        help_text=_("subject_type: pairwise gives this client's sector its own sub for each user."),
+    )
+    sector_identifier_uri = models.URLField(
+        _("sector identifier URL"),
+        max_length=2000,
+        blank=True,
+        help_text=_(
+            "sector_identifier_uri (https): a JSON list of this client's URLs; its host is the sector."
+        ),
+    )
+    metadata = models.JSONField(
+        _("other registered metadata"),
+        default=dict,
+        blank=True,
+        help_text=_("Other client metadata sent at dynamic registration, returned as registered."),
+    )
+    registration_access_token_hash = models.CharField(
+        _("registration access token hash"), max_length=64, blank=True, editable=False
+    )
     ciba_only = models.BooleanField(
         _("CIBA only"),
         default=False,
@@ -93,6 +141,27 @@ class CibaClient(models.Model):
     def allowed_scopes(self) -> set[str] | None:
         return set(self.scope.split()) if self.scope.strip() else None
 
+    @property
+    def has_keys(self) -> bool:
+        return bool(self.jwks or self.jwks_uri)
+
+    @property
+    def sector_identifier(self) -> str:
+        """The host that pairwise subjects are computed for (REG-06), "" when none can be told.
+
+        ``sector_identifier_uri`` wins; otherwise the notification endpoint's host for push
+        clients and the ``jwks_uri`` host for poll and ping clients.
+        """
+        from urllib.parse import urlsplit
+
+        if self.sector_identifier_uri:
+            source = self.sector_identifier_uri
+        elif self.delivery_mode == DeliveryMode.PUSH:
+            source = self.notification_endpoint
+        else:
+            source = self.jwks_uri
+        return (urlsplit(source).hostname or "").lower() if source else ""
+
     def clean(self) -> None:
         if self.delivery_mode in (DeliveryMode.PING, DeliveryMode.PUSH):
             if not self.notification_endpoint:
@@ -112,6 +181,42 @@ class CibaClient(models.Model):
                 raise ValidationError({"notification_endpoint": str(exc)}) from exc
         if self.request_signing_alg.lower() == "none":
             raise ValidationError({"request_signing_alg": _("'none' is not a signing algorithm.")})
+        self._clean_keys()
+
+    def _clean_keys(self) -> None:
+        from .client_keys import InvalidClientKeys, parse_jwks
+        from .outbound import UnsafeDestination, validate_endpoint_url
+
+        if self.jwks and self.jwks_uri:
+            raise ValidationError({"jwks": _("Register either a JWK set or a JWK set URL, not both.")})
+        if self.jwks:
+            try:
+                parse_jwks(self.jwks)
+            except InvalidClientKeys as exc:
+                raise ValidationError({"jwks": str(exc)}) from exc
+        for field in ("jwks_uri", "sector_identifier_uri"):
+            if getattr(self, field):
+                try:
+                    validate_endpoint_url(getattr(self, field))
+                except UnsafeDestination as exc:
+                    raise ValidationError({field: str(exc)}) from exc
+        if self.token_endpoint_auth_method == AuthMethod.PRIVATE_KEY_JWT and not self.has_keys:
+            raise ValidationError(
+                {"token_endpoint_auth_method": _("private_key_jwt needs a JWK set or a JWK set URL.")}
+            )
+        if self.request_signing_alg and not self.has_keys:
+            raise ValidationError(
+                {"request_signing_alg": _("Signed requests need a JWK set or a JWK set URL.")}
+            )
+        if self.subject_type == SubjectType.PAIRWISE and not self.sector_identifier:
+            raise ValidationError(
+                {
+                    "subject_type": _(
+                        "Pairwise subjects need a sector: a JWK set URL (poll, ping), the notification "
+                        "endpoint (push) or a sector identifier URL."
+                    )
+                }
+            )
 
 
 class AuthenticationRequest(models.Model):
@@ -275,3 +380,73 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"Delivery #{self.pk} ({self.kind}, {self.status})"
+
+
+class JwtUse(models.Model):
+    """A ``jti`` already accepted from a client, kept until the JWT expires (SR-14, RFC 7523 §3)."""
+
+    class Kind(models.TextChoices):
+        REQUEST_OBJECT = "request", _("Signed authentication request")
+        CLIENT_ASSERTION = "assertion", _("Client assertion")
+
+    client = models.ForeignKey(
+        oauth2_settings.APPLICATION_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("client"),
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    jti_hash = models.CharField(_("jti hash"), max_length=64)
+    expires_at = models.DateTimeField(_("expires at"))
+
+    class Meta:
+        verbose_name = _("used JWT id")
+        verbose_name_plural = _("used JWT ids")
+        constraints = [
+            models.UniqueConstraint(fields=["client", "kind", "jti_hash"], name="ciba_jwtuse_uniq"),
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="ciba_jwtuse_expiry")]
+
+    def __str__(self) -> str:
+        return f"Used JWT id #{self.pk} ({self.kind})"
+
+
+class PairwiseSubject(models.Model):
+    """The ``sub`` a user has within one sector (pairwise subject identifiers, OIDC Core §8.1)."""
+
+    sector = models.CharField(_("sector"), max_length=255)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("user")
+    )
+    subject = models.CharField(_("subject"), max_length=64)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("pairwise subject")
+        verbose_name_plural = _("pairwise subjects")
+        constraints = [
+            models.UniqueConstraint(fields=["sector", "user"], name="ciba_pairwise_sector_user"),
+            models.UniqueConstraint(fields=["sector", "subject"], name="ciba_pairwise_sector_sub"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Pairwise subject #{self.pk} ({self.sector})"
+
+
+class InitialAccessToken(models.Model):
+    """Lets its holder register clients dynamically (RFC 7591 §3); only the hash is stored."""
+
+    token_hash = models.CharField(_("token hash"), max_length=64, unique=True, editable=False)
+    label = models.CharField(_("label"), max_length=255, blank=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    uses_left = models.PositiveIntegerField(
+        _("registrations left"), null=True, blank=True, help_text=_("Empty: unlimited.")
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("initial access token")
+        verbose_name_plural = _("initial access tokens")
+
+    def __str__(self) -> str:
+        return f"Initial access token #{self.pk}" + (f" ({self.label})" if self.label else "")

@@ -1,7 +1,8 @@
-"""The one way django-ciba makes outbound HTTP calls (ping/push callbacks, webhook notifications).
+"""The one way django-ciba makes outbound HTTP calls (callbacks, webhooks, client JWK sets).
 
-Every call is an HTTPS ``POST`` of a JSON body to a URL that a client or an operator configured, so
-the destination is untrusted (SSRF). The rules:
+Every call is an HTTPS ``POST`` of a JSON body (:func:`post_json`) or a ``GET`` of a small document
+(:func:`get_document`) at a URL that a client or an operator configured, so the destination is
+untrusted (SSRF). The rules:
 
 * Only absolute ``https://`` URLs without userinfo or fragment (:func:`validate_endpoint_url`).
 * The host name is resolved once; if *any* resolved address is private, loopback, link-local,
@@ -12,8 +13,8 @@ the destination is untrusted (SSRF). The rules:
 * Redirects are never followed, environment proxies (``HTTPS_PROXY`` ...) are ignored: connections
   are always direct. The CA bundle is ``REQUESTS_CA_BUNDLE``, else ``CURL_CA_BUNDLE``, else certifi.
 * Timeouts: ``OUTBOUND_CONNECT_TIMEOUT`` for the TCP+TLS connection, ``OUTBOUND_READ_TIMEOUT`` for each
-  wait on the answer. At most 64 KiB of the body is read (and discarded), within one read timeout;
-  the connection is closed after each call.
+  wait on the answer. A POST reads at most 64 KiB of the answer (and discards it); a GET keeps at
+  most ``max_bytes``. Either reads within one read timeout; the connection is closed after each call.
 * Error messages and logs name at most ``scheme://host:port``: never the path, query, headers or body.
 """
 
@@ -342,8 +343,48 @@ def post_json(url: str, body: bytes, *, headers: Mapping[str, str] | None = None
     """
     if not isinstance(body, bytes):
         raise TypeError("post_json() needs the body as bytes.")
+    result, _ = _call("POST", url, body, headers, keep=0)
+    return result
+
+
+def get_document(url: str, *, max_bytes: int, accept: str = "application/json") -> bytes:
+    """GET ``url`` (a client's JWK set, a sector identifier document) under the same rules.
+
+    Returns the body of a 200 answer. Anything else raises :class:`OutboundError`: another status
+    (redirects are not followed), or a body longer than ``max_bytes``.
+    """
+    result, content = _call("GET", url, None, {"Accept": accept}, keep=max_bytes)
+    origin = _parse(url).origin
+    if result.status != 200:
+        raise OutboundError(f"GET {origin} answered HTTP {result.status}.", origin=origin)
+    if content is None:
+        raise OutboundError(f"GET {origin}: the document is larger than {max_bytes} bytes.", origin=origin)
+    return content
+
+
+def _read_capped(response: urllib3.BaseHTTPResponse, limit: int, deadline: float) -> bytes | None:
+    """Up to ``limit`` bytes of the body; None when it is longer or arrives too slowly."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        if time.monotonic() >= deadline:
+            return None
+        chunk = response.read1(16384, decode_content=True)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+
+
+def _call(
+    method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None, *, keep: int
+) -> tuple[OutboundResponse, bytes | None]:
     target = _parse(url)
     request_headers = _request_headers(target, headers)
+    if body is None:
+        request_headers.pop("Content-Type", None)
     address = _resolve(target)[0]
     read_timeout = float(ciba_settings.OUTBOUND_READ_TIMEOUT)
     timeout = urllib3.Timeout(connect=float(ciba_settings.OUTBOUND_CONNECT_TIMEOUT), read=read_timeout)
@@ -360,7 +401,7 @@ def post_json(url: str, body: bytes, *, headers: Mapping[str, str] | None = None
     try:
         try:
             response = pool.urlopen(
-                "POST",
+                method,
                 target.request_target,
                 body=body,
                 headers=request_headers,
@@ -369,20 +410,25 @@ def post_json(url: str, body: bytes, *, headers: Mapping[str, str] | None = None
                 preload_content=False,
                 assert_same_host=False,
             )
-        except _TRANSPORT_ERRORS as exc:
-            failure = _failure_name(exc)
-        else:
             try:
                 result = OutboundResponse(status=response.status, headers=_merge(response.headers))
-                _drain(response, time.monotonic() + read_timeout)
+                deadline = time.monotonic() + read_timeout
+                if keep and result.status == 200:
+                    content = _read_capped(response, keep, deadline)
+                else:
+                    content = b""
+                    _drain(response, deadline)
             finally:
                 with contextlib.suppress(*_TRANSPORT_ERRORS):
                     response.close()
-            logger.debug("POST %s -> %s", target.origin, result.status)
-            return result
+        except _TRANSPORT_ERRORS as exc:
+            failure = _failure_name(exc)
+        else:
+            logger.debug("%s %s -> %s", method, target.origin, result.status)
+            return result, content
     finally:
         with contextlib.suppress(*_TRANSPORT_ERRORS):
             pool.close()
-    logger.debug("POST %s failed: %s", target.origin, failure)
+    logger.debug("%s %s failed: %s", method, target.origin, failure)
     # Raised outside the except block on purpose: urllib3's exceptions carry the path and query.
-    raise TransportError(f"Outbound POST to {target.origin} failed: {failure}.", origin=target.origin)
+    raise TransportError(f"Outbound {method} to {target.origin} failed: {failure}.", origin=target.origin)
