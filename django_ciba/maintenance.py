@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import outbox, signals
+from . import outbox, replay, signals
 from .conf import ciba_settings
 from .models import AuthenticationRequest, Delivery
 
@@ -67,7 +67,8 @@ def sweep_outbox(*, now: datetime | None = None, batch_size: int | None = None) 
 def purge_finished(
     *, now: datetime | None = None, retention: int | None = None, batch_size: int | None = None
 ) -> int:
-    """Delete finished requests (and their deliveries) last changed more than ``retention`` s ago."""
+    """Delete finished requests (and their deliveries) last changed more than ``retention`` s ago,
+    and the used JWT ids whose JWTs have expired."""
     now = now or timezone.now()
     seconds = int(ciba_settings.RETENTION if retention is None else retention)
     cutoff = now - timedelta(seconds=seconds)
@@ -87,4 +88,5 @@ def purge_finished(
                 .get(AuthenticationRequest._meta.label, 0)
             )
         if len(pks) < size:
+            replay.purge_expired(now=now, batch_size=size)  # counted apart: not requests
             return deleted
