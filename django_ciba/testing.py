@@ -22,6 +22,7 @@ from .secrets import generate_client_secret
 
 
 FORM = "application/x-www-form-urlencoded"
+CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 def create_ciba_client(
@@ -96,6 +97,104 @@ def poll(http_client: Any, application: Any, secret: str, auth_req_id: str, path
         content_type=FORM,
         HTTP_AUTHORIZATION=basic_auth(application.client_id, secret),
     )
+
+
+def make_client_key(alg: str = "PS256", kid: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """A fresh signing key for a test client: ``(private_key, public_jwk)``.
+
+    RSA (2048 bits) for ``RS*``/``PS*``, the matching NIST curve for ``ES*``. The public JWK carries
+    ``kid`` (a random one when not given), ``use: sig`` and ``alg``.
+    """
+    import json
+    import secrets
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    curves = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
+    if alg in curves:
+        private_key: Any = ec.generate_private_key(curves[alg]())
+        public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private_key.public_key()))
+    else:
+        private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private_key.public_key()))
+    public.update({"kid": kid or secrets.token_urlsafe(8), "use": "sig", "alg": alg})
+    return private_key, public
+
+
+def sign_jwt(
+    claims: dict[str, Any], private_key: Any, *, alg: str = "PS256", kid: str | None = None, **headers: Any
+) -> str:
+    """A compact JWS of ``claims`` (extra JOSE header members as keyword arguments)."""
+    import jwt
+
+    header = dict(headers)
+    if kid is not None:
+        header["kid"] = kid
+    return jwt.encode(claims, private_key, algorithm=alg, headers=header or None)
+
+
+def request_object(
+    application: Any,
+    private_key: Any,
+    *,
+    issuer: str,
+    alg: str = "PS256",
+    kid: str | None = None,
+    lifetime: int = 300,
+    **params: Any,
+) -> str:
+    """A signed authentication request (CIBA §7.1.1) from ``application`` carrying ``params``.
+
+    ``aud`` is ``issuer``; ``iss`` the client_id; ``iat`` and ``nbf`` now; ``exp`` now + ``lifetime``;
+    a random ``jti``. Any of them can be overridden (or removed with ``None``) through ``params``.
+    """
+    import secrets
+    import time
+
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": application.client_id,
+        "aud": issuer,
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
+        "jti": secrets.token_urlsafe(16),
+        **params,
+    }
+    return sign_jwt({k: v for k, v in claims.items() if v is not None}, private_key, alg=alg, kid=kid)
+
+
+def client_assertion(
+    application: Any,
+    private_key: Any,
+    *,
+    audience: str,
+    alg: str = "PS256",
+    kid: str | None = None,
+    lifetime: int = 60,
+    **claims: Any,
+) -> dict[str, str]:
+    """The form fields of ``private_key_jwt`` client authentication (RFC 7523 §2.2) for ``application``."""
+    import secrets
+    import time
+
+    now = int(time.time())
+    body: dict[str, Any] = {
+        "iss": application.client_id,
+        "sub": application.client_id,
+        "aud": audience,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": secrets.token_urlsafe(16),
+        **claims,
+    }
+    return {
+        "client_assertion_type": CLIENT_ASSERTION_TYPE,
+        "client_assertion": sign_jwt(
+            {k: v for k, v in body.items() if v is not None}, private_key, alg=alg, kid=kid
+        ),
+    }
 
 
 class CibaSettingsOverride:
