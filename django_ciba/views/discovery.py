@@ -11,8 +11,10 @@ from django.urls import reverse
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import ConnectDiscoveryInfoView
 
+from ..client_keys import supported_algorithms
 from ..conf import ciba_settings
 from ..constants import CIBA_GRANT_TYPE
+from ..models import AuthMethod
 
 
 def absolute_url(request: Any, path: str) -> str:
@@ -30,10 +32,23 @@ def ciba_metadata(request: Any, base: dict[str, Any]) -> dict[str, Any]:
     for extra in ("refresh_token", CIBA_GRANT_TYPE):
         if extra not in grant_types:
             grant_types.append(extra)
+    auth_methods = list(
+        base.get("token_endpoint_auth_methods_supported")
+        or oauth2_settings.OIDC_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED
+    )
+    if AuthMethod.PRIVATE_KEY_JWT not in auth_methods:
+        auth_methods.append(AuthMethod.PRIVATE_KEY_JWT.value)
+    algorithms = supported_algorithms()
     data: dict[str, Any] = {
         "backchannel_authentication_endpoint": absolute_url(request, reverse("django_ciba:bc-authorize")),
         "backchannel_token_delivery_modes_supported": list(ciba_settings.DELIVERY_MODES),
         "backchannel_user_code_parameter_supported": bool(ciba_settings.USER_CODE_SUPPORTED),
+        # DISC-03 (signed requests, SR-*) and DISC-06 (private_key_jwt at both endpoints).
+        "backchannel_authentication_request_signing_alg_values_supported": algorithms,
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": algorithms,
+        "registration_endpoint": absolute_url(request, reverse("django_ciba:register")),
+        "subject_types_supported": list(ciba_settings.SUBJECT_TYPES_SUPPORTED),
         "grant_types_supported": grant_types,
     }
     if ciba_settings.ACR_VALUES_SUPPORTED:

@@ -141,3 +141,39 @@ def test_oidc_disabled_returns_dot_error_not_500(client):
     with override_settings(OAUTH2_PROVIDER=provider(OIDC_ENABLED=False)):
         response = client.get(DISCOVERY_URL)
     assert 400 <= response.status_code < 500
+
+
+def test_signed_request_algorithms_are_advertised_without_symmetric_ones(document, ciba_settings):
+    # DISC-03: the request signing algorithms, never "none" and never HS*.
+    assert document["backchannel_authentication_request_signing_alg_values_supported"][:3] == [
+        "PS256",
+        "ES256",
+        "RS256",
+    ]
+    ciba_settings.set(SIGNING_ALGORITHMS=["PS256", "HS256", "none", "ES256"])
+    refreshed = document_now()
+    assert refreshed["backchannel_authentication_request_signing_alg_values_supported"] == ["PS256", "ES256"]
+    assert refreshed["token_endpoint_auth_signing_alg_values_supported"] == ["PS256", "ES256"]
+
+
+def test_private_key_jwt_is_listed_with_dots_methods(document):
+    # DISC-06: one list for the token and the backchannel endpoint.
+    methods = document["token_endpoint_auth_methods_supported"]
+    assert methods[:2] == ["client_secret_post", "client_secret_basic"]
+    assert "private_key_jwt" in methods
+    assert document["token_endpoint_auth_signing_alg_values_supported"]
+
+
+def test_registration_endpoint_and_subject_types(document, ciba_settings):
+    assert document["registration_endpoint"] == f"{ISSUER}/register"
+    assert document["subject_types_supported"] == ["public", "pairwise"]
+    ciba_settings.set(SUBJECT_TYPES_SUPPORTED=["public"])
+    assert document_now()["subject_types_supported"] == ["public"]
+
+
+def document_now():
+    from django.test import Client
+
+    response = Client().get(DISCOVERY_URL)
+    assert response.status_code == 200
+    return response.json()

@@ -332,6 +332,9 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
+    do_GET = do_POST  # the same routes answer GET (get_document)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -575,3 +578,33 @@ def test_environment_proxies_are_ignored(server, monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
     monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
     assert post_json(_url(server, "/cb"), b"{}").status == 204
+
+
+def test_get_document_returns_the_body(server):
+    assert outbound.get_document(_url(server, "/ok"), max_bytes=1024) == b'{"ok": true}'
+    path, headers, body = server.requests[0]
+    assert path == "/ok" and body == b""
+    assert headers["Accept"] == "application/json" and "Content-Type" not in headers
+
+
+@pytest.mark.parametrize("path", ["/big", "/endless"])
+def test_get_document_refuses_a_body_over_the_cap(server, path):
+    started = time.monotonic()
+    with pytest.raises(outbound.OutboundError, match="larger than 4096 bytes"):
+        outbound.get_document(_url(server, path), max_bytes=4096)
+    assert time.monotonic() - started < 0.75
+
+
+@pytest.mark.parametrize(("path", "status"), [("/redirect", 302), ("/fail", 500), ("/cb", 204)])
+def test_get_document_needs_a_200_and_never_follows_redirects(server, path, status):
+    with pytest.raises(outbound.OutboundError, match=f"HTTP {status}"):
+        outbound.get_document(_url(server, path), max_bytes=4096)
+    time.sleep(0.05)
+    assert [requested for requested, _, _ in server.requests] == [path]
+
+
+def test_get_document_follows_the_address_rules():
+    with pytest.raises(outbound.UnsafeDestination):
+        outbound.get_document("https://127.0.0.1:9/jwks.json", max_bytes=10)
+    with pytest.raises(outbound.UnsafeDestination):
+        outbound.get_document("http://rp.example.com/jwks.json", max_bytes=10)
