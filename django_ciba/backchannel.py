@@ -28,6 +28,7 @@ from .params import (
     parse_requested_expiry,
     parse_scope,
 )
+from .request_object import unpack_signed_request
 from .resolvers import resolve_user
 from .sealing import seal
 
@@ -99,9 +100,8 @@ def start_authentication(
     application: Any, ciba: CibaClient, form: dict[str, str], *, request: Any, oauthlib_request: Any
 ) -> Acknowledgement:
     """Validate a backchannel authentication request from an authenticated client and store it."""
-    # SR-*: signed requests are not offered (not advertised in discovery).
-    if "request" in form or "request_uri" in form:
-        raise InvalidRequest("Signed authentication requests are not supported by this OP.")
+    # VAL-02: a signed request is verified before anything else; its claims replace the form.
+    form = unpack_signed_request(form, application=application, ciba=ciba, request=request)
     scopes = parse_scope(form.get("scope"))
     hint_type, hint = _single_hint(form)
     binding_message = check_binding_message(form.get("binding_message"))

@@ -66,6 +66,7 @@ class ProtocolErrorMixin:
         "id_token_hint",
         "login_hint_token",
         "user_code",
+        "request",
     ),
     name="dispatch",
 )

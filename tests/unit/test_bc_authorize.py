@@ -868,8 +868,9 @@ def test_unrecognised_parameters_ignored(ok):
 
 
 @pytest.mark.parametrize("name", ["request", "request_uri"])
-def test_signed_request_not_supported(ok, name):
-    # SR-* / DISC-03: signed requests are not offered -> invalid_request.
+def test_signed_request_from_a_client_without_keys(ok, name):
+    # SR-08: this client registered no keys, so a request object cannot be accepted; request_uri
+    # is never supported (see test_request_object.py for signed requests).
     assert_error(ok(**{name: "eyJhbGciOiJQUzI1NiJ9.e30.sig"}), "invalid_request")
 
 

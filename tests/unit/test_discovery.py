@@ -116,11 +116,6 @@ def test_grant_types_keep_configured_grants(client):
     assert "authorization_code" in grant_types
 
 
-def test_signed_request_algorithms_not_advertised(document):
-    # DISC-03: signed authentication requests are not supported, so the member is absent.
-    assert "backchannel_authentication_request_signing_alg_values_supported" not in document
-
-
 def test_token_endpoint_auth_methods_cover_backchannel(document):
     # DISC-06: the backchannel endpoint uses the token endpoint's methods.
     assert {"client_secret_basic", "client_secret_post"} <= set(
