@@ -1,15 +1,19 @@
 """Admin: CIBA settings inline on DOT's Application admin and on their own; requests read-only.
 
 No secret is shown or searchable: the auth_req_id hash, the sealed auth_req_id and
-client_notification_token and sealed push payloads are excluded, and search covers only user,
-client name and client_id. Deliveries (the outbox) are listed read-only, with a "retry now" action.
+client_notification_token, sealed push payloads, registration access token hashes and initial
+access token hashes are excluded, and search covers only user, client name, client_id and token
+labels. Deliveries (the outbox) are listed read-only, with a "retry now" action. Initial access
+tokens are created with ``manage.py ciba_initial_access_token`` only (the token is shown once).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -17,7 +21,7 @@ from oauth2_provider.models import get_application_model
 
 from . import decisions, outbox
 from .exceptions import DecisionError
-from .models import AuthenticationRequest, CibaClient, Delivery
+from .models import AuthenticationRequest, CibaClient, Delivery, InitialAccessToken
 
 
 CIBA_CLIENT_FIELDS = (
@@ -29,7 +33,31 @@ CIBA_CLIENT_FIELDS = (
     "request_signing_alg",
     "user_code_parameter",
     "ciba_only",
+    "token_endpoint_auth_signing_alg",
+    "jwks",
+    "jwks_uri",
+    "subject_type",
+    "sector_identifier_uri",
 )
+
+
+#: Every URL a CIBA client registers is https (a scheme-less entry is read as https).
+URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
+
+
+class CibaClientForm(forms.ModelForm):
+    """A submitted form that leaves ``subject_type`` out keeps the client's current subject type.
+
+    (Changing it changes the ``sub`` every user has at the client; see docs/pairwise.rst.)
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "subject_type" in self.fields:
+            self.fields["subject_type"].required = False
+
+    def clean_subject_type(self) -> str:
+        return self.cleaned_data.get("subject_type") or self.instance.subject_type
 
 
 class CibaClientInline(admin.StackedInline):
@@ -38,6 +66,8 @@ class CibaClientInline(admin.StackedInline):
     extra = 0
     max_num = 1
     fields = CIBA_CLIENT_FIELDS
+    form = CibaClientForm
+    formfield_overrides = URL_FIELDS
 
 
 @admin.register(CibaClient)
@@ -54,8 +84,29 @@ class CibaClientAdmin(admin.ModelAdmin):
     list_select_related = ("application",)
     search_fields = ("application__name", "application__client_id")
     raw_id_fields = ("application",)
-    fields = ("application", *CIBA_CLIENT_FIELDS, "created_at", "updated_at")
-    readonly_fields = ("created_at", "updated_at")
+    fields = ("application", *CIBA_CLIENT_FIELDS, "registered_dynamically", "created_at", "updated_at")
+    readonly_fields = ("registered_dynamically", "created_at", "updated_at")
+    form = CibaClientForm
+    formfield_overrides = URL_FIELDS
+
+    @admin.display(description=_("registered dynamically"), boolean=True)
+    def registered_dynamically(self, obj: CibaClient) -> bool:
+        """Whether the client manages its registration itself (RFC 7592); the token hash stays hidden."""
+        return bool(obj.registration_access_token_hash)
+
+
+@admin.register(InitialAccessToken)
+class InitialAccessTokenAdmin(admin.ModelAdmin):
+    """Label, expiry and uses left can be changed (or the token deleted); the token never shows."""
+
+    list_display = ("id", "label", "expires_at", "uses_left", "created_at")
+    search_fields = ("label",)
+    date_hierarchy = "created_at"
+    fields = ("label", "expires_at", "uses_left", "created_at")
+    readonly_fields = ("created_at",)
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False  # manage.py ciba_initial_access_token prints the token once
 
 
 def _apply(modeladmin: Any, request: Any, queryset: Any, action: Any, verb: str) -> None:

@@ -1,8 +1,11 @@
 """Client authentication at the backchannel endpoint, through DOT's own validator (BC-03, DISC-06).
 
 The same ``OAUTH2_VALIDATOR_CLASS.authenticate_client`` that guards DOT's token endpoint runs here
-(client_secret_basic, client_secret_post, and whatever else the host's validator adds), so both
-endpoints accept exactly the same methods. Public clients are refused.
+(client_secret_basic, client_secret_post, ``private_key_jwt`` from
+:class:`~django_ciba.validators.CibaValidatorMixin`, and whatever else the host's validator adds), so
+both endpoints accept exactly the same methods (REG-07). With ``private_key_jwt`` the form may omit
+``client_id``: the assertion's ``iss`` names the client, and the validator sets ``request.client``.
+Public clients are refused.
 """
 
 from __future__ import annotations

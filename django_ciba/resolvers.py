@@ -15,12 +15,12 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.utils.module_loading import import_string
 from oauth2_provider.settings import oauth2_settings
 
 from .conf import ciba_settings
 from .exceptions import CibaConfigurationError, ExpiredLoginHintToken, InvalidRequest, UnknownUserId
+from .subjects import user_by_public_subject, user_for_subject
 
 
 class BaseUserResolver:
@@ -36,13 +36,8 @@ class BaseUserResolver:
         return get_user_model()._default_manager.filter(is_active=True)
 
     def user_by_subject(self, subject: Any) -> Any | None:
-        """The user an OP-issued ``sub`` names (DOT's default ``sub`` is the primary key)."""
-        if not isinstance(subject, str) or not subject or subject != subject.strip() or not subject.isascii():
-            return None
-        try:
-            return self.active_users().filter(pk=subject).first()
-        except (ValueError, TypeError, ValidationError):  # not a valid primary key (e.g. a UUID pk)
-            return None
+        """The user a public ``sub`` names (DOT's default ``sub`` is the primary key)."""
+        return user_by_public_subject(subject, self.active_users())
 
 
 class LoginHintResolver(BaseUserResolver):
@@ -93,7 +88,9 @@ class IdTokenHintResolver(BaseUserResolver):
 
     The signature is checked against DOT's OIDC keys, including inactive ones (key rotation), the
     issuer must be this OP and ``aud`` must contain the presenting client. Expired ID tokens are
-    accepted, as CIBA allows, since a hint only names the user.
+    accepted, as CIBA allows, since a hint only names the user. The ``sub`` is read as the
+    presenting client's subject: for a pairwise client only a subject of its own sector names a
+    user (PRIV-01), so neither a pk nor another sector's subject resolves.
     """
 
     hint_type = "id_token_hint"
@@ -114,7 +111,7 @@ class IdTokenHintResolver(BaseUserResolver):
             )
         except jwt.PyJWTError:
             raise InvalidRequest("The id_token_hint is not a valid ID token issued to this client.")
-        return self.user_by_subject(claims.get("sub"))
+        return user_for_subject(claims.get("sub"), client, users=self.active_users())
 
 
 def login_hint_token_keys() -> list[Any]:

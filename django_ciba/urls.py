@@ -14,6 +14,8 @@ app_name = "django_ciba"
 urlpatterns = [
     path("bc-authorize", views.BackchannelAuthenticationView.as_view(), name="bc-authorize"),
     path("token/", views.TokenView.as_view(), name="token"),
+    path("register", views.ClientRegistrationView.as_view(), name="register"),
+    path("register/<str:client_id>", views.ClientConfigurationView.as_view(), name="register-client"),
     re_path(
         r"^\.well-known/openid-configuration/?$",
         views.CibaConnectDiscoveryInfoView.as_view(),

@@ -13,10 +13,11 @@ from django.utils import timezone
 from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.oauth2_validators import OAuth2Validator as DOTOAuth2Validator
 
-from . import polling
+from . import client_assertion, polling
 from .constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
 from .models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
 from .secrets import upgrade_client_secret_from_request
+from .subjects import pairwise_sector, subject_for
 
 
 # What validate_ciba_auth_req_id reads before it knows the request is approved (polling.py too).
@@ -61,16 +62,40 @@ class CibaValidatorMixin:
     def is_confidential_client(self, application: Any) -> bool:
         return getattr(application, "client_type", None) == AbstractApplication.CLIENT_CONFIDENTIAL
 
-    def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
-        """DOT's client authentication, plus the CIBA client's registered method (REG-07).
+    def client_authentication_required(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+        """A client presenting an assertion is always authenticated (never treated as public)."""
+        if client_assertion.presented(request):
+            return True
+        return super().client_authentication_required(request, *args, **kwargs)  # type: ignore[misc]
 
-        A CIBA client must use the method it registered, and only one method per request
-        (RFC 6749 §2.3). After a successful check, a secret still stored with a slow password
-        hasher is re-hashed with ``CLIENT_SECRET_HASHER`` (see :mod:`django_ciba.secrets`).
+    def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+        """DOT's client authentication, plus ``private_key_jwt`` and the CIBA client's registered
+        method (REG-07), at the backchannel and token endpoints and for DOT's other grants.
+
+        A request carrying ``client_assertion`` or ``client_assertion_type`` is checked as a
+        ``private_key_jwt`` assertion only (:mod:`django_ciba.client_assertion`). A CIBA client must
+        use the method it registered, and only one method per request (RFC 6749 §2.3). After a
+        successful secret check, a secret still stored with a slow password hasher is re-hashed
+        with ``CLIENT_SECRET_HASHER`` (see :mod:`django_ciba.secrets`).
         """
+        if client_assertion.presented(request):
+            return self._authenticate_client_assertion(request)
         if not self._authenticate_ciba_client(request, *args, **kwargs):
             return False
         upgrade_client_secret_from_request(request)
+        return True
+
+    def _authenticate_client_assertion(self, request: Any) -> bool:
+        """``private_key_jwt``: sets ``request.client`` and ``request.client_id`` on success."""
+        basic = self._extract_basic_auth(request)  # type: ignore[attr-defined]
+        other_method = bool(basic or getattr(request, "client_secret", None))
+        application = client_assertion.authenticate(
+            request, self._load_application, other_method=other_method
+        )
+        request.client = application
+        if application is None:
+            return False
+        request.client_id = application.client_id
         return True
 
     def _authenticate_ciba_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
@@ -160,6 +185,23 @@ class CibaValidatorMixin:
         if token.get("refresh_token"):
             claims[RT_HASH_CLAIM] = token_hash(token["refresh_token"])
         return claims, expiration
+
+    def get_claim_dict(self, request: Any) -> dict[str, Any]:
+        """DOT's claims, with the pairwise ``sub`` for a pairwise client (OIDC Core §8.1).
+
+        Both the ID token (every grant, push included) and the userinfo response read this dict.
+        DOT gives ``sub`` as a value, or as a callable when ``get_additional_claims`` takes no
+        request; the pairwise one follows the same form.
+        """
+        claims = super().get_claim_dict(request)  # type: ignore[misc]
+        client, user = getattr(request, "client", None), getattr(request, "user", None)
+        if client is None or getattr(user, "pk", None) is None or pairwise_sector(client) is None:
+            return claims
+        if callable(claims.get("sub")):
+            claims["sub"] = lambda r: subject_for(r.user, r.client)
+        else:
+            claims["sub"] = subject_for(user, client)
+        return claims
 
 
 class OAuth2Validator(CibaValidatorMixin, DOTOAuth2Validator):

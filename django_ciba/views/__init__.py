@@ -6,12 +6,15 @@ from .device import (
     DeviceRequestListView,
 )
 from .discovery import CibaConnectDiscoveryInfoView
+from .registration import ClientConfigurationView, ClientRegistrationView
 from .token import TokenView
 
 
 __all__ = [
     "BackchannelAuthenticationView",
     "CibaConnectDiscoveryInfoView",
+    "ClientConfigurationView",
+    "ClientRegistrationView",
     "DeviceRequestApproveView",
     "DeviceRequestDenyView",
     "DeviceRequestDetailView",

@@ -5,16 +5,26 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from io import StringIO
+from urllib.parse import urlencode
 
+import jwt
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 from oauth2_provider.models import get_application_model
 
+from django_ciba.constants import CIBA_GRANT_TYPE
 from django_ciba.identifiers import hash_auth_req_id
 from django_ciba.models import AuthenticationRequest, CibaClient
-from django_ciba.testing import bc_authorize, create_ciba_client, poll
+from django_ciba.testing import (
+    FORM,
+    bc_authorize,
+    client_assertion,
+    create_ciba_client,
+    make_client_key,
+    poll,
+)
 
 
 Status = AuthenticationRequest.Status
@@ -277,3 +287,172 @@ def test_dash_id_with_options_before_it(user, poll_client):
     )
     run("ciba_approve", "--acr", "urn:example:loa:1", "-v", "2", auth_req_id)
     assert AuthenticationRequest.objects.by_auth_req_id(auth_req_id).get().acr == "urn:example:loa:1"
+
+
+# --------------------------------------------------------------------------------------------
+# ciba_create_client --auth-method private_key_jwt (REG-07, SEC-11, FAPI-12/13)
+
+
+def _jwks_file(tmp_path, alg="PS256"):
+    private_key, public_jwk = make_client_key(alg)
+    path = tmp_path / "jwks.json"
+    path.write_text(json.dumps({"keys": [public_jwk]}))
+    return path, private_key, public_jwk
+
+
+def _pkjwt_bc_authorize(http, client_id, private_key, kid, alg="PS256"):
+    app = get_application_model().objects.get(client_id=client_id)
+    fields = client_assertion(app, private_key, audience="http://testserver/o", alg=alg, kid=kid)
+    data = urlencode({"scope": "openid", "login_hint": "alice", **fields})
+    return http.post("/o/bc-authorize", data=data, content_type=FORM)
+
+
+@pytest.mark.django_db
+def test_create_private_key_jwt_client_with_jwks_file(client, user, tmp_path):
+    # REG-07 / SEC-11: the client authenticates with its key; no client_secret is offered.
+    path, private_key, public_jwk = _jwks_file(tmp_path)
+    data = json.loads(
+        run(
+            "ciba_create_client",
+            *("--name", "Signing kiosk", "--auth-method", "private_key_jwt", "--jwks-file", str(path)),
+            *("--auth-signing-alg", "PS256", "--signing-alg", "PS256"),
+        )
+    )
+    assert "client_secret" not in data
+    assert data["token_endpoint_auth_method"] == "private_key_jwt"
+    assert data["token_endpoint_auth_signing_alg"] == "PS256"
+    assert data["backchannel_authentication_request_signing_alg"] == "PS256"
+    ciba = CibaClient.objects.select_related("application").get(application__client_id=data["client_id"])
+    assert ciba.jwks == {"keys": [public_jwk]} and ciba.jwks_uri == ""
+    assert ciba.token_endpoint_auth_signing_alg == "PS256" and ciba.request_signing_alg == "PS256"
+    assert ciba.application.client_secret  # DOT needs one; it is hashed and never shown
+    assert ciba.application.hash_client_secret is True
+    response = _pkjwt_bc_authorize(client, data["client_id"], private_key, public_jwk["kid"])
+    # Authenticated; refused only because the client registered signed requests (--signing-alg).
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "invalid_request" and "signed" in response.json()["error_description"]
+
+
+@pytest.mark.django_db
+def test_created_private_key_jwt_client_is_usable_end_to_end(client, user, tmp_path):
+    # BC-03 / TOK-02: bc-authorize and the token endpoint accept the registered key.
+    path, private_key, public_jwk = _jwks_file(tmp_path, "ES256")
+    data = json.loads(
+        run(
+            "ciba_create_client",
+            "--name",
+            "EC kiosk",
+            "--auth-method",
+            "private_key_jwt",
+            "--jwks-file",
+            path,
+        )
+    )
+    response = _pkjwt_bc_authorize(client, data["client_id"], private_key, public_jwk["kid"], alg="ES256")
+    assert response.status_code == 200, response.content
+    auth_req_id = response.json()["auth_req_id"]
+    app = get_application_model().objects.get(client_id=data["client_id"])
+    fields = client_assertion(app, private_key, audience="http://testserver/o/token/", alg="ES256")
+    body = urlencode({"grant_type": CIBA_GRANT_TYPE, "auth_req_id": auth_req_id, **fields})
+    response = client.post("/o/token/", data=body, content_type=FORM)
+    assert response.status_code == 400 and response.json()["error"] == "authorization_pending"
+
+
+@pytest.mark.django_db
+def test_create_private_key_jwt_client_with_jwks_uri():
+    # REG-07: keys by reference (fetched and cached when an assertion arrives); keys are required.
+    with pytest.raises(CommandError, match="private_key_jwt needs"):
+        run("ciba_create_client", "--name", "Keyless", "--auth-method", "private_key_jwt")
+    data = json.loads(
+        run(
+            "ciba_create_client",
+            *("--name", "Remote keys", "--auth-method", "private_key_jwt"),
+            *("--jwks-uri", "https://rp.example.com/jwks.json"),
+        )
+    )
+    assert "client_secret" not in data and data["jwks_uri"] == "https://rp.example.com/jwks.json"
+    ciba = CibaClient.objects.get(application__client_id=data["client_id"])
+    assert ciba.jwks_uri == "https://rp.example.com/jwks.json" and ciba.jwks is None
+
+
+@pytest.mark.django_db
+def test_secret_client_still_prints_its_secret_with_keys(tmp_path):
+    # Keys alone (for signed requests) do not change the authentication method.
+    path, _, _ = _jwks_file(tmp_path)
+    data = json.loads(
+        run("ciba_create_client", "--name", "Signer", "--jwks-file", path, "--signing-alg", "ES256")
+    )
+    assert data["client_secret"] and data["token_endpoint_auth_method"] == "client_secret_basic"
+    assert CibaClient.objects.get(application__client_id=data["client_id"]).request_signing_alg == "ES256"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--jwks-uri", "http://rp.example.com/jwks.json"], "jwks_uri"),
+        (["--jwks-file", "{missing}"], "cannot read"),
+        (["--jwks-file", "{garbage}"], "not valid JSON"),
+        (["--jwks-file", "{private}"], "private or symmetric"),
+        (["--jwks-file", "{good}", "--jwks-uri", "https://rp.example.com/jwks.json"], "not allowed with"),
+        (["--jwks-file", "{good}", "--auth-signing-alg", "HS256"], "asymmetric"),
+        (["--jwks-file", "{good}", "--auth-signing-alg", "none"], "asymmetric"),
+        (["--jwks-file", "{good}", "--signing-alg", "none"], "asymmetric"),
+        (["--jwks-file", "{good}", "--auth-signing-alg", "ES256K"], "SIGNING_ALGORITHMS"),
+        (["--jwks-file", "{good}", "--signing-alg", "PS257"], "SIGNING_ALGORITHMS"),
+    ],
+    ids=[
+        "http-jwks-uri",
+        "missing-file",
+        "not-json",
+        "private-key",
+        "file-and-uri",
+        "hs256",
+        "auth-none",
+        "request-none",
+        "unknown-auth-alg",
+        "unknown-request-alg",
+    ],
+)
+def test_create_private_key_jwt_client_refusals(tmp_path, extra, message):
+    # REG-07 / FAPI-13: keys are required and checked; symmetric, none and unknown algs are refused.
+    good, _, public_jwk = _jwks_file(tmp_path)
+    private_key, _ = make_client_key("ES256")
+    private_jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private_key))
+    files = {
+        "good": good,
+        "missing": tmp_path / "missing.json",
+        "garbage": tmp_path / "garbage.json",
+        "private": tmp_path / "private.json",
+    }
+    files["garbage"].write_text("{not json")
+    files["private"].write_text(json.dumps({"keys": [private_jwk]}))
+    args = [arg.format(**files) for arg in extra]
+    with pytest.raises(CommandError, match=message):
+        run("ciba_create_client", "--name", "Bad", "--auth-method", "private_key_jwt", *args)
+    assert not get_application_model().objects.filter(name="Bad").exists()
+    assert not CibaClient.objects.exists()
+
+
+@pytest.mark.django_db
+def test_create_client_alg_must_be_in_signing_algorithms(tmp_path, ciba_settings):
+    # FAPI-13: an operator restricting SIGNING_ALGORITHMS to PS256/ES256 cannot register RS256.
+    ciba_settings.set(SIGNING_ALGORITHMS=["PS256", "ES256"])
+    path, _, _ = _jwks_file(tmp_path)
+    with pytest.raises(CommandError, match="SIGNING_ALGORITHMS"):
+        run(
+            "ciba_create_client",
+            *("--name", "RS", "--auth-method", "private_key_jwt", "--jwks-file", path),
+            *("--auth-signing-alg", "RS256"),
+        )
+    assert not CibaClient.objects.exists()
+
+
+@pytest.mark.django_db
+def test_create_private_key_jwt_client_needs_rs256_id_tokens(tmp_path, settings):
+    # HS256 ID tokens are keyed with the client secret, which a private_key_jwt client never gets.
+    settings.OAUTH2_PROVIDER = {**settings.OAUTH2_PROVIDER, "OIDC_RSA_PRIVATE_KEY": ""}
+    path, _, _ = _jwks_file(tmp_path)
+    with pytest.raises(CommandError, match="OIDC_RSA_PRIVATE_KEY"):
+        run("ciba_create_client", "--name", "HS", "--auth-method", "private_key_jwt", "--jwks-file", path)
+    assert not CibaClient.objects.exists()

@@ -331,7 +331,6 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
-
     do_GET = do_POST  # the same routes answer GET (get_document)
 
 

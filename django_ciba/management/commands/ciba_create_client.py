@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -6,12 +7,17 @@ from django.db import transaction
 from oauth2_provider.models import get_application_model
 from oauth2_provider.settings import oauth2_settings
 
+from django_ciba.client_keys import InvalidClientKeys, parse_jwks, supported_algorithms
 from django_ciba.models import AuthMethod, CibaClient, DeliveryMode
 from django_ciba.secrets import generate_client_secret
 
 
 class Command(BaseCommand):
-    help = "Create a confidential DOT Application registered for CIBA; prints its credentials as JSON."
+    help = (
+        "Create a confidential DOT Application registered for CIBA; prints its credentials as JSON. "
+        "A private_key_jwt client needs its public keys (--jwks-file or --jwks-uri) and gets no "
+        "usable client_secret."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True)
@@ -21,11 +27,39 @@ class Command(BaseCommand):
             "--auth-method", choices=AuthMethod.values, default=AuthMethod.CLIENT_SECRET_BASIC
         )
         parser.add_argument("--scope", default="", help="Scopes the client may request (default: any).")
+        keys = parser.add_mutually_exclusive_group()
+        keys.add_argument("--jwks-file", metavar="FILE", help="The client's public keys: a JSON JWK set.")
+        keys.add_argument(
+            "--jwks-uri", metavar="URL", default="", help="Where the client publishes its JWK set."
+        )
+        parser.add_argument(
+            "--signing-alg",
+            metavar="ALG",
+            default="",
+            help="backchannel_authentication_request_signing_alg: the client signs its requests with ALG.",
+        )
+        parser.add_argument(
+            "--auth-signing-alg",
+            metavar="ALG",
+            default="",
+            help="token_endpoint_auth_signing_alg: the only algorithm accepted for its client assertions.",
+        )
 
     def handle(self, *args, **options):
+        private_key_jwt = options["auth_method"] == AuthMethod.PRIVATE_KEY_JWT
+        request_alg = _algorithm(options["signing_alg"], "--signing-alg")
+        auth_alg = _algorithm(options["auth_signing_alg"], "--auth-signing-alg")
+        jwks = _read_jwks(options["jwks_file"]) if options["jwks_file"] else None
         Application = get_application_model()
-        secret = generate_client_secret()
         algorithm = "RS256" if oauth2_settings.OIDC_RSA_PRIVATE_KEY else "HS256"
+        if private_key_jwt and algorithm == "HS256":
+            # HS256 ID tokens are keyed with the client secret, which such a client never learns.
+            raise CommandError(
+                "private_key_jwt clients need RS256 ID tokens: set OAUTH2_PROVIDER['OIDC_RSA_PRIVATE_KEY']."
+            )
+        # A private_key_jwt client still gets a (hashed, never shown) random secret, as DOT's
+        # Application requires one; the validator refuses secrets for such clients anyway.
+        secret = generate_client_secret()
         with transaction.atomic():
             application = Application(
                 name=options["name"],
@@ -41,6 +75,10 @@ class Command(BaseCommand):
                 delivery_mode=options["mode"],
                 notification_endpoint=options["notification_endpoint"],
                 token_endpoint_auth_method=options["auth_method"],
+                token_endpoint_auth_signing_alg=auth_alg,
+                request_signing_alg=request_alg,
+                jwks=jwks,
+                jwks_uri=options["jwks_uri"],
                 scope=" ".join(options["scope"].split()),
                 ciba_only=True,
             )
@@ -49,16 +87,50 @@ class Command(BaseCommand):
             except ValidationError as exc:
                 raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()))
             ciba.save()
+        credentials = {"client_id": application.client_id}
+        if not private_key_jwt:
+            credentials["client_secret"] = secret
         self.stdout.write(
             json.dumps(
                 {
-                    "client_id": application.client_id,
-                    "client_secret": secret,
+                    **credentials,
                     "name": application.name,
                     "delivery_mode": ciba.delivery_mode,
                     "notification_endpoint": ciba.notification_endpoint,
                     "token_endpoint_auth_method": ciba.token_endpoint_auth_method,
+                    "token_endpoint_auth_signing_alg": ciba.token_endpoint_auth_signing_alg,
+                    "backchannel_authentication_request_signing_alg": ciba.request_signing_alg,
+                    "jwks_uri": ciba.jwks_uri,
                     "scope": ciba.scope,
                 }
             )
         )
+
+
+def _algorithm(value: str, option: str) -> str:
+    """An asymmetric JWS algorithm of ``SIGNING_ALGORITHMS``, or "" when not given."""
+    if not value:
+        return ""
+    if value.lower() == "none" or value.upper().startswith("HS"):
+        raise CommandError(f"{option}: {value} is not accepted; use an asymmetric algorithm such as PS256.")
+    supported = supported_algorithms()
+    if value not in supported:
+        raise CommandError(
+            f"{option}: {value} is not one of CIBA['SIGNING_ALGORITHMS'] ({', '.join(supported)})."
+        )
+    return value
+
+
+def _read_jwks(path: str) -> dict:
+    """The JWK set in ``path``, checked as registration checks it (public signing keys only)."""
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CommandError(f"--jwks-file: cannot read {path}: {exc.strerror or exc}")
+    except ValueError:
+        raise CommandError("--jwks-file: the file is not valid JSON.")
+    try:
+        parse_jwks(document)
+    except InvalidClientKeys as exc:
+        raise CommandError(f"--jwks-file: {exc}")
+    return document

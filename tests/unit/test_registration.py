@@ -1,0 +1,998 @@
+"""Dynamic client registration (RFC 7591) and its management (RFC 7592): REG-01..REG-11, DISC-09."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from django.contrib.auth.hashers import check_password
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+from oauth2_provider.models import get_application_model
+
+from django_ciba import decisions, outbound
+from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.models import CibaClient, InitialAccessToken
+from django_ciba.registration import MAX_BODY_BYTES
+from django_ciba.testing import create_ciba_client, make_client_key, poll, start_request
+
+
+REGISTER = "/o/register"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+JSON = "application/json"
+NOTIFY = "https://client.example.org/ciba/cb"
+JWKS_URI = "https://keys.client.example.org/jwks.json"
+SECTOR_URI = "https://sector.client.example.org/uris.json"
+POLL = {"backchannel_token_delivery_mode": "poll", "grant_types": [CIBA_GRANT_TYPE], "response_types": []}
+PING = {**POLL, "backchannel_token_delivery_mode": "ping", "backchannel_client_notification_endpoint": NOTIFY}
+PUSH = {"backchannel_token_delivery_mode": "push", "backchannel_client_notification_endpoint": NOTIFY}
+
+
+@pytest.fixture
+def open_registration(ciba_settings):
+    ciba_settings.set(REGISTRATION_OPEN=True)
+
+
+@pytest.fixture
+def rsa_jwk():
+    return make_client_key("RS256", kid="rsa-1")[1]
+
+
+def register(http, metadata, token=None, **extra):
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    return http.post(REGISTER, data=json.dumps(metadata), content_type=JSON, **headers, **extra)
+
+
+def registered(http, metadata, token=None):
+    response = register(http, metadata, token)
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def path_of(body):
+    return urlsplit(body["registration_client_uri"]).path
+
+
+def manage(http, method, body, token, data=None):
+    kwargs = {"HTTP_AUTHORIZATION": f"Bearer {token}"} if token else {}
+    if data is not None:
+        kwargs.update(data=json.dumps(data), content_type=JSON)
+    return getattr(http, method)(path_of(body), **kwargs)
+
+
+def assert_refused(response, field, error="invalid_client_metadata"):
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == JSON
+    body = response.json()
+    assert body["error"] == error
+    assert body["error_description"].startswith(f"{field}:"), body
+    return body
+
+
+def assert_invalid_token(response):
+    assert response.status_code == 401, response.content
+    assert response.json()["error"] == "invalid_token"
+    assert response["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+
+
+def initial_token(*args):
+    out = StringIO()
+    call_command("ciba_initial_access_token", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def docs_example(label):
+    """The JSON code block that follows ``.. _<label>:`` in docs/registration.rst."""
+    lines = (DOCS / "registration.rst").read_text().splitlines()
+    start = lines.index(f".. _{label}:")
+    block = next(i for i in range(start, len(lines)) if lines[i].strip() == ".. code-block:: json")
+    body = []
+    for line in lines[block + 1 :]:
+        if line.strip() and not line.startswith(" "):
+            break
+        body.append(line)
+    return json.loads("\n".join(body))
+
+
+# --------------------------------------------------------------------------------------------
+# Successful registrations
+
+
+@pytest.mark.django_db
+def test_poll_client_without_redirect_uris_is_201(client, open_registration):
+    # REG-08: a CIBA-only client, no redirect_uris and response_types [], gets 201 + JSON.
+    response = register(client, {**POLL, "client_name": "Teller"})
+    assert response.status_code == 201, response.content
+    assert response["Content-Type"] == JSON
+    assert response["Cache-Control"] == "no-store"
+    body = response.json()
+    assert body["backchannel_token_delivery_mode"] == "poll"  # REG-01
+    assert body["grant_types"] == [CIBA_GRANT_TYPE]  # REG-03
+    assert body["response_types"] == [] and body["redirect_uris"] == []
+    assert body["token_endpoint_auth_method"] == "client_secret_basic"  # RFC 7591 default
+    assert body["client_secret"] and body["client_secret_expires_at"] == 0
+    assert isinstance(body["client_id_issued_at"], int)
+    assert body["registration_client_uri"] == f"http://testserver/o/register/{body['client_id']}"
+    assert body["backchannel_user_code_parameter"] is False  # REG-05 default
+    Application = get_application_model()
+    app = Application.objects.get(client_id=body["client_id"])
+    assert app.name == "Teller"
+    assert app.client_type == Application.CLIENT_CONFIDENTIAL
+    assert app.authorization_grant_type == Application.GRANT_CLIENT_CREDENTIALS
+    assert app.registration_source == "dcr"
+    assert app.client_secret != body["client_secret"] and check_password(
+        body["client_secret"], app.client_secret
+    )
+    ciba = app.ciba
+    assert ciba.delivery_mode == "poll" and ciba.ciba_only is True
+    token = body["registration_access_token"]
+    assert ciba.registration_access_token_hash == hashlib.sha256(token.encode()).hexdigest()
+
+
+@pytest.mark.django_db
+def test_push_client_with_jwks_user_code_and_signed_requests_is_201(client, open_registration, rsa_jwk):
+    # REG-02, REG-04, REG-05: push with an https endpoint, RS256 signed requests, user codes.
+    metadata = {
+        **PUSH,
+        "grant_types": [CIBA_GRANT_TYPE],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [rsa_jwk]},
+        "backchannel_authentication_request_signing_alg": "RS256",
+        "backchannel_user_code_parameter": True,
+    }
+    body = registered(client, metadata)
+    assert "client_secret" not in body and "client_secret_expires_at" not in body
+    assert body["backchannel_client_notification_endpoint"] == NOTIFY
+    assert body["backchannel_authentication_request_signing_alg"] == "RS256"
+    assert body["backchannel_user_code_parameter"] is True
+    assert body["jwks"] == {"keys": [rsa_jwk]}
+    ciba = CibaClient.objects.get(application__client_id=body["client_id"])
+    assert ciba.delivery_mode == "push" and ciba.notification_endpoint == NOTIFY
+    assert ciba.token_endpoint_auth_method == "private_key_jwt"
+    assert ciba.request_signing_alg == "RS256" and ciba.user_code_parameter is True
+    assert ciba.jwks == {"keys": [rsa_jwk]}
+
+
+@pytest.mark.django_db
+def test_pairwise_poll_client_with_private_key_jwt_and_jwks_uri_is_201(client, open_registration):
+    # REG-06, DISC-09: a pairwise poll client's sector is the host of its jwks_uri.
+    metadata = {
+        **POLL,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "token_endpoint_auth_signing_alg": "PS256",
+        "jwks_uri": JWKS_URI,
+        "subject_type": "pairwise",
+    }
+    body = registered(client, metadata)
+    assert body["subject_type"] == "pairwise" and body["jwks_uri"] == JWKS_URI
+    assert body["token_endpoint_auth_signing_alg"] == "PS256"
+    ciba = CibaClient.objects.get(application__client_id=body["client_id"])
+    assert ciba.subject_type == "pairwise" and ciba.jwks_uri == JWKS_URI
+    assert ciba.token_endpoint_auth_signing_alg == "PS256"
+    assert ciba.sector_identifier == "keys.client.example.org"
+
+
+@pytest.mark.django_db
+def test_registered_poll_client_completes_a_poll_flow(client, user, open_registration):
+    # REG-08, REG-03, REG-07: the issued client_secret works with client_secret_basic at both endpoints.
+    body = registered(client, {**POLL, "grant_types": [CIBA_GRANT_TYPE, "refresh_token"]})
+    app = get_application_model().objects.get(client_id=body["client_id"])
+    secret = body["client_secret"]
+    auth_req_id, auth_request = start_request(client, app, secret, scope="openid", login_hint="alice")
+    pending = poll(client, app, secret, auth_req_id)
+    assert pending.status_code == 400 and pending.json()["error"] == "authorization_pending"
+    decisions.approve(auth_request, user=user)
+    response = poll(client, app, secret, auth_req_id)
+    assert response.status_code == 200, response.content
+    tokens = response.json()
+    assert tokens["access_token"] and tokens["id_token"]
+
+
+@pytest.mark.django_db
+def test_client_credentials_grant_is_kept(client, open_registration):
+    body = registered(client, {**POLL, "grant_types": [CIBA_GRANT_TYPE, "client_credentials"]})
+    assert body["grant_types"] == [CIBA_GRANT_TYPE, "client_credentials"]
+    ciba = CibaClient.objects.select_related("application").get(application__client_id=body["client_id"])
+    assert ciba.ciba_only is False
+    assert ciba.application.authorization_grant_type == get_application_model().GRANT_CLIENT_CREDENTIALS
+
+
+@pytest.mark.django_db
+def test_authorization_code_grant_needs_and_keeps_redirect_uris(client, open_registration):
+    metadata = {
+        **POLL,
+        "grant_types": [CIBA_GRANT_TYPE, "authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "redirect_uris": ["https://client.example.org/cb"],
+    }
+    body = registered(client, metadata)
+    assert body["grant_types"] == [CIBA_GRANT_TYPE, "authorization_code", "refresh_token"]
+    assert body["response_types"] == ["code"]
+    assert body["redirect_uris"] == ["https://client.example.org/cb"]
+    app = get_application_model().objects.get(client_id=body["client_id"])
+    assert app.authorization_grant_type == app.GRANT_AUTHORIZATION_CODE
+    assert app.redirect_uris == "https://client.example.org/cb"
+
+
+@pytest.mark.django_db
+def test_push_client_without_grant_types_gets_the_ciba_grant(client, open_registration):
+    # REG-03 asks the CIBA grant of poll and ping clients only; a push client may leave it out.
+    body = registered(client, PUSH)
+    assert body["grant_types"] == [CIBA_GRANT_TYPE]
+    assert CibaClient.objects.get(application__client_id=body["client_id"]).ciba_only is True
+
+
+@pytest.mark.django_db
+def test_scope_is_stored_and_returned(client, open_registration):
+    body = registered(client, {**POLL, "scope": "openid  profile openid"})
+    assert body["scope"] == "openid profile"
+    assert CibaClient.objects.get(application__client_id=body["client_id"]).scope == "openid profile"
+
+
+@pytest.mark.django_db
+def test_informational_metadata_is_kept_and_unknown_metadata_dropped(client, open_registration):
+    metadata = {
+        **POLL,
+        "contacts": ["ops@client.example.org"],
+        "client_uri": "https://client.example.org/",
+        "logo_uri": "https://client.example.org/logo.png",
+        "software_id": "teller-7",
+        "x_vendor_option": {"anything": True},
+        "default_max_age": 60,
+    }
+    body = registered(client, metadata)
+    assert body["contacts"] == ["ops@client.example.org"]
+    assert body["client_uri"] == "https://client.example.org/"
+    assert body["logo_uri"] == "https://client.example.org/logo.png"
+    assert body["software_id"] == "teller-7"
+    assert "x_vendor_option" not in body and "default_max_age" not in body
+    ciba = CibaClient.objects.get(application__client_id=body["client_id"])
+    assert "x_vendor_option" not in ciba.metadata and ciba.metadata["contacts"] == ["ops@client.example.org"]
+    read = manage(client, "get", body, body["registration_access_token"]).json()
+    assert read["contacts"] == ["ops@client.example.org"] and read["software_id"] == "teller-7"
+
+
+@pytest.mark.django_db
+def test_issued_fields_in_the_request_are_ignored(client, open_registration):
+    body = registered(
+        client,
+        {
+            **POLL,
+            "client_id": "chosen-by-me",
+            "client_secret": "chosen-secret-" * 3,
+            "client_id_issued_at": 1,
+        },
+    )
+    assert body["client_id"] != "chosen-by-me"
+    assert body["client_secret"] != "chosen-secret-" * 3
+    assert body["client_id_issued_at"] != 1
+
+
+@pytest.mark.django_db
+def test_docs_push_example_registers(client, open_registration):
+    # REG-02, REG-04, REG-05: the documented push registration is valid as printed.
+    example = docs_example("registration-example-push")
+    assert example["backchannel_token_delivery_mode"] == "push"
+    assert example["jwks"]["keys"][0]["kid"] == "push-client-2026"
+    body = registered(client, example)
+    assert body["backchannel_client_notification_endpoint"] == "https://client.example.org/ciba/push"
+    assert body["token_endpoint_auth_method"] == "private_key_jwt" and "client_secret" not in body
+
+
+# --------------------------------------------------------------------------------------------
+# Refusals, one rule each: 400 naming the field
+
+
+@pytest.mark.django_db
+def test_missing_delivery_mode_is_refused(client, open_registration):
+    # REG-01
+    metadata = {key: value for key, value in POLL.items() if key != "backchannel_token_delivery_mode"}
+    assert_refused(register(client, metadata), "backchannel_token_delivery_mode")
+    assert not get_application_model().objects.exists()
+
+
+@pytest.mark.django_db
+def test_unknown_delivery_mode_is_refused(client, open_registration):
+    # REG-01
+    assert_refused(
+        register(client, {**POLL, "backchannel_token_delivery_mode": "carrier-pigeon"}),
+        "backchannel_token_delivery_mode",
+    )
+
+
+@pytest.mark.django_db
+def test_delivery_mode_not_offered_is_refused(client, open_registration, ciba_settings):
+    # REG-11: an OP that removes push from DELIVERY_MODES (FAPI-CIBA) refuses push clients.
+    ciba_settings.set(DELIVERY_MODES=["poll", "ping"])
+    assert_refused(register(client, PUSH), "backchannel_token_delivery_mode")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("mode", ["ping", "push"])
+def test_ping_and_push_need_a_notification_endpoint(client, open_registration, mode):
+    # REG-02
+    metadata = {**POLL, "backchannel_token_delivery_mode": mode}
+    assert_refused(register(client, metadata), "backchannel_client_notification_endpoint")
+
+
+@pytest.mark.django_db
+def test_http_notification_endpoint_is_refused(client, open_registration):
+    # REG-02
+    metadata = {**PUSH, "backchannel_client_notification_endpoint": "http://client.example.org/cb"}
+    assert_refused(register(client, metadata), "backchannel_client_notification_endpoint")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url", ["https://10.0.0.7/cb", "https://localhost/cb", "https://user:pw@client.example.org/"]
+)
+def test_unsafe_notification_endpoint_is_refused(client, open_registration, url):
+    # REG-02, REG-10 (SEC-01): private hosts and userinfo are refused at registration.
+    metadata = {**PING, "backchannel_client_notification_endpoint": url}
+    assert_refused(register(client, metadata), "backchannel_client_notification_endpoint")
+
+
+@pytest.mark.django_db
+def test_poll_client_without_the_ciba_grant_is_refused(client, open_registration):
+    # REG-03
+    assert_refused(register(client, {**POLL, "grant_types": ["client_credentials"]}), "grant_types")
+
+
+@pytest.mark.django_db
+def test_ping_client_without_grant_types_is_refused(client, open_registration):
+    # REG-03
+    metadata = {key: value for key, value in PING.items() if key != "grant_types"}
+    assert_refused(register(client, metadata), "grant_types")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "grant",
+    ["implicit", "password", "urn:ietf:params:oauth:grant-type:device_code", "urn:example:unknown"],
+)
+def test_unsupported_grant_types_are_refused(client, open_registration, grant):
+    assert_refused(register(client, {**POLL, "grant_types": [CIBA_GRANT_TYPE, grant]}), "grant_types")
+
+
+@pytest.mark.django_db
+def test_client_credentials_and_authorization_code_together_are_refused(client, open_registration):
+    grants = [CIBA_GRANT_TYPE, "client_credentials", "authorization_code"]
+    metadata = {**POLL, "grant_types": grants, "redirect_uris": ["https://client.example.org/cb"]}
+    assert_refused(register(client, metadata), "grant_types")
+
+
+@pytest.mark.django_db
+def test_grant_types_must_be_an_array(client, open_registration):
+    assert_refused(register(client, {**POLL, "grant_types": CIBA_GRANT_TYPE}), "grant_types")
+
+
+@pytest.mark.django_db
+def test_authorization_code_without_redirect_uris_is_refused(client, open_registration):
+    metadata = {**POLL, "grant_types": [CIBA_GRANT_TYPE, "authorization_code"], "response_types": ["code"]}
+    assert_refused(register(client, metadata), "redirect_uris", error="invalid_redirect_uri")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "uri", ["ftp://client.example.org/cb", "https://client.example.org/cb#frag", "relative/cb"]
+)
+def test_bad_redirect_uri_is_refused(client, open_registration, uri):
+    metadata = {
+        **POLL,
+        "grant_types": [CIBA_GRANT_TYPE, "authorization_code"],
+        "response_types": ["code"],
+        "redirect_uris": [uri],
+    }
+    assert_refused(register(client, metadata), "redirect_uris", error="invalid_redirect_uri")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("response_types", [["code"], ["token"], ["id_token"]])
+def test_ciba_only_client_with_response_types_is_refused(client, open_registration, response_types):
+    # REG-08: a CIBA-only client has no authorization endpoint flow.
+    assert_refused(register(client, {**POLL, "response_types": response_types}), "response_types")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["none", "self_signed_tls_client_auth", "client_secret_jwt", "bogus"])
+def test_unsupported_auth_methods_are_refused(client, open_registration, method):
+    # CIBA clients are confidential; DOT has no mTLS nor client_secret_jwt.
+    assert_refused(
+        register(client, {**POLL, "token_endpoint_auth_method": method}), "token_endpoint_auth_method"
+    )
+
+
+@pytest.mark.django_db
+def test_private_key_jwt_without_keys_is_refused(client, open_registration):
+    # REG-07
+    assert_refused(
+        register(client, {**POLL, "token_endpoint_auth_method": "private_key_jwt"}),
+        "token_endpoint_auth_method",
+    )
+
+
+@pytest.mark.django_db
+def test_jwks_and_jwks_uri_together_are_refused(client, open_registration, rsa_jwk):
+    metadata = {**POLL, "jwks": {"keys": [rsa_jwk]}, "jwks_uri": JWKS_URI}
+    assert_refused(register(client, metadata), "jwks")
+
+
+@pytest.mark.django_db
+def test_jwks_with_private_key_material_is_refused(client, open_registration, rsa_jwk):
+    assert_refused(register(client, {**POLL, "jwks": {"keys": [{**rsa_jwk, "d": "AQAB"}]}}), "jwks")
+
+
+@pytest.mark.django_db
+def test_jwks_that_is_not_a_jwk_set_is_refused(client, open_registration, rsa_jwk):
+    assert_refused(register(client, {**POLL, "jwks": [rsa_jwk]}), "jwks")
+
+
+@pytest.mark.django_db
+def test_http_jwks_uri_is_refused(client, open_registration):
+    metadata = {
+        **POLL,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks_uri": "http://keys.example.org/",
+    }
+    assert_refused(register(client, metadata), "jwks_uri")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("alg", ["none", "HS256", "RS1"])
+def test_unsupported_request_signing_alg_is_refused(client, open_registration, rsa_jwk, alg):
+    # REG-04: never none, never symmetric, only supported algorithms.
+    metadata = {**POLL, "jwks": {"keys": [rsa_jwk]}, "backchannel_authentication_request_signing_alg": alg}
+    assert_refused(register(client, metadata), "backchannel_authentication_request_signing_alg")
+
+
+@pytest.mark.django_db
+def test_request_signing_alg_without_keys_is_refused(client, open_registration):
+    # REG-04: the OP could not verify the client's signed requests.
+    metadata = {**POLL, "backchannel_authentication_request_signing_alg": "PS256"}
+    assert_refused(register(client, metadata), "backchannel_authentication_request_signing_alg")
+
+
+@pytest.mark.django_db
+def test_request_signing_alg_without_a_matching_key_is_refused(client, open_registration, rsa_jwk):
+    # REG-04: an ES256 signature cannot be checked with an RSA key.
+    metadata = {
+        **POLL,
+        "jwks": {"keys": [rsa_jwk]},
+        "backchannel_authentication_request_signing_alg": "ES256",
+    }
+    assert_refused(register(client, metadata), "backchannel_authentication_request_signing_alg")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("alg", ["HS256", "none"])
+def test_unsupported_token_endpoint_auth_signing_alg_is_refused(client, open_registration, alg):
+    metadata = {
+        **POLL,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks_uri": JWKS_URI,
+        "token_endpoint_auth_signing_alg": alg,
+    }
+    assert_refused(register(client, metadata), "token_endpoint_auth_signing_alg")
+
+
+@pytest.mark.django_db
+def test_token_endpoint_auth_signing_alg_without_keys_is_refused(client, open_registration):
+    metadata = {**POLL, "token_endpoint_auth_signing_alg": "PS256"}
+    assert_refused(register(client, metadata), "token_endpoint_auth_signing_alg")
+
+
+@pytest.mark.django_db
+def test_unknown_subject_type_is_refused(client, open_registration):
+    assert_refused(register(client, {**POLL, "subject_type": "anonymous"}), "subject_type")
+
+
+@pytest.mark.django_db
+def test_subject_type_not_offered_is_refused(client, open_registration, ciba_settings):
+    ciba_settings.set(SUBJECT_TYPES_SUPPORTED=["public"])
+    assert_refused(
+        register(client, {**POLL, "jwks_uri": JWKS_URI, "subject_type": "pairwise"}), "subject_type"
+    )
+
+
+@pytest.mark.django_db
+def test_pairwise_poll_client_without_jwks_uri_is_refused(client, open_registration, rsa_jwk):
+    # REG-06, DISC-09: keys by value give no sector.
+    metadata = {
+        **POLL,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks": {"keys": [rsa_jwk]},
+        "subject_type": "pairwise",
+    }
+    assert_refused(register(client, metadata), "subject_type")
+
+
+@pytest.mark.django_db
+def test_pairwise_push_client_sector_is_its_notification_endpoint_host(client, open_registration):
+    # REG-06
+    body = registered(client, {**PUSH, "subject_type": "pairwise"})
+    assert CibaClient.objects.get(application__client_id=body["client_id"]).sector_identifier == (
+        "client.example.org"
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("alg", ["PS256", "HS256", "none"])
+def test_id_token_signed_response_alg_other_than_rs256_is_refused(client, open_registration, alg):
+    assert_refused(
+        register(client, {**POLL, "id_token_signed_response_alg": alg}), "id_token_signed_response_alg"
+    )
+
+
+@pytest.mark.django_db
+def test_id_token_signed_response_alg_rs256_is_accepted(client, open_registration):
+    body = registered(client, {**POLL, "id_token_signed_response_alg": "RS256"})
+    assert body["id_token_signed_response_alg"] == "RS256"
+
+
+@pytest.mark.django_db
+def test_certificate_bound_tokens_are_refused(client, open_registration):
+    # REG-09: the FAPI suite asks for it; mTLS is not supported.
+    metadata = {**POLL, "tls_client_certificate_bound_access_tokens": True}
+    assert_refused(register(client, metadata), "tls_client_certificate_bound_access_tokens")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["true", 1, "yes"])
+def test_user_code_parameter_must_be_a_boolean(client, open_registration, value):
+    # REG-05
+    metadata = {**POLL, "backchannel_user_code_parameter": value}
+    assert_refused(register(client, metadata), "backchannel_user_code_parameter")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["x" * 256, 42, ["Teller"]])
+def test_bad_client_name_is_refused(client, open_registration, name):
+    assert_refused(register(client, {**POLL, "client_name": name}), "client_name")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("scope", ["openid admin", ["openid"]])
+def test_unknown_scope_is_refused(client, open_registration, scope):
+    assert_refused(register(client, {**POLL, "scope": scope}), "scope")
+
+
+@pytest.mark.django_db
+def test_software_statement_is_refused(client, open_registration):
+    response = register(client, {**POLL, "software_statement": "eyJhbGciOiJSUzI1NiJ9.e30.c2ln"})
+    assert_refused(response, "software_statement", error="invalid_software_statement")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "field, value",
+    [("contacts", "ops@example.org"), ("logo_uri", "javascript:alert(1)"), ("client_uri", 7)],
+)
+def test_bad_informational_metadata_is_refused(client, open_registration, field, value):
+    assert_refused(register(client, {**POLL, field: value}), field)
+
+
+# --------------------------------------------------------------------------------------------
+# sector_identifier_uri (REG-06): fetched at registration
+
+
+@pytest.fixture
+def sector_document(monkeypatch):
+    """Serve SECTOR_URI from ``documents`` instead of the network; record what was fetched."""
+    documents = {}
+    fetched = []
+
+    def get_document(url, *, max_bytes, accept="application/json"):
+        fetched.append((url, max_bytes))
+        if url not in documents:
+            raise outbound.OutboundError("GET https://sector.client.example.org answered HTTP 404.")
+        return documents[url]
+
+    monkeypatch.setattr("django_ciba.outbound.get_document", get_document)
+    return documents, fetched
+
+
+@pytest.mark.django_db
+def test_sector_identifier_uri_listing_the_jwks_uri_is_accepted(client, open_registration, sector_document):
+    documents, fetched = sector_document
+    documents[SECTOR_URI] = json.dumps([JWKS_URI, "https://other.client.example.org/jwks"]).encode()
+    metadata = {
+        **POLL,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks_uri": JWKS_URI,
+        "subject_type": "pairwise",
+        "sector_identifier_uri": SECTOR_URI,
+    }
+    body = registered(client, metadata)
+    assert fetched == [(SECTOR_URI, 65536)]  # JWKS_MAX_BYTES
+    assert body["sector_identifier_uri"] == SECTOR_URI
+    ciba = CibaClient.objects.get(application__client_id=body["client_id"])
+    assert ciba.sector_identifier == "sector.client.example.org"
+
+
+@pytest.mark.django_db
+def test_sector_identifier_uri_not_listing_the_jwks_uri_is_refused(
+    client, open_registration, sector_document
+):
+    # REG-06
+    documents, _ = sector_document
+    documents[SECTOR_URI] = json.dumps(["https://other.client.example.org/jwks"]).encode()
+    metadata = {
+        **POLL,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks_uri": JWKS_URI,
+        "subject_type": "pairwise",
+        "sector_identifier_uri": SECTOR_URI,
+    }
+    assert_refused(register(client, metadata), "sector_identifier_uri")
+    assert not CibaClient.objects.exists()
+
+
+@pytest.mark.django_db
+def test_push_sector_identifier_uri_must_list_the_notification_endpoint(
+    client, open_registration, sector_document
+):
+    # REG-06: for push the listed URL is the notification endpoint.
+    documents, _ = sector_document
+    metadata = {**PUSH, "subject_type": "pairwise", "sector_identifier_uri": SECTOR_URI}
+    documents[SECTOR_URI] = json.dumps([JWKS_URI]).encode()
+    assert_refused(register(client, metadata), "sector_identifier_uri")
+    documents[SECTOR_URI] = json.dumps([NOTIFY]).encode()
+    body = registered(client, metadata)
+    assert CibaClient.objects.get(application__client_id=body["client_id"]).sector_identifier == (
+        "sector.client.example.org"
+    )
+
+
+@pytest.mark.django_db
+def test_pairwise_poll_client_may_name_its_sector_without_jwks_uri(
+    client, open_registration, sector_document
+):
+    # REG-06, DISC-09: a secret-based pairwise poll client names its sector with sector_identifier_uri.
+    documents, _ = sector_document
+    documents[SECTOR_URI] = json.dumps(["https://client.example.org/"]).encode()
+    body = registered(client, {**POLL, "subject_type": "pairwise", "sector_identifier_uri": SECTOR_URI})
+    assert CibaClient.objects.get(application__client_id=body["client_id"]).sector_identifier == (
+        "sector.client.example.org"
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("document", [None, b"not json", b'{"uris": []}', b"[1, 2]"])
+def test_unusable_sector_identifier_document_is_refused(client, open_registration, sector_document, document):
+    documents, _ = sector_document
+    if document is not None:
+        documents[SECTOR_URI] = document
+    metadata = {**POLL, "subject_type": "pairwise", "sector_identifier_uri": SECTOR_URI}
+    assert_refused(register(client, metadata), "sector_identifier_uri")
+
+
+@pytest.mark.django_db
+def test_http_sector_identifier_uri_is_refused_without_fetching(client, open_registration, sector_document):
+    _, fetched = sector_document
+    metadata = {**POLL, "subject_type": "pairwise", "sector_identifier_uri": "http://sector.example.org/"}
+    assert_refused(register(client, metadata), "sector_identifier_uri")
+    assert fetched == []
+
+
+# --------------------------------------------------------------------------------------------
+# Malformed requests: 400 invalid_client_metadata, never a 500
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body, content_type",
+    [
+        (b"{not json", JSON),
+        (b"[]", JSON),
+        (b'"poll"', JSON),
+        (b"null", JSON),
+        (b"", JSON),
+        (b"\xff\xfe{}", JSON),
+        (b'{"a": 1, "a": 2}', JSON),
+        (b'{"backchannel_token_delivery_mode": NaN}', JSON),
+        (b"[" * 50000 + b"]" * 50000, JSON),
+        (json.dumps(POLL).encode(), "application/x-www-form-urlencoded"),
+        (json.dumps(POLL).encode(), "text/plain"),
+        (json.dumps(POLL).encode(), "application/json; charset=latin-1"),
+        (b'{"client_name": "' + b"x" * MAX_BODY_BYTES + b'"}', JSON),
+    ],
+)
+def test_malformed_body_is_invalid_client_metadata(client, open_registration, body, content_type):
+    response = client.post(REGISTER, data=body, content_type=content_type)
+    assert response.status_code == 400, response.content
+    assert response["Content-Type"] == JSON
+    assert response.json()["error"] == "invalid_client_metadata"
+
+
+@pytest.mark.django_db
+def test_json_with_charset_utf8_is_accepted(client, open_registration):
+    response = client.post(REGISTER, data=json.dumps(POLL), content_type="application/json; charset=UTF-8")
+    assert response.status_code == 201, response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("method", ["get", "put", "delete", "patch"])
+def test_other_methods_on_the_registration_endpoint_are_405_json(client, open_registration, method):
+    response = getattr(client, method)(REGISTER)
+    assert response.status_code == 405
+    assert response["Content-Type"] == JSON and response.json()["error"]
+    assert response["Allow"] == "POST"
+
+
+# --------------------------------------------------------------------------------------------
+# Initial access tokens (RFC 7591 §3)
+
+
+@pytest.mark.django_db
+def test_registration_needs_an_initial_access_token_by_default(client):
+    assert_invalid_token(register(client, POLL))
+    assert not get_application_model().objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_valid_initial_access_token_registers_and_spends_one_use(client):
+    issued = initial_token("--label", "partner", "--uses", "2")
+    registered(client, POLL, token=issued["initial_access_token"])
+    assert InitialAccessToken.objects.get().uses_left == 1
+
+
+@pytest.mark.django_db
+def test_used_up_initial_access_token_is_refused(client):
+    token = initial_token("--uses", "1")["initial_access_token"]
+    registered(client, POLL, token=token)
+    assert InitialAccessToken.objects.get().uses_left == 0
+    assert_invalid_token(register(client, POLL, token=token))
+    assert get_application_model().objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_expired_initial_access_token_is_refused(client):
+    token = initial_token("--expires-in", "60")["initial_access_token"]
+    InitialAccessToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert_invalid_token(register(client, POLL, token=token))
+
+
+@pytest.mark.django_db
+def test_unlimited_initial_access_token_stays_unlimited(client):
+    token = initial_token()["initial_access_token"]
+    registered(client, POLL, token=token)
+    registered(client, POLL, token=token)
+    row = InitialAccessToken.objects.get()
+    assert row.uses_left is None and row.expires_at is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("header", ["Bearer not-a-known-token", "Basic dXNlcjpwdw==", "Bearer", "Bearer a b"])
+def test_wrong_initial_access_token_is_refused(client, header):
+    initial_token()
+    response = client.post(REGISTER, data=json.dumps(POLL), content_type=JSON, HTTP_AUTHORIZATION=header)
+    assert_invalid_token(response)
+
+
+@pytest.mark.django_db
+def test_refused_registration_does_not_spend_the_token(client):
+    token = initial_token("--uses", "1")["initial_access_token"]
+    assert_refused(register(client, {**POLL, "grant_types": []}, token=token), "grant_types")
+    assert InitialAccessToken.objects.get().uses_left == 1
+    registered(client, POLL, token=token)
+
+
+@pytest.mark.django_db
+def test_token_is_checked_before_the_body(client):
+    # Without a token, even a malformed body is only told 401.
+    response = client.post(REGISTER, data=b"{not json", content_type=JSON)
+    assert_invalid_token(response)
+
+
+@pytest.mark.django_db
+def test_registration_open_needs_no_token(client, open_registration):
+    registered(client, POLL)
+
+
+@pytest.mark.django_db
+def test_initial_access_token_command_stores_only_the_hash(client):
+    issued = initial_token("--label", "onboarding", "--expires-in", "3600", "--uses", "3")
+    token = issued["initial_access_token"]
+    assert len(token) >= 43 and issued["label"] == "onboarding" and issued["uses"] == 3
+    row = InitialAccessToken.objects.get()
+    assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert row.label == "onboarding" and row.uses_left == 3
+    assert timedelta(seconds=3590) < row.expires_at - timezone.now() <= timedelta(seconds=3600)
+    assert token not in str(row)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("args", [["--uses", "0"], ["--expires-in", "0"], ["--label", "x" * 256]])
+def test_initial_access_token_command_refuses_bad_arguments(args):
+    with pytest.raises(CommandError):
+        initial_token(*args)
+    assert not InitialAccessToken.objects.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# RFC 7592: the client configuration endpoint
+
+
+@pytest.fixture
+def poll_registration(client, open_registration):
+    return registered(client, {**POLL, "client_name": "Teller", "contacts": ["ops@client.example.org"]})
+
+
+@pytest.mark.django_db
+def test_get_returns_the_current_metadata_without_the_secret(client, poll_registration):
+    body = poll_registration
+    response = manage(client, "get", body, body["registration_access_token"])
+    assert response.status_code == 200 and response["Cache-Control"] == "no-store"
+    read = response.json()
+    assert "client_secret" not in read
+    expected = {key: value for key, value in body.items() if key != "client_secret"}
+    assert read == expected
+
+
+@pytest.mark.django_db
+def test_get_with_a_wrong_or_missing_token_is_401(client, poll_registration):
+    assert_invalid_token(manage(client, "get", poll_registration, "wrong-token"))
+    assert_invalid_token(manage(client, "get", poll_registration, None))
+    response = client.get(
+        path_of(poll_registration), HTTP_AUTHORIZATION=f"Basic {poll_registration['client_secret']}"
+    )
+    assert_invalid_token(response)
+
+
+@pytest.mark.django_db
+def test_another_clients_token_is_401(client, poll_registration):
+    other = registered(client, POLL)
+    assert_invalid_token(manage(client, "get", poll_registration, other["registration_access_token"]))
+    assert_invalid_token(manage(client, "delete", poll_registration, other["registration_access_token"]))
+    assert get_application_model().objects.filter(client_id=poll_registration["client_id"]).exists()
+
+
+@pytest.mark.django_db
+def test_unknown_client_id_is_the_same_401(client, poll_registration):
+    token = poll_registration["registration_access_token"]
+    response = client.get("/o/register/no-such-client", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert_invalid_token(response)
+    assert response.json() == manage(client, "get", poll_registration, "wrong").json()
+
+
+@pytest.mark.django_db
+def test_manually_created_client_has_no_registration_token(client):
+    app, _ = create_ciba_client("Manual")
+    response = client.get(f"/o/register/{app.client_id}", HTTP_AUTHORIZATION="Bearer anything")
+    assert_invalid_token(response)
+    assert CibaClient.objects.get(application=app).registration_access_token_hash == ""
+
+
+@pytest.mark.django_db
+def test_put_replaces_the_metadata(client, poll_registration):
+    body = poll_registration
+    token = body["registration_access_token"]
+    update = {**PING, "client_id": body["client_id"], "scope": "openid profile"}
+    response = manage(client, "put", body, token, data=update)
+    assert response.status_code == 200, response.content
+    assert response["Cache-Control"] == "no-store"
+    updated = response.json()
+    assert updated["backchannel_token_delivery_mode"] == "ping"
+    assert updated["backchannel_client_notification_endpoint"] == NOTIFY
+    assert updated["scope"] == "openid profile"
+    # Left out: reset to defaults (RFC 7592 §2.2).
+    assert "client_name" not in updated and "contacts" not in updated
+    assert "client_secret" not in updated  # still the same secret, not shown again
+    assert updated["registration_access_token"] == token
+    ciba = CibaClient.objects.select_related("application").get(application__client_id=body["client_id"])
+    assert ciba.delivery_mode == "ping" and ciba.notification_endpoint == NOTIFY
+    assert ciba.application.name == "" and ciba.metadata.get("contacts") is None
+    assert check_password(body["client_secret"], ciba.application.client_secret)
+
+
+@pytest.mark.django_db
+def test_put_of_what_get_returned_is_accepted(client, poll_registration):
+    body = poll_registration
+    token = body["registration_access_token"]
+    read = manage(client, "get", body, token).json()
+    response = manage(client, "put", body, token, data={**read, "client_secret": body["client_secret"]})
+    assert response.status_code == 200, response.content
+    assert response.json() == read
+
+
+@pytest.mark.django_db
+def test_put_needs_the_clients_own_client_id(client, poll_registration):
+    body = poll_registration
+    token = body["registration_access_token"]
+    assert_refused(manage(client, "put", body, token, data=POLL), "client_id")
+    assert_refused(manage(client, "put", body, token, data={**POLL, "client_id": "other"}), "client_id")
+
+
+@pytest.mark.django_db
+def test_put_with_a_wrong_client_secret_is_refused(client, poll_registration):
+    body = poll_registration
+    data = {**POLL, "client_id": body["client_id"], "client_secret": "not-the-secret"}
+    assert_refused(manage(client, "put", body, body["registration_access_token"], data=data), "client_secret")
+
+
+@pytest.mark.django_db
+def test_put_with_invalid_metadata_changes_nothing(client, poll_registration):
+    body = poll_registration
+    data = {**POLL, "client_id": body["client_id"], "backchannel_token_delivery_mode": "push"}
+    response = manage(client, "put", body, body["registration_access_token"], data=data)
+    assert_refused(response, "backchannel_client_notification_endpoint")  # REG-02
+    ciba = CibaClient.objects.select_related("application").get(application__client_id=body["client_id"])
+    assert ciba.delivery_mode == "poll" and ciba.application.name == "Teller"
+
+
+@pytest.mark.django_db
+def test_put_with_a_malformed_body_is_400(client, poll_registration):
+    response = client.put(
+        path_of(poll_registration),
+        data=b"[1,",
+        content_type=JSON,
+        HTTP_AUTHORIZATION=f"Bearer {poll_registration['registration_access_token']}",
+    )
+    assert response.status_code == 400 and response.json()["error"] == "invalid_client_metadata"
+
+
+@pytest.mark.django_db
+def test_put_switching_authentication_methods_retires_and_issues_secrets(client, poll_registration):
+    body = poll_registration
+    token = body["registration_access_token"]
+    keyed = {
+        **POLL,
+        "client_id": body["client_id"],
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks_uri": JWKS_URI,
+    }
+    response = manage(client, "put", body, token, data=keyed)
+    assert response.status_code == 200, response.content
+    assert "client_secret" not in response.json()
+    app = get_application_model().objects.get(client_id=body["client_id"])
+    assert not check_password(body["client_secret"], app.client_secret)  # the old secret is retired
+    response = manage(client, "put", body, token, data={**POLL, "client_id": body["client_id"]})
+    assert response.status_code == 200, response.content
+    new_secret = response.json()["client_secret"]
+    assert response.json()["client_secret_expires_at"] == 0
+    app.refresh_from_db()
+    assert new_secret != body["client_secret"] and check_password(new_secret, app.client_secret)
+
+
+@pytest.mark.django_db
+def test_delete_removes_the_application(client, poll_registration):
+    body = poll_registration
+    token = body["registration_access_token"]
+    response = manage(client, "delete", body, token)
+    assert response.status_code == 204 and response.content == b""
+    assert not get_application_model().objects.filter(client_id=body["client_id"]).exists()
+    assert not CibaClient.objects.exists()
+    assert_invalid_token(manage(client, "get", body, token))
+    assert_invalid_token(manage(client, "delete", body, token))
+
+
+@pytest.mark.django_db
+def test_management_endpoint_refuses_post_with_405_json(client, poll_registration):
+    response = manage(client, "post", poll_registration, poll_registration["registration_access_token"])
+    assert response.status_code == 405 and response.json()["error"]
+    assert response["Allow"] == "GET, PUT, DELETE"
+
+
+@pytest.mark.django_db
+def test_credentials_are_never_logged(client, caplog, ciba_settings):
+    ciba_settings.set(REGISTRATION_OPEN=False)
+    caplog.set_level(logging.DEBUG)
+    initial = initial_token("--uses", "5")["initial_access_token"]
+    body = registered(client, POLL, token=initial)
+    token = body["registration_access_token"]
+    manage(client, "get", body, token)
+    manage(client, "put", body, token, data={**POLL, "client_id": body["client_id"]})
+    manage(client, "delete", body, token)
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "registration" in logged.lower() or body["client_id"] in logged
+    for secret in (initial, token, body["client_secret"]):
+        assert secret not in logged
+    assert not re.search(r"[0-9a-f]{64}", logged)  # nor their hashes
