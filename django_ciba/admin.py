@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.utils import timezone
@@ -45,28 +44,12 @@ CIBA_CLIENT_FIELDS = (
 URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
 
 
-class CibaClientForm(forms.ModelForm):
-    """A submitted form that leaves ``subject_type`` out keeps the client's current subject type.
-
-    (Changing it changes the ``sub`` every user has at the client; see docs/pairwise.rst.)
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if "subject_type" in self.fields:
-            self.fields["subject_type"].required = False
-
-    def clean_subject_type(self) -> str:
-        return self.cleaned_data.get("subject_type") or self.instance.subject_type
-
-
 class CibaClientInline(admin.StackedInline):
     model = CibaClient
     can_delete = True
     extra = 0
     max_num = 1
     fields = CIBA_CLIENT_FIELDS
-    form = CibaClientForm
     formfield_overrides = URL_FIELDS
 
 
@@ -86,7 +69,6 @@ class CibaClientAdmin(admin.ModelAdmin):
     raw_id_fields = ("application",)
     fields = ("application", *CIBA_CLIENT_FIELDS, "registered_dynamically", "created_at", "updated_at")
     readonly_fields = ("registered_dynamically", "created_at", "updated_at")
-    form = CibaClientForm
     formfield_overrides = URL_FIELDS
 
     @admin.display(description=_("registered dynamically"), boolean=True)

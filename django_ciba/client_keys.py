@@ -114,7 +114,7 @@ def _parse_key(member: Any, position: int) -> jwt.PyJWK | None:
     return key
 
 
-def _fits(key: jwt.PyJWK, algorithm: str) -> bool:
+def key_fits(key: jwt.PyJWK, algorithm: str) -> bool:
     """Whether ``key`` can verify a JWS made with ``algorithm``."""
     declared = key._jwk_data.get("alg")
     if declared and declared != algorithm:
@@ -212,7 +212,7 @@ def verify_client_jwt(
         keys = [
             key
             for key in registered_keys(ciba, refresh=attempt)
-            if _fits(key, algorithm) and (kid is None or key.key_id == kid)
+            if key_fits(key, algorithm) and (kid is None or key.key_id == kid)
         ]
         for key in keys:
             try:

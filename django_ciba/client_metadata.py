@@ -289,6 +289,10 @@ def _authentication(data: dict[str, Any], result: ClientMetadata) -> None:
     has_keys = keys is not None or bool(result.jwks_uri)
     if method == AuthMethod.PRIVATE_KEY_JWT and not has_keys:
         raise _invalid(name, "private_key_jwt needs jwks or jwks_uri.")
+    if method == AuthMethod.PRIVATE_KEY_JWT and not oauth2_settings.OIDC_RSA_PRIVATE_KEY:
+        # Without an RSA key DOT signs ID tokens HS256 with the client secret, which such a
+        # client never receives.
+        raise _invalid(name, "private_key_jwt needs an OP that signs ID tokens with RS256.")
     result.token_endpoint_auth_signing_alg = _algorithm(data, "token_endpoint_auth_signing_alg")
     for alg_name, alg in (
         ("token_endpoint_auth_signing_alg", result.token_endpoint_auth_signing_alg),
@@ -298,7 +302,7 @@ def _authentication(data: dict[str, Any], result: ClientMetadata) -> None:
             continue
         if not has_keys:
             raise _invalid(alg_name, "needs jwks or jwks_uri.")  # REG-04
-        if keys is not None and not any(client_keys._fits(key, alg) for key in keys):
+        if keys is not None and not any(client_keys.key_fits(key, alg) for key in keys):
             raise _invalid(alg_name, f"jwks holds no key for {alg}.")
     if data.get("tls_client_certificate_bound_access_tokens") not in (None, False):
         raise _invalid(

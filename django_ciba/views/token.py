@@ -12,6 +12,8 @@ from typing import Any
 from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.http import HttpResponse
 from django.http.multipartparser import MultiPartParserError
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import TokenView as DOTTokenView
 
 
@@ -25,6 +27,13 @@ def error_response(status: int, error: str, description: str) -> HttpResponse:
     return response
 
 
+@method_decorator(
+    # DOT marks password and client_secret; error reports must not show these either.
+    sensitive_post_parameters(
+        "password", "client_secret", "client_assertion", "auth_req_id", "refresh_token"
+    ),
+    name="dispatch",
+)
 class TokenView(DOTTokenView):
     http_method_names = ["post"]
 

@@ -242,6 +242,7 @@ def ping_client_form(app, endpoint):
         "token_endpoint_auth_method": "client_secret_basic",
         "scope": "",
         "request_signing_alg": "",
+        "subject_type": "public",
     }
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.hashers import check_password
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -417,6 +418,21 @@ def test_private_key_jwt_without_keys_is_refused(client, open_registration):
         register(client, {**POLL, "token_endpoint_auth_method": "private_key_jwt"}),
         "token_endpoint_auth_method",
     )
+
+
+@pytest.mark.django_db
+def test_private_key_jwt_on_an_op_without_an_rsa_key_is_refused(client, open_registration, rsa_jwk):
+    # DOT would sign this client's ID tokens HS256 with a secret the client never receives.
+    from django.test import override_settings
+
+    metadata = {**POLL, "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [rsa_jwk]}}
+    provider = {
+        key: value for key, value in settings.OAUTH2_PROVIDER.items() if key != "OIDC_RSA_PRIVATE_KEY"
+    }
+    with override_settings(OAUTH2_PROVIDER=provider):
+        body = assert_refused(register(client, metadata), "token_endpoint_auth_method")
+    assert "RS256" in body["error_description"]
+    assert registered(client, metadata)["token_endpoint_auth_method"] == "private_key_jwt"
 
 
 @pytest.mark.django_db
