@@ -221,3 +221,55 @@ def _check_backend(settings: Any) -> list[checks.CheckMessage]:
             )
         )
     return messages
+
+
+#: JWS algorithms PyJWT verifies with public keys (SIGNING_ALGORITHMS must stay within these).
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+@checks.register()
+def check_client_key_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Signed requests, client assertions, JWK sets, registration and subjects (E050-E053)."""
+    errors: list[checks.CheckMessage] = []
+
+    def error(message: str, number: int) -> None:
+        errors.append(checks.Error(message, id=f"django_ciba.E{number:03d}"))
+
+    try:
+        _ = ciba_settings.user_settings
+    except CibaConfigurationError:
+        return []  # reported as E010
+    algorithms = ciba_settings.SIGNING_ALGORITHMS
+    if (
+        not isinstance(algorithms, list | tuple)
+        or not algorithms
+        or any(algorithm not in ASYMMETRIC_ALGORITHMS for algorithm in algorithms)
+    ):
+        error(
+            "CIBA['SIGNING_ALGORITHMS'] must be a non-empty list of asymmetric JWS algorithms "
+            f"({', '.join(sorted(ASYMMETRIC_ALGORITHMS))}); none and HS* are never accepted.",
+            50,
+        )
+    for name in (
+        "REQUEST_OBJECT_MAX_LIFETIME",
+        "REQUEST_OBJECT_MAX_AGE",
+        "CLIENT_ASSERTION_MAX_LIFETIME",
+        "JWKS_CACHE_TTL",
+        "JWKS_MAX_BYTES",
+        "JWKS_REFRESH_INTERVAL",
+    ):
+        if not _positive_number(getattr(ciba_settings, name)):
+            error(f"CIBA[{name!r}] must be a positive number.", 51)
+    types = ciba_settings.SUBJECT_TYPES_SUPPORTED
+    if (
+        not isinstance(types, list | tuple)
+        or "public" not in types
+        or not set(types) <= {"public", "pairwise"}
+    ):
+        error("CIBA['SUBJECT_TYPES_SUPPORTED'] must list public, and may add pairwise.", 52)
+    salt = ciba_settings.PAIRWISE_SALT
+    if salt is not None and not isinstance(salt, str | bytes):
+        error("CIBA['PAIRWISE_SALT'] must be None or a string.", 53)
+    return errors

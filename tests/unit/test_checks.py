@@ -346,3 +346,50 @@ def test_console_backend_warns_in_production():
     with override_settings(CIBA={"NOTIFICATION_BACKEND": console}, DEBUG=False):
         assert ids(check_delivery_settings()) == ["django_ciba.W027"]
     assert delivery_ids(NOTIFICATION_BACKEND=console) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Signed requests, client assertions, JWK sets, registration and subjects (E050-E053)
+
+
+def key_ids(**ciba):
+    from django_ciba.checks import check_client_key_settings
+
+    with override_settings(CIBA={**settings.CIBA, **ciba}):
+        return ids(check_client_key_settings())
+
+
+def test_client_key_defaults_pass():
+    assert key_ids() == []
+    assert key_ids(SIGNING_ALGORITHMS=["PS256", "ES256"], SUBJECT_TYPES_SUPPORTED=["public"]) == []
+
+
+@pytest.mark.parametrize("algorithms", [[], ["HS256"], ["PS256", "none"], ["XS1"], "PS256"])
+def test_e050_signing_algorithms_must_be_asymmetric(algorithms):
+    assert key_ids(SIGNING_ALGORITHMS=algorithms) == ["django_ciba.E050"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "REQUEST_OBJECT_MAX_LIFETIME",
+        "REQUEST_OBJECT_MAX_AGE",
+        "CLIENT_ASSERTION_MAX_LIFETIME",
+        "JWKS_CACHE_TTL",
+        "JWKS_MAX_BYTES",
+        "JWKS_REFRESH_INTERVAL",
+    ],
+)
+@pytest.mark.parametrize("value", [0, -1, "60", None])
+def test_e051_limits_must_be_positive(name, value):
+    assert key_ids(**{name: value}) == ["django_ciba.E051"]
+
+
+@pytest.mark.parametrize("types", [["pairwise"], [], ["public", "ephemeral"], "public"])
+def test_e052_subject_types(types):
+    assert key_ids(SUBJECT_TYPES_SUPPORTED=types) == ["django_ciba.E052"]
+
+
+def test_e053_pairwise_salt_must_be_text():
+    assert key_ids(PAIRWISE_SALT=12345) == ["django_ciba.E053"]
+    assert key_ids(PAIRWISE_SALT="pepper") == []
