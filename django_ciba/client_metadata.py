@@ -23,7 +23,7 @@ from oauth2_provider.settings import oauth2_settings
 from . import client_keys, outbound
 from .conf import ciba_settings
 from .constants import CIBA_GRANT_TYPE
-from .exceptions import CibaError
+from .exceptions import InvalidClientMetadata, InvalidRedirectUri, InvalidSoftwareStatement
 from .models import AuthMethod, CibaClient, DeliveryMode, SubjectType
 
 
@@ -55,24 +55,6 @@ FIELD_NAMES = {
     "client_secret": "token_endpoint_auth_method",
     "hash_client_secret": "token_endpoint_auth_method",
 }
-
-
-class InvalidClientMetadata(CibaError):
-    """RFC 7591 §3.2.2: a metadata value is invalid (or the request body is malformed)."""
-
-    error = "invalid_client_metadata"
-
-
-class InvalidRedirectUri(InvalidClientMetadata):
-    """RFC 7591 §3.2.2: a redirect_uris value is invalid."""
-
-    error = "invalid_redirect_uri"
-
-
-class InvalidSoftwareStatement(InvalidClientMetadata):
-    """RFC 7591 §3.2.2: software statements are not supported."""
-
-    error = "invalid_software_statement"
 
 
 def _invalid(name: str, message: str) -> InvalidClientMetadata:

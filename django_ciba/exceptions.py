@@ -123,6 +123,36 @@ class MethodNotAllowed(InvalidRequest):
     description = "Only POST is allowed."
 
 
+class InvalidClientMetadata(CibaError):
+    """Registration (RFC 7591 §3.2.2): a metadata value is invalid (or the request body is malformed)."""
+
+    error = "invalid_client_metadata"
+
+
+class InvalidRedirectUri(InvalidClientMetadata):
+    """Registration (RFC 7591 §3.2.2): a redirect_uris value is invalid."""
+
+    error = "invalid_redirect_uri"
+
+
+class InvalidSoftwareStatement(InvalidClientMetadata):
+    """Registration (RFC 7591 §3.2.2): software statements are not supported."""
+
+    error = "invalid_software_statement"
+
+
+class InvalidToken(CibaError):
+    """The initial access token or registration access token is missing, unknown or spent (401)."""
+
+    error = "invalid_token"
+    status_code = 401
+    description = "The access token is missing, invalid or expired."
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
 class DecisionError(Exception):
     """An approval or denial cannot be recorded (authentication-device side)."""
 

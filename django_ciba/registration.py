@@ -29,15 +29,9 @@ from django.utils import timezone
 from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.settings import oauth2_settings
 
-from .client_metadata import (
-    InvalidClientMetadata,
-    check_sector_identifier,
-    client_information,
-    field_error,
-    validate_metadata,
-)
+from .client_metadata import check_sector_identifier, client_information, field_error, validate_metadata
 from .conf import ciba_settings
-from .exceptions import CibaError
+from .exceptions import InvalidClientMetadata, InvalidToken
 from .models import CibaClient, InitialAccessToken
 from .secrets import generate_client_secret
 
@@ -59,18 +53,6 @@ ISSUED_FIELDS = (
 )
 # RFC 6750 §2.1 b64token
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]{1,512}=*")
-
-
-class InvalidToken(CibaError):
-    """The initial access token or registration access token is missing, unknown or spent (401)."""
-
-    error = "invalid_token"
-    status_code = 401
-    description = "The access token is missing, invalid or expired."
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
 def hash_token(token: str) -> str:

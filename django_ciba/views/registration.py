@@ -18,9 +18,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .. import registration
-from ..client_metadata import InvalidClientMetadata
 from ..conf import ciba_settings
-from ..exceptions import MethodNotAllowed
+from ..exceptions import InvalidClientMetadata, MethodNotAllowed
 from .backchannel import NO_STORE, ProtocolErrorMixin, error_response
 from .discovery import absolute_url
 

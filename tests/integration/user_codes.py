@@ -8,6 +8,7 @@ of imports so that loading it cannot fail in the served project.
 
 from __future__ import annotations
 
+
 USERNAME = "alice"
 USER_CODE = "4711"
 
