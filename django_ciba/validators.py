@@ -98,6 +98,21 @@ class CibaValidatorMixin:
         request.client_id = application.client_id
         return True
 
+    def _authenticate_basic_auth(self, request: Any) -> bool:
+        """DOT's Basic check, decoding the credentials as UTF-8 whatever the body says.
+
+        oauthlib exposes every body parameter as a request attribute, so DOT would decode the
+        credentials with a codec named by an ``encoding`` parameter (an unknown one was a 500).
+        """
+        params = getattr(request, "_params", None)
+        if not isinstance(params, dict) or "encoding" not in params:
+            return super()._authenticate_basic_auth(request)  # type: ignore[misc]
+        sent = params.pop("encoding")
+        try:
+            return super()._authenticate_basic_auth(request)  # type: ignore[misc]
+        finally:
+            params["encoding"] = sent
+
     def _authenticate_ciba_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
         basic = self._extract_basic_auth(request)  # type: ignore[attr-defined]
         if basic and not basic.isascii():

@@ -398,3 +398,26 @@ def test_malformed_requests_do_not_spend_the_request(http, ctx):
     )
     assert response.status_code == 200, response.content
     assert response.json()["access_token"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("encoding", ["openid", "utf-16", "rot13"])
+def test_encoding_parameter_does_not_pick_the_credentials_codec(http, ctx, encoding):
+    # oauthlib exposes body parameters as attributes and DOT decodes Basic credentials with
+    # request.encoding: an unknown codec named by the client was a 500 (found by the fuzz test).
+    app, secret, auth_req_id = ctx
+    body = urlencode({"grant_type": CIBA_GRANT_TYPE, "auth_req_id": auth_req_id, "encoding": encoding})
+    response = http.post(
+        TOKEN_URL, data=body, content_type=FORM, HTTP_AUTHORIZATION=basic_auth(app.client_id, secret)
+    )
+    assert response.status_code == 200, response.content
+    assert "access_token" in response.json()
+
+
+@pytest.mark.django_db
+def test_encoding_parameter_at_the_backchannel_endpoint(http, user, poll_client):
+    app, secret = poll_client
+    response = bc_authorize(http, app, secret, scope="openid", login_hint="alice", encoding="openid")
+    assert response.status_code == 200, response.content
+    response = bc_authorize(http, app, "wrong", scope="openid", login_hint="alice", encoding="openid")
+    assert_json_error(response, status=401, error="invalid_client")
