@@ -134,6 +134,20 @@ def sign_jwt(
     return jwt.encode(claims, private_key, algorithm=alg, headers=header or None)
 
 
+def _signed_claims(
+    claims: dict[str, Any], private_key: Any, *, lifetime: int, alg: str, kid: str | None, nbf: bool = False
+) -> str:
+    """Sign ``claims`` after adding ``iat`` (and ``nbf`` if asked) now, ``exp`` now + ``lifetime`` and
+    a random ``jti``; entries of ``claims`` win, and ``None`` removes one."""
+    import secrets
+    import time
+
+    now = int(time.time())
+    times = {"iat": now, "nbf": now} if nbf else {"iat": now}
+    merged = {**times, "exp": now + lifetime, "jti": secrets.token_urlsafe(16), **claims}
+    return sign_jwt({k: v for k, v in merged.items() if v is not None}, private_key, alg=alg, kid=kid)
+
+
 def request_object(
     application: Any,
     private_key: Any,
@@ -149,20 +163,8 @@ def request_object(
     ``aud`` is ``issuer``; ``iss`` the client_id; ``iat`` and ``nbf`` now; ``exp`` now + ``lifetime``;
     a random ``jti``. Any of them can be overridden (or removed with ``None``) through ``params``.
     """
-    import secrets
-    import time
-
-    now = int(time.time())
-    claims: dict[str, Any] = {
-        "iss": application.client_id,
-        "aud": issuer,
-        "iat": now,
-        "nbf": now,
-        "exp": now + lifetime,
-        "jti": secrets.token_urlsafe(16),
-        **params,
-    }
-    return sign_jwt({k: v for k, v in claims.items() if v is not None}, private_key, alg=alg, kid=kid)
+    claims = {"iss": application.client_id, "aud": issuer, **params}
+    return _signed_claims(claims, private_key, lifetime=lifetime, alg=alg, kid=kid, nbf=True)
 
 
 def client_assertion(
@@ -175,25 +177,15 @@ def client_assertion(
     lifetime: int = 60,
     **claims: Any,
 ) -> dict[str, str]:
-    """The form fields of ``private_key_jwt`` client authentication (RFC 7523 §2.2) for ``application``."""
-    import secrets
-    import time
+    """The form fields of ``private_key_jwt`` client authentication (RFC 7523 §2.2) for ``application``.
 
-    now = int(time.time())
-    body: dict[str, Any] = {
-        "iss": application.client_id,
-        "sub": application.client_id,
-        "aud": audience,
-        "iat": now,
-        "exp": now + lifetime,
-        "jti": secrets.token_urlsafe(16),
-        **claims,
-    }
+    ``iss`` and ``sub`` are the client_id, ``aud`` is ``audience``; ``iat`` now, ``exp`` now +
+    ``lifetime``, a random ``jti``; ``claims`` override them (``None`` removes one).
+    """
+    body = {"iss": application.client_id, "sub": application.client_id, "aud": audience, **claims}
     return {
         "client_assertion_type": CLIENT_ASSERTION_TYPE,
-        "client_assertion": sign_jwt(
-            {k: v for k, v in body.items() if v is not None}, private_key, alg=alg, kid=kid
-        ),
+        "client_assertion": _signed_claims(body, private_key, lifetime=lifetime, alg=alg, kid=kid),
     }
 
 

@@ -30,6 +30,7 @@ from django_ciba.testing import client_assertion, make_client_key, request_objec
 from tests.integration import user_codes
 from tests.integration.receiver import Reply
 from tests.integration.services import Deadline
+from tests.integration.test_delivery_flows import FAST, SESSION
 from tests.unit.test_registration_flows import documented_push_registration
 
 
@@ -41,16 +42,8 @@ USER_CODE = user_codes.USER_CODE
 SETTINGS = {
     "USER_CODE_SUPPORTED": True,
     "USER_CODE_VERIFIER": "tests.integration.user_codes.verify",
-    # Fast retries, should the first push attempt fail; the lease must exceed the outbound
-    # timeouts together (check E022).
-    "RETRY_BASE_DELAY": 0.5,
-    "RETRY_MAX_DELAY": 2,
-    "OUTBOUND_CONNECT_TIMEOUT": 2,
-    "OUTBOUND_READ_TIMEOUT": 3,
-    "DELIVERY_LEASE": 6,
+    **FAST,  # fast retries, should the first push attempt fail
 }
-SESSION = requests.Session()
-SESSION.trust_env = False  # no proxies for loopback
 
 
 @pytest.fixture

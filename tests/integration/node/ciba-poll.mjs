@@ -7,9 +7,7 @@
 //   {"event": "initiated", "auth_req_id": ..., "expires_in": ..., "interval": ...}
 //   {"event": "tokens", "claims": {...}, "token_type": ..., "scope": ..., ...}
 // On failure prints {"event": "error", ...} on stdout and exits with status 1.
-import { initiateBackchannelAuthentication, pollBackchannelAuthenticationGrant } from 'openid-client'
-
-import { connect, emit, required, run, tokensEvent } from './common.mjs'
+import { connect, initiateAndPoll, required, run } from './common.mjs'
 
 async function main() {
   const issuer = required('CIBA_ISSUER')
@@ -22,22 +20,12 @@ async function main() {
 
   const { config, metadata } = await connect(issuer, clientId, clientSecret)
 
-  const response = await initiateBackchannelAuthentication(config, {
-    scope,
-    login_hint: loginHint,
-    binding_message: bindingMessage,
-  })
-  emit({
-    event: 'initiated',
-    auth_req_id: response.auth_req_id,
-    expires_in: response.expires_in,
-    interval: response.interval,
-  })
-
-  const tokens = await pollBackchannelAuthenticationGrant(config, response, undefined, {
-    signal: AbortSignal.timeout(timeoutSeconds * 1000),
-  })
-  emit(tokensEvent(tokens, metadata))
+  await initiateAndPoll(
+    config,
+    metadata,
+    { scope, login_hint: loginHint, binding_message: bindingMessage },
+    timeoutSeconds,
+  )
 }
 
 run(main)

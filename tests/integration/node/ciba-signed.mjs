@@ -15,11 +15,9 @@ import {
   buildAuthorizationUrlWithJAR,
   discovery,
   enableNonRepudiationChecks,
-  initiateBackchannelAuthentication,
-  pollBackchannelAuthenticationGrant,
 } from 'openid-client'
 
-import { emit, required, run, tokensEvent } from './common.mjs'
+import { initiateAndPoll, required, run } from './common.mjs'
 
 async function importSigningKey(jwk) {
   const key = await crypto.subtle.importKey(
@@ -71,18 +69,7 @@ async function main() {
     signingKey,
   )
   const request = jar.searchParams.get('request')
-  const response = await initiateBackchannelAuthentication(config, { request })
-  emit({
-    event: 'initiated',
-    auth_req_id: response.auth_req_id,
-    expires_in: response.expires_in,
-    interval: response.interval,
-  })
-
-  const tokens = await pollBackchannelAuthenticationGrant(config, response, undefined, {
-    signal: AbortSignal.timeout(timeoutSeconds * 1000),
-  })
-  emit(tokensEvent(tokens, metadata))
+  await initiateAndPoll(config, metadata, { request }, timeoutSeconds)
 }
 
 run(main)

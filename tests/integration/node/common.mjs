@@ -5,6 +5,8 @@ import {
   allowInsecureRequests,
   discovery,
   enableNonRepudiationChecks,
+  initiateBackchannelAuthentication,
+  pollBackchannelAuthenticationGrant,
 } from 'openid-client'
 
 export function required(name) {
@@ -33,6 +35,22 @@ export async function connect(issuer, clientId, clientSecret) {
     throw new Error('discovery has no backchannel_authentication_endpoint')
   }
   return { config, metadata }
+}
+
+// Send the backchannel authentication request, print {"event": "initiated", ...}, poll the token
+// endpoint on openid-client's own schedule and print the tokens event.
+export async function initiateAndPoll(config, metadata, parameters, timeoutSeconds) {
+  const response = await initiateBackchannelAuthentication(config, parameters)
+  emit({
+    event: 'initiated',
+    auth_req_id: response.auth_req_id,
+    expires_in: response.expires_in,
+    interval: response.interval,
+  })
+  const tokens = await pollBackchannelAuthenticationGrant(config, response, undefined, {
+    signal: AbortSignal.timeout(timeoutSeconds * 1000),
+  })
+  emit(tokensEvent(tokens, metadata))
 }
 
 export function tokensEvent(tokens, metadata) {
