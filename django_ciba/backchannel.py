@@ -16,10 +16,10 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.scopes import get_scopes_backend
 
-from . import outbox, signals
+from . import abuse, audit, outbox, policies, signals
 from .conf import ciba_settings
 from .constants import HINT_PARAMETERS
-from .exceptions import InvalidRequest, InvalidScope, InvalidUserCode, MissingUserCode
+from .exceptions import InvalidRequest, InvalidScope
 from .identifiers import hash_auth_req_id, new_auth_req_id
 from .models import AuthenticationRequest, CibaClient, Delivery, DeliveryMode
 from .params import (
@@ -81,21 +81,6 @@ def _expires_in(requested: int | None) -> int:
     return max(1, min(requested or int(ciba_settings.DEFAULT_EXPIRES_IN), cap))
 
 
-def user_code_required(ciba: CibaClient) -> bool:
-    return bool(ciba_settings.USER_CODE_SUPPORTED and ciba.user_code_parameter)
-
-
-def _check_user_code(ciba: CibaClient, user: Any, user_code: str | None) -> None:
-    """UC-02 / UC-03: required for clients registered for user codes, checked by the hook."""
-    if not user_code_required(ciba):
-        return
-    if user_code is None:
-        raise MissingUserCode()
-    verifier = ciba_settings.USER_CODE_VERIFIER
-    if verifier is None or not verifier(user, user_code):
-        raise InvalidUserCode()
-
-
 def start_authentication(
     application: Any, ciba: CibaClient, form: dict[str, str], *, request: Any, oauthlib_request: Any
 ) -> Acknowledgement:
@@ -112,8 +97,11 @@ def start_authentication(
     if len(acr_values) > 255:
         raise InvalidRequest("acr_values is too long.")
     _check_scopes(scopes, application, ciba, oauthlib_request)
+    abuse.check_client(application, request=request)  # SEC-07: before any user lookup
     user = resolve_user(hint_type, hint, client=application, request=request)  # VAL-04
-    _check_user_code(ciba, user, form.get("user_code"))
+    abuse.check_user(application, user, request=request)
+    abuse.check_user_code(ciba, user, form.get("user_code"), application=application)
+    decision = policies.decide(application=application, ciba=ciba, user=user, scopes=scopes, request=request)
 
     now = timezone.now()
     expires_in = _expires_in(requested_expiry)
@@ -139,9 +127,12 @@ def start_authentication(
             created_at=now,
             updated_at=now,
         )
-        # AD-01: the authentication device is notified by a worker, after this commits.
-        outbox.record(auth_request, Delivery.Kind.DEVICE)
-        transaction.on_commit(lambda: signals.send(signals.auth_request_created, auth_request))
+        audit.transition(auth_request, signals.auth_request_created, actor=audit.client_actor(application))
+        if decision.outcome == policies.ASK:
+            # AD-01: the authentication device is notified by a worker, after this commits.
+            outbox.record(auth_request, Delivery.Kind.DEVICE)
+        else:
+            policies.apply(decision, auth_request)
     return Acknowledgement(
         auth_req_id=auth_req_id,
         expires_in=expires_in,

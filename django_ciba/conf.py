@@ -111,9 +111,31 @@ DEFAULTS: dict[str, Any] = {
     # Secret mixed into newly computed pairwise subjects. None: derived from SECRET_KEY. Subjects
     # already handed out are stored, so changing it later only affects new (sector, user) pairs.
     "PAIRWISE_SALT": None,
+    # Decision policies asked at bc-authorize, in order (import strings); the first that does not
+    # answer "ask the user" decides. Empty: always ask the user.
+    "DECISION_POLICIES": ["django_ciba.policies.PreAuthorizationPolicy"],
+    # Rate limits of bc-authorize as [requests, seconds]: per client, and per user (the hinted
+    # user, whatever client asks). None switches a limit off.
+    "CLIENT_RATE_LIMIT": [120, 60],
+    "USER_RATE_LIMIT": [10, 300],
+    # Most requests one user may have waiting for a decision at once (None: no cap).
+    "MAX_PENDING_PER_USER": 5,
+    # user_code brute force: after this many wrong codes for a user (within USER_CODE_LOCKOUT
+    # seconds), CIBA requests for that user are refused for USER_CODE_LOCKOUT seconds.
+    "USER_CODE_MAX_FAILURES": 5,
+    "USER_CODE_LOCKOUT": 900,
+    # "I did not request this": once a user filed this many reports against a client within the
+    # period ([reports, seconds]), that client's requests for that user are refused. None: off.
+    "ABUSE_REPORT_LIMIT": [1, 86400],
+    # Web Push (the django_ciba.backends.webpush backend and the approval pages): the VAPID key
+    # pair (private key PEM or base64url; public key base64url, uncompressed point) and the
+    # contact sent to push services ("mailto:..." or an https URL).
+    "WEBPUSH_VAPID_PRIVATE_KEY": None,
+    "WEBPUSH_VAPID_PUBLIC_KEY": None,
+    "WEBPUSH_VAPID_SUBJECT": None,
 }
 
-IMPORT_STRINGS = ("USER_RESOLVERS", "USER_CODE_VERIFIER")
+IMPORT_STRINGS = ("USER_RESOLVERS", "USER_CODE_VERIFIER", "DECISION_POLICIES")
 
 
 class CibaSettings:

@@ -14,9 +14,9 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import outbox, signals
+from . import audit, outbox, signals
 from .exceptions import InvalidDecision, RequestExpired, RequestNotFound, RequestNotPending
-from .models import AuthenticationRequest
+from .models import AbuseReport, AuthenticationRequest
 
 
 def requests_for_user(user: Any) -> Any:
@@ -56,8 +56,13 @@ def approve(
     scopes: Iterable[str] | None = None,
     acr: str = "",
     amr: Iterable[str] | None = None,
+    actor: str | None = None,
 ) -> AuthenticationRequest:
-    """Approve as ``user`` (the hinted user), optionally granting only a subset of the scopes."""
+    """Approve as ``user`` (the hinted user), optionally granting only a subset of the scopes.
+
+    ``actor`` names who decided for the audit trail (default: the user; a decision policy passes
+    ``policy:<name>``).
+    """
     _check_decider(auth_request, user)
     requested = auth_request.scopes
     granted = list(dict.fromkeys(scopes)) if scopes is not None else requested
@@ -75,24 +80,50 @@ def approve(
             raise _refusal(auth_request, now)
         auth_request.refresh_from_db()
         outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
-        transaction.on_commit(lambda: signals.send(signals.auth_request_approved, auth_request))
+        audit.transition(auth_request, signals.auth_request_approved, actor=actor or audit.user_actor(user))
     return auth_request
 
 
-def deny(auth_request: AuthenticationRequest, *, user: Any | None = None) -> AuthenticationRequest:
-    """Deny as ``user`` (the hinted user), or as an operator when ``user`` is None."""
+def deny(
+    auth_request: AuthenticationRequest, *, user: Any | None = None, actor: str | None = None
+) -> AuthenticationRequest:
+    """Deny as ``user`` (the hinted user), or as an operator when ``user`` is None.
+
+    ``actor`` names who decided for the audit trail (default: the user, else ``operator``).
+    """
     _check_decider(auth_request, user)
     now = timezone.now()
     with transaction.atomic():
-        if not AuthenticationRequest.objects.deny(auth_request.pk, now=now):
-            raise _refusal(auth_request, now)
-        auth_request.refresh_from_db()
-        outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
-        transaction.on_commit(lambda: signals.send(signals.auth_request_denied, auth_request))
+        _deny(auth_request, now, actor or (audit.user_actor(user) if user is not None else "operator"))
     return auth_request
 
 
-def expire(auth_request: AuthenticationRequest) -> AuthenticationRequest:
+def _deny(auth_request: AuthenticationRequest, now: datetime, actor: str) -> None:
+    if not AuthenticationRequest.objects.deny(auth_request.pk, now=now):
+        raise _refusal(auth_request, now)
+    auth_request.refresh_from_db()
+    outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
+    audit.transition(auth_request, signals.auth_request_denied, actor=actor)
+
+
+def report_abuse(auth_request: AuthenticationRequest, *, user: Any) -> AbuseReport:
+    """ "I did not request this": deny as ``user`` and file an abuse report against the client."""
+    _check_decider(auth_request, user)
+    now = timezone.now()
+    with transaction.atomic():
+        _deny(auth_request, now, audit.user_actor(user))
+        report = AbuseReport.objects.create(
+            auth_request=auth_request,
+            client_id=auth_request.client_id,
+            user=user,
+            binding_message=auth_request.binding_message,
+            created_at=now,
+        )
+        audit.record(auth_request, "abuse_reported", actor=audit.user_actor(user), report=report.pk)
+    return report
+
+
+def expire(auth_request: AuthenticationRequest, *, actor: str = "operator") -> AuthenticationRequest:
     """Expire a request now (operator action); refused once tokens were issued or it was decided."""
     now = timezone.now()
     with transaction.atomic():
@@ -100,5 +131,5 @@ def expire(auth_request: AuthenticationRequest) -> AuthenticationRequest:
             raise RequestNotPending()
         auth_request.refresh_from_db()
         outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
-        transaction.on_commit(lambda: signals.send(signals.auth_request_expired, auth_request))
+        audit.transition(auth_request, signals.auth_request_expired, actor=actor)
     return auth_request

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import outbound, outbox, push, signals
+from . import audit, outbound, outbox, push, signals
 from .backends import DeviceNotification, PermanentNotificationError, get_backend
 from .conf import ciba_settings
 from .exceptions import CibaConfigurationError
@@ -244,13 +244,11 @@ def _finish(delivery: Delivery, status: str, now: datetime, **fields: object) ->
             return "skipped"
         if status == Delivery.Status.DELIVERED:
             signal = signals.device_notified if delivery.kind == Kind.DEVICE else signals.delivered
-            transaction.on_commit(lambda: signals.send(signal, auth_request, kind=delivery.kind))
+            audit.transition(auth_request, signal, kind=delivery.kind)
         elif status == Delivery.Status.FAILED:
             if delivery.kind == Kind.PUSH_TOKENS:
                 _abandon_push(auth_request, now)
-            transaction.on_commit(
-                lambda: signals.send(signals.delivery_failed, auth_request, kind=delivery.kind)
-            )
+            audit.transition(auth_request, signals.delivery_failed, kind=delivery.kind)
     return str(status)
 
 
@@ -258,7 +256,7 @@ def _abandon_push(auth_request: AuthenticationRequest, now: datetime) -> None:
     """A push that never arrived: its tokens must not stay usable (issue: revoke, mark failed)."""
     push.revoke_pushed_tokens(auth_request)
     if AuthenticationRequest.objects.fail(auth_request.pk, from_states=(Status.CONSUMED,), now=now):
-        transaction.on_commit(lambda: signals.send(signals.auth_request_failed, auth_request))
+        audit.transition(auth_request, signals.auth_request_failed, detail={"reason": "push_undelivered"})
 
 
 def _minting_failed(delivery: Delivery, now: datetime) -> str:
@@ -275,7 +273,7 @@ def _minting_failed(delivery: Delivery, now: datetime) -> str:
         if AuthenticationRequest.objects.fail(auth_request.pk, from_states=(Status.APPROVED,), now=now):
             auth_request.status = Status.FAILED
             outbox.record_outcome(auth_request)
-            transaction.on_commit(lambda: signals.send(signals.auth_request_failed, auth_request))
+            audit.transition(auth_request, signals.auth_request_failed, detail={"reason": "minting_failed"})
     return "failed"
 
 
@@ -289,5 +287,5 @@ def _user_inactive(delivery: Delivery, now: datetime) -> str:
         if AuthenticationRequest.objects.withdraw_approval(auth_request.pk, now=now):
             auth_request.status = Status.DENIED
             outbox.record_outcome(auth_request)
-            transaction.on_commit(lambda: signals.send(signals.auth_request_denied, auth_request))
+            audit.transition(auth_request, signals.auth_request_denied, detail={"reason": "user_inactive"})
     return "cancelled"

@@ -15,7 +15,7 @@ from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 from oauthlib.oauth2.rfc8628 import errors as rfc8628_errors
 from oauthlib.openid.connect.core.grant_types.base import GrantTypeBase as OpenIDGrantTypeBase
 
-from . import signals
+from . import audit, signals
 from .conf import ciba_settings
 from .constants import CIBA_GRANT_TYPE
 
@@ -56,8 +56,9 @@ class CibaGrant(GrantTypeBase):
                         description=STATUS_DESCRIPTIONS["invalid_grant"], request=request
                     )
                 token = self.mint_tokens(request, token_handler)
-                auth_request = request.ciba_request
-                transaction.on_commit(lambda: signals.send(signals.tokens_issued, auth_request))
+                audit.transition(
+                    request.ciba_request, signals.tokens_issued, actor=audit.client_actor(request.client)
+                )
         except errors.OAuth2Error as exc:
             headers.update(exc.headers)
             return headers, exc.json, exc.status_code

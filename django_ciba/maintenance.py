@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import outbox, replay, signals
+from . import audit, outbox, replay, signals
 from .conf import ciba_settings
 from .models import AuthenticationRequest, Delivery
 
@@ -43,9 +43,7 @@ def expire_overdue(*, now: datetime | None = None, batch_size: int | None = None
                     continue
                 auth_request = AuthenticationRequest.objects.select_related("client").get(pk=pk)
                 outbox.record_outcome(auth_request)
-                transaction.on_commit(
-                    lambda auth_request=auth_request: signals.send(signals.auth_request_expired, auth_request)
-                )
+                audit.transition(auth_request, signals.auth_request_expired)
                 expired += 1
         if len(pks) < size:
             return expired

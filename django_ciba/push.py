@@ -19,7 +19,7 @@ from oauth2_provider.models import get_access_token_model
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request as OAuthlibRequest
 
-from . import signals
+from . import audit, signals
 from .constants import CIBA_GRANT_TYPE
 from .models import AuthenticationRequest, Delivery
 from .sealing import seal, unseal
@@ -82,7 +82,7 @@ def mint_for_push(delivery: Delivery) -> bool:
             access_token = get_access_token_model().objects.filter(token_checksum=checksum).first()
             AuthenticationRequest.objects.filter(pk=auth_request.pk).update(access_token=access_token)
             auth_request.access_token = access_token
-            transaction.on_commit(lambda: signals.send(signals.tokens_issued, auth_request))
+            audit.transition(auth_request, signals.tokens_issued)
     except Exception as exc:
         # The transaction rolled back: no token exists and the request is still approved.
         logger.error("Minting push tokens for request #%s failed: %s", auth_request.pk, type(exc).__name__)

@@ -204,3 +204,30 @@ class JwtUse(models.Model):
 
     def __str__(self) -> str:
         return f"Used JWT id #{self.pk} ({self.kind})"
+
+
+class RequestEvent(models.Model):
+    """The audit trail: one row per transition of a request, written in the same transaction."""
+
+    auth_request = models.ForeignKey(
+        AuthenticationRequest,
+        on_delete=models.CASCADE,
+        related_name="events",
+        verbose_name=_("authentication request"),
+    )
+    #: A stable event name (``created``, ``approved``, ``denied``, ...; see django_ciba.audit).
+    event = models.CharField(_("event"), max_length=32)
+    #: Who or what caused it: ``client:<client_id>``, ``user:<pk>``, ``operator:<pk>``,
+    #: ``policy:<name>`` or ``system``.
+    actor = models.CharField(_("actor"), max_length=128)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("at"), default=timezone.now, editable=False)
+
+    class Meta:
+        verbose_name = _("request event")
+        verbose_name_plural = _("request events")
+        ordering = ["created_at", "pk"]
+        indexes = [models.Index(fields=["auth_request", "created_at"], name="ciba_event_request")]
+
+    def __str__(self) -> str:
+        return f"{self.event} by {self.actor}"
