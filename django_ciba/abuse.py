@@ -1,36 +1,412 @@
-"""Abuse controls at the backchannel endpoint (SEC-07, SEC-08, UC-06).
+"""Abuse controls at the backchannel endpoint (SEC-07, SEC-08, UC-06, VAL-08).
 
-Stub to be completed (issue 6): per-client and per-user rate limits, a cap on pending requests
-per user, user_code brute-force lockout, abuse-report thresholds.
+:func:`~django_ciba.backchannel.start_authentication` calls, in this order:
+
+* :func:`check_client` after the parameters are valid and before the hint is resolved: the
+  per-client rate limit (``CLIENT_RATE_LIMIT``). Every such request counts, including those whose
+  hint names no user, so probing for identifiers is bounded too (SEC-08).
+* :func:`check_user` once the hint named an active user: the ``user_code`` lockout (answered
+  exactly like an unknown user, AERR-04), the abuse-report block of this client for this user
+  (``ABUSE_REPORT_LIMIT``), the cap on pending requests (``MAX_PENDING_PER_USER``) and the per-user
+  rate limit (``USER_RATE_LIMIT``), which counts only requests that passed the others.
+* :func:`check_user_code`: UC-02 / UC-03, and wrong codes count towards the lockout
+  (``USER_CODE_MAX_FAILURES`` wrong codes within ``USER_CODE_LOCKOUT`` seconds lock the user for
+  ``USER_CODE_LOCKOUT`` seconds).
+
+Refusals are ``access_denied`` (HTTP 403, AERR-10) with a ``Retry-After`` header when the time
+the refusal ends is known; see ``docs/abuse.rst`` for the reasons.
+
+Counters live in the ``CIBA["CACHE_ALIAS"]`` cache as fixed windows: one key per window, created
+with ``cache.add`` and counted with ``cache.incr`` (both atomic on Redis, Memcached and the local
+memory cache), so concurrent requests on several servers sharing the cache never miss a count.
+Keys hold a keyed hash of the client id or user pk, never a hint or a code. Time comes from
+:func:`_clock` (seconds since the epoch), which tests replace.
 """
 
 from __future__ import annotations
 
+import logging
+import math
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.cache import caches
+from django.db.models import Count, Max, Min, Subquery
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+
 from .conf import ciba_settings
-from .exceptions import InvalidUserCode, MissingUserCode
-from .models import CibaClient
+from .exceptions import AccessDenied, InvalidUserCode, MissingUserCode, UnknownUserId
+from .models import AbuseReport, AuthenticationRequest, CibaClient
 
 
-def check_client(application: Any, *, request: Any = None) -> None:
-    """Refuse the request early when the client is over its limits (before any user lookup)."""
+logger = logging.getLogger("django_ciba.abuse")
+
+KEY_PREFIX = "ciba:abuse"
+# Counter keys outlive their window by this much (clock differences between servers).
+TTL_SLACK = 60
 
 
-def check_user(application: Any, user: Any, *, request: Any = None) -> None:
-    """Refuse the request when the hinted user may not be asked again now."""
+# --------------------------------------------------------------------------------------------
+# errors
+
+
+class Refused(AccessDenied):
+    """AERR-10 / VAL-08: the OP refused the request by policy (403), optionally with Retry-After."""
+
+    description = "The request was refused."
+
+    def __init__(self, description: str | None = None, *, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"Retry-After": str(max(1, int(self.retry_after)))}
+
+
+class ClientRateLimited(Refused):
+    """``CLIENT_RATE_LIMIT``: the client sent too many requests in the current window."""
+
+    description = "Too many requests from this client; retry later."
+
+
+class UserRateLimited(Refused):
+    """``USER_RATE_LIMIT``: too many requests named this user in the current window."""
+
+    description = "Too many requests for this user; retry later."
+
+
+class TooManyPending(Refused):
+    """``MAX_PENDING_PER_USER``: the user already has that many requests waiting for a decision."""
+
+    description = "Too many requests are waiting for this user's decision; retry later."
+
+
+class ClientReported(Refused):
+    """``ABUSE_REPORT_LIMIT``: the user reported this client ("I did not request this")."""
+
+    description = "Requests from this client for this user are refused for now."
+
+
+class LockedUser(UnknownUserId):
+    """The user is locked after too many wrong user codes: answered exactly like an unknown user
+    (same error, description and headers; AERR-04, SEC-08)."""
+
+
+# --------------------------------------------------------------------------------------------
+# time, cache and counters
+
+
+def _clock() -> float:
+    """Now, in seconds since the epoch (tests patch ``django_ciba.abuse._clock``)."""
+    return time.time()
+
+
+def _as_datetime(now: float) -> datetime:
+    moment = datetime.fromtimestamp(now, tz=UTC)
+    return moment if settings.USE_TZ else timezone.make_naive(moment)
+
+
+def _cache() -> Any:
+    return caches[ciba_settings.CACHE_ALIAS]
+
+
+def _digest(kind: str, value: Any) -> str:
+    """A keyed hash of an identifier: cache keys never show a client id, user pk, hint or code."""
+    return salted_hmac(f"django_ciba.abuse.{kind}", str(value), algorithm="sha256").hexdigest()[:32]
+
+
+def _client_digest(application: Any) -> str:
+    return _digest("client", application.client_id)
+
+
+def _user_digest(user: Any) -> str:
+    return _digest("user", user.pk)
+
+
+def _limit(value: Any) -> tuple[int, int] | None:
+    """``[requests, seconds]`` as a pair of ints, or None (off)."""
+    if value is None:
+        return None
+    count, period = value
+    return int(count), int(period)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One fixed window of ``period`` seconds for one counter.
+
+    Windows are shifted by a per-counter phase (from the counter's digest) so that not every
+    client's and user's window ends at the same second.
+    """
+
+    index: int
+    end: float
+
+    @classmethod
+    def at(cls, digest: str, period: int, now: float) -> Window:
+        phase = int(digest[:8], 16) % period
+        index = math.floor((now + phase) / period)
+        return cls(index=index, end=(index + 1) * period - phase)
+
+    def seconds_left(self, now: float) -> int:
+        return max(1, math.ceil(self.end - now))
+
+
+def _incr(cache: Any, key: str, ttl: int) -> int:
+    """Add one to the counter ``key`` atomically and return its new value (0: nothing stored)."""
+    for _ in range(2):
+        cache.add(key, 0, ttl)
+        try:
+            return int(cache.incr(key))
+        except ValueError:  # expired or evicted between add and incr: add it again
+            continue
+    return 0  # a cache that stores nothing (DummyCache, check W064): nothing is limited
+
+
+def hit(name: str, digest: str, limit: tuple[int, int], *, now: float) -> tuple[int, Window]:
+    """Count one request against the fixed-window counter ``name``/``digest``; return
+    ``(count, window)``. The request is over the limit when ``count > limit[0]``."""
+    _, period = limit
+    window = Window.at(digest, period, now)
+    key = f"{KEY_PREFIX}:{name}:{digest}:{window.index}"
+    return _incr(_cache(), key, period + TTL_SLACK), window
+
+
+def _over(name: str, digest: str, limit: tuple[int, int], now: float) -> tuple[bool, bool, int]:
+    """Count a request; return ``(refused, first_refusal_in_window, retry_after)``."""
+    count, window = hit(name, digest, limit, now=now)
+    return count > limit[0], count == limit[0] + 1, window.seconds_left(now)
+
+
+def _log(level: int, event: str, application: Any, user: Any = None, **detail: Any) -> None:
+    client_id = getattr(application, "client_id", None)
+    user_pk = getattr(user, "pk", None)
+    logger.log(
+        level,
+        "ciba.%s client=%s user=%s",
+        event,
+        client_id,
+        user_pk,
+        extra={
+            "ciba_event": event,
+            "ciba_client_id": client_id,
+            "ciba_user_pk": user_pk,
+            "ciba_detail": detail,
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the checks
+
+
+def check_client(application: Any, *, request: Any = None, now: float | None = None) -> None:
+    """Refuse the request early when the client is over its limits (before any user lookup).
+
+    Counts the request against ``CLIENT_RATE_LIMIT`` (every request that gets here counts, refused
+    or not, so a client that keeps sending past its limit stays refused until the window ends).
+    """
+    limit = _limit(ciba_settings.CLIENT_RATE_LIMIT)
+    if limit is None:
+        return
+    now = _clock() if now is None else now
+    refused, first, retry_after = _over("client", _client_digest(application), limit, now)
+    if refused:
+        _log(
+            logging.WARNING if first else logging.DEBUG,
+            "client_rate_limited",
+            application,
+            limit=list(limit),
+            retry_after=retry_after,
+        )
+        raise ClientRateLimited(retry_after=retry_after)
+
+
+def check_user(application: Any, user: Any, *, request: Any = None, now: float | None = None) -> None:
+    """Refuse the request when the hinted user may not be asked again now.
+
+    In order: the user_code lockout (as an unknown user), the abuse-report block of this client,
+    the pending cap, then the per-user rate limit, which counts only requests that got that far.
+    """
+    now = _clock() if now is None else now
+    if _lockout_active() and is_locked(user, now=now):
+        _log(logging.INFO, "locked_user_refused", application, user)
+        raise LockedUser()
+    _check_user_state(application, user, now)
+    limit = _limit(ciba_settings.USER_RATE_LIMIT)
+    if limit is None:
+        return
+    refused, first, retry_after = _over("user", _user_digest(user), limit, now)
+    if refused:
+        _log(
+            logging.WARNING if first else logging.DEBUG,
+            "user_rate_limited",
+            application,
+            user,
+            limit=list(limit),
+            retry_after=retry_after,
+        )
+        raise UserRateLimited(retry_after=retry_after)
+
+
+def _count(queryset: Any, group: str) -> Subquery:
+    return Subquery(queryset.values(group).annotate(_n=Count("pk")).values("_n")[:1])
+
+
+def _check_user_state(application: Any, user: Any, now: float) -> None:
+    """The abuse-report block and the pending cap, read in one query (both from the database)."""
+    cap = ciba_settings.MAX_PENDING_PER_USER
+    reports_limit = _limit(ciba_settings.ABUSE_REPORT_LIMIT)
+    if cap is None and reports_limit is None:
+        return
+    moment = _as_datetime(now)
+    values: dict[str, Any] = {}
+    if reports_limit is not None:
+        reports = AbuseReport.objects.filter(
+            client=application,
+            user=user,
+            resolved=False,
+            created_at__gt=moment - timedelta(seconds=reports_limit[1]),
+        ).order_by()
+        values["reports"] = _count(reports, "user")
+        values["newest_report"] = Subquery(
+            reports.values("user").annotate(_m=Max("created_at")).values("_m")[:1]
+        )
+    if cap is not None:
+        pending = AuthenticationRequest.objects.pending(moment).for_user(user).order_by()
+        values["pending"] = _count(pending, "user")
+        values["soonest_expiry"] = Subquery(
+            pending.values("user").annotate(_m=Min("expires_at")).values("_m")[:1]
+        )
+    row = next(iter(get_user_model()._base_manager.filter(pk=user.pk).values(**values)[:1]), None) or {}
+
+    if reports_limit is not None and (row.get("reports") or 0) >= reports_limit[0]:
+        newest = row.get("newest_report")
+        retry_after = None
+        if newest is not None:
+            retry_after = math.ceil((newest + timedelta(seconds=reports_limit[1]) - moment).total_seconds())
+        _log(logging.INFO, "reported_client_refused", application, user, reports=row.get("reports"))
+        raise ClientReported(retry_after=retry_after)
+    if cap is not None and (row.get("pending") or 0) >= int(cap):
+        soonest = row.get("soonest_expiry")
+        retry_after = math.ceil((soonest - moment).total_seconds()) if soonest is not None else None
+        _log(logging.INFO, "pending_cap_reached", application, user, pending=row.get("pending"))
+        raise TooManyPending(retry_after=retry_after)
+
+
+# --------------------------------------------------------------------------------------------
+# user_code (UC-02, UC-03, UC-06)
 
 
 def user_code_required(ciba: CibaClient) -> bool:
     return bool(ciba_settings.USER_CODE_SUPPORTED and ciba.user_code_parameter)
 
 
-def check_user_code(ciba: CibaClient, user: Any, user_code: str | None, *, application: Any = None) -> None:
-    """UC-02 / UC-03: required for clients registered for user codes, checked by the hook."""
+def check_user_code(
+    ciba: CibaClient, user: Any, user_code: str | None, *, application: Any = None, now: float | None = None
+) -> None:
+    """UC-02 / UC-03: required for clients registered for user codes, checked by the verifier.
+
+    UC-06: a wrong code counts towards the user's lockout (whatever the client); the request that
+    reaches ``USER_CODE_MAX_FAILURES`` is still answered ``invalid_user_code``, later ones are
+    refused by :func:`check_user`. A right code does not reset the count.
+    """
     if not user_code_required(ciba):
         return
     if user_code is None:
         raise MissingUserCode()
     verifier = ciba_settings.USER_CODE_VERIFIER
     if verifier is None or not verifier(user, user_code):
+        record_user_code_failure(user, application=application, now=now)
         raise InvalidUserCode()
+
+
+def _lockout() -> tuple[int | None, int]:
+    failures = ciba_settings.USER_CODE_MAX_FAILURES
+    return (None if failures is None else int(failures)), int(ciba_settings.USER_CODE_LOCKOUT)
+
+
+def _lockout_active() -> bool:
+    """Locks can exist only when user codes are supported and the lockout is on."""
+    return bool(ciba_settings.USER_CODE_SUPPORTED) and ciba_settings.USER_CODE_MAX_FAILURES is not None
+
+
+def _failure_keys(user: Any, period: int, now: float) -> tuple[str, str]:
+    digest = _user_digest(user)
+    window = Window.at(digest, period, now)
+    return (
+        f"{KEY_PREFIX}:code:{digest}:{window.index}",
+        f"{KEY_PREFIX}:code:{digest}:{window.index - 1}",
+    )
+
+
+def _lock_key(user: Any) -> str:
+    return f"{KEY_PREFIX}:lock:{_user_digest(user)}"
+
+
+def record_user_code_failure(user: Any, *, application: Any = None, now: float | None = None) -> bool:
+    """Count a wrong user_code for ``user``; lock the user when that makes the limit. True if locked.
+
+    Failures are counted in fixed windows of ``USER_CODE_LOCKOUT`` seconds and the current and the
+    previous window are added up, so any ``USER_CODE_MAX_FAILURES`` failures less than
+    ``USER_CODE_LOCKOUT`` seconds apart always lock. Locking clears the count: once the lockout
+    ends, the user has the full number of attempts again.
+    """
+    failures, period = _lockout()
+    if failures is None:
+        return False
+    now = _clock() if now is None else now
+    cache = _cache()
+    current, previous = _failure_keys(user, period, now)
+    count = _incr(cache, current, 2 * period + TTL_SLACK) + int(cache.get(previous) or 0)
+    _log(logging.INFO, "user_code_failed", application, user, failures=count, limit=failures)
+    if count < failures:
+        return False
+    cache.set(_lock_key(user), now + period, period + TTL_SLACK)
+    cache.delete_many([current, previous])
+    _log(logging.WARNING, "user_code_lockout", application, user, failures=count, seconds=period)
+    return True
+
+
+def is_locked(user: Any, *, now: float | None = None) -> bool:
+    """Whether CIBA requests for ``user`` are refused after too many wrong user codes."""
+    until = _cache().get(_lock_key(user))
+    if until is None:
+        return False
+    now = _clock() if now is None else now
+    return float(until) > now
+
+
+def unlock_user(user: Any) -> None:
+    """Lift a user_code lockout and forget the user's wrong codes (an operator's action)."""
+    _, period = _lockout()
+    now = _clock()
+    cache = _cache()
+    cache.delete_many([_lock_key(user), *_failure_keys(user, period, now)])
+    _log(logging.INFO, "user_unlocked", None, user)
+
+
+__all__ = [
+    "ClientRateLimited",
+    "ClientReported",
+    "LockedUser",
+    "Refused",
+    "TooManyPending",
+    "UserRateLimited",
+    "check_client",
+    "check_user",
+    "check_user_code",
+    "hit",
+    "is_locked",
+    "record_user_code_failure",
+    "unlock_user",
+    "user_code_required",
+]

@@ -273,3 +273,72 @@ def check_client_key_settings(app_configs: Any = None, **kwargs: Any) -> list[ch
     if salt is not None and not isinstance(salt, str | bytes):
         error("CIBA['PAIRWISE_SALT'] must be None or a string.", 53)
     return errors
+
+
+@checks.register()
+def check_abuse_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Rate limits, pending cap, user_code lockout, abuse reports and their cache (E060-E063, W064-W065)."""
+    from django.conf import settings
+    from django.core.cache import InvalidCacheBackendError, caches
+    from django.core.cache.backends.db import DatabaseCache
+    from django.core.cache.backends.dummy import DummyCache
+    from django.core.cache.backends.filebased import FileBasedCache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    errors: list[checks.CheckMessage] = []
+
+    def error(message: str, number: int) -> None:
+        errors.append(
+            checks.Error(message, hint="See the abuse controls page.", id=f"django_ciba.E{number:03d}")
+        )
+
+    try:
+        _ = ciba_settings.user_settings
+    except CibaConfigurationError:
+        return []  # reported as E010
+    for name in ("CLIENT_RATE_LIMIT", "USER_RATE_LIMIT", "ABUSE_REPORT_LIMIT"):
+        value = getattr(ciba_settings, name)
+        if value is not None and not (
+            isinstance(value, list | tuple) and len(value) == 2 and all(_positive_int(item) for item in value)
+        ):
+            error(f"CIBA[{name!r}] must be None or [requests, seconds], two positive integers.", 60)
+    pending = ciba_settings.MAX_PENDING_PER_USER
+    if pending is not None and not _positive_int(pending):
+        error("CIBA['MAX_PENDING_PER_USER'] must be None or a positive integer.", 61)
+    failures = ciba_settings.USER_CODE_MAX_FAILURES
+    if failures is not None and not _positive_int(failures):
+        error("CIBA['USER_CODE_MAX_FAILURES'] must be None or a positive integer.", 62)
+    if not _positive_int(ciba_settings.USER_CODE_LOCKOUT):
+        error("CIBA['USER_CODE_LOCKOUT'] must be a positive number of seconds (an integer).", 62)
+    alias = ciba_settings.CACHE_ALIAS
+    try:
+        cache = caches[alias]
+    except (InvalidCacheBackendError, TypeError, ImportError) as exc:
+        error(f"CIBA['CACHE_ALIAS'] must name a cache of the CACHES setting ({alias!r}: {exc}).", 63)
+        return errors
+    if isinstance(cache, DummyCache):
+        errors.append(
+            checks.Warning(
+                f"The CIBA cache {alias!r} is a DummyCache: rate limits, the user_code lockout and "
+                "slow_down never take effect.",
+                hint="Point CIBA['CACHE_ALIAS'] at a Redis or Memcached cache shared by all servers.",
+                id="django_ciba.W064",
+            )
+        )
+    elif isinstance(cache, DatabaseCache | FileBasedCache) or (
+        isinstance(cache, LocMemCache) and not settings.DEBUG
+    ):
+        reason = (
+            "is local to each process, so every process counts on its own"
+            if isinstance(cache, LocMemCache)
+            else "does not increment atomically, so concurrent requests can be missed"
+        )
+        errors.append(
+            checks.Warning(
+                f"The CIBA cache {alias!r} ({type(cache).__name__}) {reason}: rate limits and the "
+                "user_code lockout are not enforced reliably.",
+                hint="Point CIBA['CACHE_ALIAS'] at a Redis or Memcached cache shared by all servers.",
+                id="django_ciba.W065",
+            )
+        )
+    return errors

@@ -33,4 +33,13 @@ urlpatterns = [
         views.DeviceRequestDenyView.as_view(),
         name="device-request-deny",
     ),
+    # The approval pages (HTML, for the signed-in user; CIBA["APPROVAL_URL"] links to "request").
+    path("ciba/requests/", views.RequestListView.as_view(), name="requests"),
+    path("ciba/requests/<int:pk>/", views.RequestDetailView.as_view(), name="request"),
+    path("ciba/requests/<int:pk>/result/", views.RequestResultView.as_view(), name="request-result"),
+    # Web Push: this browser's subscription (JSON, session + CSRF) and the service worker, whose
+    # default scope (ciba/) covers the approval pages.
+    path("ciba/webpush/subscribe/", views.WebPushSubscribeView.as_view(), name="webpush-subscribe"),
+    path("ciba/webpush/unsubscribe/", views.WebPushUnsubscribeView.as_view(), name="webpush-unsubscribe"),
+    path("ciba/sw.js", views.ServiceWorkerView.as_view(), name="service-worker"),
 ]

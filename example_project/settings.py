@@ -72,7 +72,11 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
 STATIC_URL = "static/"
-LOGIN_URL = "admin:login"
+# End users sign in with django.contrib.auth's login view (example_project/templates/registration/);
+# the approval pages send them there and back (?next=), a plain login lands on their requests.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "django_ciba:requests"
+LOGOUT_REDIRECT_URL = "login"
 
 # Client secrets are machine-generated (384 bits): one salted HMAC-SHA256 instead of PBKDF2's
 # million rounds on every poll. User passwords keep Django's default hasher (listed first).
@@ -108,6 +112,9 @@ OAUTH2_PROVIDER = {
 CIBA = {
     # Local development and tests: callbacks may reach loopback receivers (still https only).
     "OUTBOUND_ALLOWED_NETWORKS": ["127.0.0.0/8", "::1/128"],
+    # Device notifications link to the approval page of the request (django_ciba:request), which is
+    # served under the issuer's path like every django_ciba URL.
+    "APPROVAL_URL": f"{ISSUER}/ciba/requests/{{pk}}/",
     **json.loads(os.environ.get("CIBA_EXAMPLE_SETTINGS") or "{}"),
 }
 

@@ -6,8 +6,10 @@ from .device import (
     DeviceRequestListView,
 )
 from .discovery import CibaConnectDiscoveryInfoView
+from .pages import RequestDetailView, RequestListView, RequestResultView
 from .registration import ClientConfigurationView, ClientRegistrationView
 from .token import TokenView
+from .webpush import ServiceWorkerView, WebPushSubscribeView, WebPushUnsubscribeView
 
 
 __all__ = [
@@ -19,5 +21,11 @@ __all__ = [
     "DeviceRequestDenyView",
     "DeviceRequestDetailView",
     "DeviceRequestListView",
+    "RequestDetailView",
+    "RequestListView",
+    "RequestResultView",
+    "ServiceWorkerView",
     "TokenView",
+    "WebPushSubscribeView",
+    "WebPushUnsubscribeView",
 ]

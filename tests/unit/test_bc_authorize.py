@@ -177,8 +177,9 @@ def test_auth_req_id_entropy_floor_ignores_too_small_setting(ok, ciba_settings):
     assert len(body["auth_req_id"]) >= 22
 
 
-def test_auth_req_ids_are_unique(ok):
-    # ACK-02: auth_req_id is unique.
+def test_auth_req_ids_are_unique(ok, ciba_settings):
+    # ACK-02: auth_req_id is unique. (Ten pending requests for one user: the cap is lifted.)
+    ciba_settings.set(MAX_PENDING_PER_USER=None)
     ids = {assert_ack(ok())["auth_req_id"] for _ in range(10)}
     assert len(ids) == 10
     assert AuthenticationRequest.objects.count() == 10

@@ -305,6 +305,13 @@ def assert_protocol_answer(response, rows_before: int) -> None:
     assert rows_after == rows_before  # VAL-09
 
 
+@pytest.fixture(autouse=True)
+def _no_abuse_limits(ciba_settings):
+    """The fuzz examples share one user and client: the abuse limits (tested in test_abuse.py)
+    would refuse most of them, hiding what is being fuzzed."""
+    ciba_settings.set(CLIENT_RATE_LIMIT=None, USER_RATE_LIMIT=None, MAX_PENDING_PER_USER=None)
+
+
 @FUZZ
 @given(params=PARAMS)
 def test_fuzz_parameter_dicts(client, auth, params):

@@ -1,0 +1,99 @@
+"""CIBA registrations (inline on DOT's Application admin, and on their own); initial access tokens.
+
+The registration access token hash and initial access token hashes are never shown or searchable.
+Initial access tokens are created with ``manage.py ciba_initial_access_token`` only (the token is
+printed once).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from oauth2_provider.models import get_application_model
+
+from ..models import CibaClient, InitialAccessToken
+
+
+CIBA_CLIENT_FIELDS = (
+    "enabled",
+    "delivery_mode",
+    "notification_endpoint",
+    "token_endpoint_auth_method",
+    "scope",
+    "request_signing_alg",
+    "user_code_parameter",
+    "ciba_only",
+    "token_endpoint_auth_signing_alg",
+    "jwks",
+    "jwks_uri",
+    "subject_type",
+    "sector_identifier_uri",
+)
+
+
+#: Every URL a CIBA client registers is https (a scheme-less entry is read as https).
+URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
+
+
+class CibaClientInline(admin.StackedInline):
+    model = CibaClient
+    can_delete = True
+    extra = 0
+    max_num = 1
+    fields = CIBA_CLIENT_FIELDS
+    formfield_overrides = URL_FIELDS
+
+
+@admin.register(CibaClient)
+class CibaClientAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "application",
+        "delivery_mode",
+        "enabled",
+        "token_endpoint_auth_method",
+        "updated_at",
+    )
+    list_filter = ("delivery_mode", "enabled")
+    list_select_related = ("application",)
+    search_fields = ("application__name", "application__client_id")
+    raw_id_fields = ("application",)
+    fields = ("application", *CIBA_CLIENT_FIELDS, "registered_dynamically", "created_at", "updated_at")
+    readonly_fields = ("registered_dynamically", "created_at", "updated_at")
+    formfield_overrides = URL_FIELDS
+
+    @admin.display(description=_("registered dynamically"), boolean=True)
+    def registered_dynamically(self, obj: CibaClient) -> bool:
+        """Whether the client manages its registration itself (RFC 7592); the token hash stays hidden."""
+        return bool(obj.registration_access_token_hash)
+
+
+@admin.register(InitialAccessToken)
+class InitialAccessTokenAdmin(admin.ModelAdmin):
+    """Label, expiry and uses left can be changed (or the token deleted); the token never shows."""
+
+    list_display = ("id", "label", "expires_at", "uses_left", "created_at")
+    search_fields = ("label",)
+    date_hierarchy = "created_at"
+    fields = ("label", "expires_at", "uses_left", "created_at")
+    readonly_fields = ("created_at",)
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False  # manage.py ciba_initial_access_token prints the token once
+
+
+def add_inline_to_application_admin(site: admin.AdminSite) -> None:
+    """Give whatever admin class the host registered for DOT's Application the CIBA inline."""
+    application_model = get_application_model()
+    current = site._registry.get(application_model)
+    if current is None or CibaClientInline in (current.inlines or ()):
+        return
+    base = type(current)
+    site.unregister(application_model)
+    site.register(
+        application_model,
+        type(f"Ciba{base.__name__}", (base,), {"inlines": [*(base.inlines or ()), CibaClientInline]}),
+    )

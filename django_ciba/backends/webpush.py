@@ -1,0 +1,432 @@
+"""A backend that sends Web Push notifications (RFC 8030) to the browsers a user subscribed.
+
+The approval pages offer "Notify me on this device" (``django_ciba/pages/_webpush.html``); the
+browser's push subscription is stored as a :class:`~django_ciba.models.WebPushSubscription`. For
+each notification this backend POSTs to every subscription of the user:
+
+* a JSON payload ``{"title", "body", "url", "request_id"}``, encrypted for the browser
+  (``aes128gcm``, RFC 8188/8291; pywebpush does the encryption) and padded with spaces to a
+  multiple of 256 bytes, so the push service learns neither the content nor its exact length;
+* a VAPID ``Authorization`` header (RFC 8292): an ES256 JWT signed with
+  ``CIBA["WEBPUSH_VAPID_PRIVATE_KEY"]`` for the push service's origin, valid 12 hours;
+* ``TTL`` (seconds until the request expires), ``Urgency`` and ``Topic: ciba-<pk>`` (a retry
+  replaces a message still queued for the same request).
+
+The POST goes through :mod:`django_ciba.outbound` (https only, public addresses, no redirects,
+timeouts). Answers: 2xx delivered; 404/410 the subscription expired and is deleted ("pruned");
+408, 429 and 5xx retried; any other answer fails that subscription. The notification counts as
+delivered when at least one subscription accepted it.
+
+Subscription endpoints are capability URLs (whoever knows one may push to the browser): they
+are never logged or put into error messages, only the push service's origin and the row's pk.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from django.core import checks
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from ..conf import ciba_settings
+from ..exceptions import CibaConfigurationError
+from .base import BaseNotificationBackend, DeviceNotification, NotificationError, PermanentNotificationError
+
+
+logger = logging.getLogger("django_ciba.backends.webpush")
+
+CONTENT_ENCODING = "aes128gcm"
+URGENCIES = ("very-low", "low", "normal", "high")
+#: Largest plaintext of one aes128gcm record of 4096 octets (RFC 8291 §4: 4096 - 86 - 16 - 1).
+MAX_PLAINTEXT = 3993
+#: The plaintext is padded with spaces to a multiple of this, hiding its exact length.
+PAD_TO = 256
+#: Lifetime of the VAPID JWT; RFC 8292 §2 allows at most 24 hours.
+VAPID_LIFETIME = timedelta(hours=12)
+P256_POINT_LENGTH = 65  # uncompressed: 0x04 || X || Y
+AUTH_SECRET_LENGTH = 16
+_TRANSIENT_STATUSES = frozenset({408, 429})
+_EXPIRED_STATUSES = frozenset({404, 410})
+_SETTINGS = "CIBA['WEBPUSH_VAPID_PRIVATE_KEY'], ['WEBPUSH_VAPID_PUBLIC_KEY'] and ['WEBPUSH_VAPID_SUBJECT']"
+
+
+# --- encodings and keys ------------------------------------------------------------------------
+
+
+def b64url_encode(data: bytes) -> str:
+    """Base64url without padding (what browsers and VAPID use)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(value: str) -> bytes:
+    """Decode base64url with or without padding; raise ValueError on anything else."""
+    if not isinstance(value, str) or not value.isascii():
+        raise ValueError("not a base64url string")
+    stripped = value.rstrip("=")
+    if not stripped or any(not (char.isalnum() or char in "-_") for char in stripped):
+        raise ValueError("not a base64url string")
+    if len(stripped) % 4 == 1:
+        raise ValueError("not a base64url string (bad length)")
+    try:
+        return base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("not a base64url string")
+
+
+def parse_public_key(value: str) -> bytes:
+    """A P-256 public key as base64url uncompressed point (a subscription's ``p256dh``, the
+    VAPID public key): the 65 raw bytes, checked to be a point on the curve."""
+    raw = b64url_decode(value)
+    if len(raw) != P256_POINT_LENGTH or raw[0] != 4:
+        raise ValueError("not an uncompressed P-256 point (65 bytes starting with 0x04)")
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except ValueError:
+        raise ValueError("not a point on the P-256 curve")
+    return raw
+
+
+def parse_auth_secret(value: str) -> bytes:
+    """A subscription's ``auth`` secret: base64url of 16 bytes."""
+    raw = b64url_decode(value)
+    if len(raw) != AUTH_SECRET_LENGTH:
+        raise ValueError(f"the auth secret must be {AUTH_SECRET_LENGTH} bytes")
+    return raw
+
+
+def public_key_text(private_key: ec.EllipticCurvePrivateKey) -> str:
+    """The base64url uncompressed point of ``private_key``'s public key (``applicationServerKey``)."""
+    point = private_key.public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return b64url_encode(point)
+
+
+def private_key_text(private_key: ec.EllipticCurvePrivateKey) -> str:
+    """The base64url raw 32-byte private scalar (the form ``WEBPUSH_VAPID_PRIVATE_KEY`` takes)."""
+    return b64url_encode(private_key.private_numbers().private_value.to_bytes(32, "big"))
+
+
+def load_private_key(value: str) -> ec.EllipticCurvePrivateKey:
+    """Load a P-256 private key given as base64url raw 32-byte scalar (``web-push
+    generate-vapid-keys``, ``manage.py ciba_vapid_keys``), as PEM, or as base64url DER."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("the key is empty")
+    text = value.strip()
+    try:
+        if text.startswith("-----BEGIN"):
+            key: Any = serialization.load_pem_private_key(text.encode("ascii"), password=None)
+        else:
+            raw = b64url_decode("".join(text.split()))
+            if len(raw) == 32:
+                key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
+            else:
+                key = serialization.load_der_private_key(raw, password=None)
+    except (TypeError, ValueError, UnicodeError) as exc:
+        # Never echo the key: name the problem only.
+        raise ValueError(f"the key cannot be loaded ({type(exc).__name__})") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("the key is not a P-256 (prime256v1) EC key")
+    return key
+
+
+def generate_vapid_keys() -> tuple[str, str]:
+    """A new VAPID key pair: ``(private, public)``, both base64url, as the settings take them."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return private_key_text(key), public_key_text(key)
+
+
+@dataclass(frozen=True)
+class VapidConfig:
+    private_key: ec.EllipticCurvePrivateKey
+    public_key: str  # base64url uncompressed point
+    subject: str
+
+    def __repr__(self) -> str:  # the private key stays out of reprs and tracebacks
+        return f"<VapidConfig public_key={self.public_key!r} subject={self.subject!r}>"
+
+
+def vapid_config() -> VapidConfig:
+    """The VAPID settings, checked; raises :class:`CibaConfigurationError` naming the problem."""
+    private, public = ciba_settings.WEBPUSH_VAPID_PRIVATE_KEY, ciba_settings.WEBPUSH_VAPID_PUBLIC_KEY
+    subject = ciba_settings.WEBPUSH_VAPID_SUBJECT
+    if not private or not public or not subject:
+        missing = [
+            name
+            for name, value in (
+                ("WEBPUSH_VAPID_PRIVATE_KEY", private),
+                ("WEBPUSH_VAPID_PUBLIC_KEY", public),
+                ("WEBPUSH_VAPID_SUBJECT", subject),
+            )
+            if not value
+        ]
+        raise CibaConfigurationError(
+            f"The Web Push backend needs {', '.join(f'CIBA[{name!r}]' for name in missing)} "
+            "(generate a key pair with: manage.py ciba_vapid_keys)."
+        )
+    try:
+        private_key = load_private_key(private)
+    except ValueError as exc:
+        raise CibaConfigurationError(f"CIBA['WEBPUSH_VAPID_PRIVATE_KEY'] is invalid: {exc}.") from None
+    try:
+        parse_public_key(public)
+    except ValueError as exc:
+        raise CibaConfigurationError(
+            f"CIBA['WEBPUSH_VAPID_PUBLIC_KEY'] is invalid: {exc} (base64url, as browsers take it)."
+        ) from None
+    derived = public_key_text(private_key)
+    if b64url_decode(public) != b64url_decode(derived):
+        raise CibaConfigurationError(
+            "CIBA['WEBPUSH_VAPID_PUBLIC_KEY'] is not the public key of CIBA['WEBPUSH_VAPID_PRIVATE_KEY'] "
+            f"(that would be {derived!r})."
+        )
+    if not isinstance(subject, str) or not (
+        (subject.startswith("mailto:") and len(subject) > 7) or subject.startswith("https://")
+    ):
+        raise CibaConfigurationError(
+            "CIBA['WEBPUSH_VAPID_SUBJECT'] must be a mailto: or https: URL where push services can "
+            "reach the operator (RFC 8292 §2.1), e.g. 'mailto:ops@example.com'."
+        )
+    return VapidConfig(private_key=private_key, public_key=derived, subject=subject)
+
+
+def push_service_origin(endpoint: str) -> str:
+    """``https://host[:port]`` of a push endpoint: the VAPID ``aud``, and what logs may show."""
+    parts = urlsplit(endpoint)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def vapid_authorization(endpoint: str, config: VapidConfig, *, now: float | None = None) -> str:
+    """The ``Authorization: vapid t=<JWT>,k=<public key>`` value for a POST to ``endpoint``."""
+    import jwt
+
+    issued = int(time.time() if now is None else now)
+    claims = {
+        "aud": push_service_origin(endpoint),
+        "exp": issued + int(VAPID_LIFETIME.total_seconds()),
+        "sub": config.subject,
+    }
+    token = jwt.encode(claims, config.private_key, algorithm="ES256", headers={"typ": "JWT"})
+    return f"vapid t={token},k={config.public_key}"
+
+
+def encrypt(plaintext: bytes, p256dh: str, auth: str) -> bytes:
+    """The ``aes128gcm`` body of a push message for one subscription (RFC 8291)."""
+    from pywebpush import WebPusher
+
+    subscription = {"endpoint": "https://unused.invalid/", "keys": {"p256dh": p256dh, "auth": auth}}
+    return bytes(WebPusher(subscription).encode(plaintext, CONTENT_ENCODING)["body"])
+
+
+# --- the backend -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Result:
+    outcome: str  # "sent", "pruned", "transient", "failed"
+    detail: str = ""
+    retry_after: float | None = None
+
+
+class WebPushBackend(BaseNotificationBackend):
+    """Sends an encrypted Web Push message to every browser the user subscribed.
+
+    Options:
+
+    ``urgency`` (``"high"``)
+        The ``Urgency`` header (RFC 8030 §5.3): ``very-low``, ``low``, ``normal`` or ``high``.
+    ``ttl`` (``None``)
+        At most this many seconds for the push service to keep an undelivered message; it never
+        keeps it past the request's expiry anyway.
+    ``title`` (``None``)
+        The notification's title; ``None``: "Authentication request" (translated).
+    ``include_details`` (``True``)
+        Put the client's name and the binding message into the notification (lock screens show
+        it). ``False``: a generic text; the user sees the details on the approval page.
+    """
+
+    def __init__(
+        self,
+        *,
+        urgency: str = "high",
+        ttl: int | None = None,
+        title: str | None = None,
+        include_details: bool = True,
+        **options: Any,
+    ) -> None:
+        super().__init__(**options)
+        if urgency not in URGENCIES:
+            raise CibaConfigurationError(
+                f"The Web Push backend's urgency must be one of {', '.join(URGENCIES)}, not {urgency!r}."
+            )
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0):
+            raise CibaConfigurationError("The Web Push backend's ttl must be None or seconds (int >= 0).")
+        try:
+            import pywebpush  # noqa: F401
+        except ImportError as exc:
+            raise CibaConfigurationError(
+                f"The Web Push backend needs pywebpush: pip install 'django-ciba[webpush]' ({exc})."
+            ) from exc
+        self.urgency = urgency
+        self.ttl = ttl
+        self.title = title
+        self.include_details = bool(include_details)
+
+    def check(self) -> list[checks.CheckMessage]:
+        messages: list[checks.CheckMessage] = []
+        try:
+            vapid_config()
+        except CibaConfigurationError as exc:
+            messages.append(checks.Error(str(exc), id="django_ciba.E032"))
+        if not ciba_settings.APPROVAL_URL:
+            messages.append(
+                checks.Warning(
+                    "Web Push notifications carry no link: CIBA['APPROVAL_URL'] is not set.",
+                    hint="Set it to the approval page, e.g. 'https://op.example.com/o/ciba/requests/{pk}/'.",
+                    id="django_ciba.W033",
+                )
+            )
+        return messages
+
+    # --- what is sent ---------------------------------------------------------------------
+
+    def build_payload(self, notification: DeviceNotification) -> dict[str, Any]:
+        """The JSON object the service worker receives; never the auth_req_id or any secret."""
+        if self.include_details:
+            body = notification.client_name
+            if notification.binding_message:
+                body = f"{body}: {notification.binding_message}" if body else notification.binding_message
+        else:
+            body = gettext("A request awaits your approval.")
+        return {
+            "title": self.title or gettext("Authentication request"),
+            "body": body,
+            "url": notification.approval_url,
+            "request_id": notification.auth_request_pk,
+        }
+
+    @staticmethod
+    def encode_payload(payload: dict[str, Any]) -> bytes:
+        """Compact UTF-8 JSON, the body shortened if it would not fit into one record, padded with
+        spaces (valid JSON whitespace) to a multiple of :data:`PAD_TO` bytes."""
+
+        def dump(value: dict[str, Any]) -> bytes:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+        data = dump(payload)
+        body = str(payload.get("body", ""))
+        while len(data) > MAX_PLAINTEXT and body:
+            # Each character is at least one byte: cutting the overflow in characters always helps.
+            body = body[: len(body) - max(1, len(data) - MAX_PLAINTEXT)].rstrip()
+            data = dump({**payload, "body": f"{body}…"})
+        if len(data) > MAX_PLAINTEXT:
+            raise PermanentNotificationError("The Web Push payload is too large (a very long approval URL?).")
+        padded = min(MAX_PLAINTEXT, -(-len(data) // PAD_TO) * PAD_TO)
+        return data + b" " * (padded - len(data))
+
+    def headers(self, notification: DeviceNotification) -> dict[str, str]:
+        """The headers common to every subscription (VAPID is added per push service)."""
+        remaining = (notification.expires_at - timezone.now()).total_seconds()
+        ttl = max(0, int(remaining))
+        if self.ttl is not None:
+            ttl = min(ttl, self.ttl)
+        return {
+            "Content-Type": "application/octet-stream",
+            "Content-Encoding": CONTENT_ENCODING,
+            "TTL": str(ttl),
+            "Urgency": self.urgency,
+            "Topic": f"ciba-{notification.auth_request_pk}"[:32],
+        }
+
+    # --- sending --------------------------------------------------------------------------
+
+    def notify(self, notification: DeviceNotification) -> None:
+        from ..models import WebPushSubscription
+
+        config = vapid_config()  # CibaConfigurationError: a permanent, logged failure
+        subscriptions = list(WebPushSubscription.objects.filter(user_id=notification.user.pk).order_by("pk"))
+        if not subscriptions:
+            raise PermanentNotificationError(
+                f"User pk={notification.user.pk} has no Web Push subscription; cannot notify by Web Push."
+            )
+        plaintext = self.encode_payload(self.build_payload(notification))
+        headers = self.headers(notification)
+        results = [self._send(subscription, plaintext, headers, config) for subscription in subscriptions]
+        sent = sum(result.outcome == "sent" for result in results)
+        if sent:
+            return
+        summary = "; ".join(
+            f"#{sub.pk}: {res.detail}" for sub, res in zip(subscriptions, results, strict=True)
+        )
+        transient = [result for result in results if result.outcome == "transient"]
+        if transient:
+            delays = [result.retry_after for result in transient if result.retry_after is not None]
+            raise NotificationError(
+                f"No Web Push subscription accepted the message ({summary}); will retry.",
+                retry_after=max(delays) if delays else None,
+            )
+        raise PermanentNotificationError(f"No Web Push subscription accepted the message ({summary}).")
+
+    def _send(
+        self, subscription: Any, plaintext: bytes, headers: dict[str, str], config: VapidConfig
+    ) -> _Result:
+        from .. import outbound
+
+        origin = push_service_origin(subscription.endpoint)
+        try:
+            parse_public_key(subscription.p256dh)
+            parse_auth_secret(subscription.auth)
+        except ValueError as exc:  # can never work (the subscription API refuses such keys)
+            self._prune(subscription, origin, f"unusable keys: {exc}")
+            return _Result("pruned", "unusable keys, deleted")
+        try:
+            body = encrypt(plaintext, subscription.p256dh, subscription.auth)
+        except Exception as exc:
+            logger.warning(
+                "Web Push to subscription #%s: encryption failed (%s)", subscription.pk, type(exc).__name__
+            )
+            return _Result("failed", f"encryption failed ({type(exc).__name__})")
+        request_headers = {**headers, "Authorization": vapid_authorization(subscription.endpoint, config)}
+        try:
+            response = outbound.post_json(subscription.endpoint, body, headers=request_headers)
+        except outbound.OutboundError as exc:
+            logger.warning("Web Push to subscription #%s failed: %s", subscription.pk, exc)
+            return _Result("transient" if exc.transient else "failed", str(exc))
+        status = response.status
+        if 200 <= status < 300:
+            type(subscription).objects.filter(pk=subscription.pk).update(last_used_at=timezone.now())
+            logger.debug("Web Push to subscription #%s (%s): HTTP %s", subscription.pk, origin, status)
+            return _Result("sent", f"HTTP {status}")
+        if status in _EXPIRED_STATUSES:
+            self._prune(subscription, origin, f"HTTP {status}")
+            return _Result("pruned", f"HTTP {status}, expired and deleted")
+        if status >= 500 or status in _TRANSIENT_STATUSES:
+            logger.info(
+                "Web Push to subscription #%s (%s): HTTP %s, will retry", subscription.pk, origin, status
+            )
+            retry_after = response.retry_after() if status in (429, 503) else None
+            return _Result("transient", f"HTTP {status}", retry_after)
+        hint = " (VAPID key not the one the browser subscribed with?)" if status in (401, 403) else ""
+        logger.warning("Web Push to subscription #%s (%s): HTTP %s%s", subscription.pk, origin, status, hint)
+        return _Result("failed", f"HTTP {status}{hint}")
+
+    @staticmethod
+    def _prune(subscription: Any, origin: str, reason: str) -> None:
+        type(subscription).objects.filter(pk=subscription.pk).delete()
+        logger.info("Deleted Web Push subscription #%s (%s): %s.", subscription.pk, origin, reason)

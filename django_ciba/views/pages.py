@@ -1,0 +1,279 @@
+"""The approval pages: the signed-in user's pending requests, one request, and the outcome (AD-01..AD-03).
+
+Plain Django views rendering overridable templates (``django_ciba/pages/*.html``); nothing here
+needs JavaScript. The rules live in :mod:`django_ciba.decisions`; these views only translate its
+answers into pages. Every page is CSRF protected, may not be framed, is never cached and sends no
+cross-origin referrer. ``CIBA["APPROVAL_URL"]`` should point at :class:`RequestDetailView`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+from django.urls import reverse
+from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.clickjacking import xframe_options_deny
+from django.views.decorators.csrf import csrf_protect
+from oauth2_provider.scopes import get_scopes_backend
+
+from .. import decisions
+from ..exceptions import InvalidDecision, RequestExpired, RequestNotFound, RequestNotPending
+from ..models import AbuseReport, AuthenticationRequest
+
+
+WEBPUSH_TEMPLATE = "django_ciba/pages/_webpush.html"
+#: Scopes the user cannot untick when approving (CIBA requires openid).
+REQUIRED_SCOPES = frozenset({"openid"})
+#: Longest logo URL rendered (registered metadata is client-controlled).
+MAX_LOGO_URL_LENGTH = 2000
+
+Status = AuthenticationRequest.Status
+
+
+def secure_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """No framing (X-Frame-Options and CSP ``frame-ancestors``), no caching, same-origin referrers."""
+
+    @xframe_options_deny
+    @never_cache
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response.setdefault(
+            "Content-Security-Policy",
+            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
+        )
+        response.setdefault("Referrer-Policy", "same-origin")
+        response.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    return wrapper
+
+
+@dataclass
+class ScopeChoice:
+    """One requested scope as the user sees it."""
+
+    name: str
+    description: str
+    required: bool
+
+
+@dataclass
+class RequestSummary:
+    """What the templates show about one request (``auth_request`` is the model instance)."""
+
+    auth_request: AuthenticationRequest
+    client_name: str
+    logo_url: str
+    binding_message: str
+    scopes: list[ScopeChoice] = field(default_factory=list)
+    seconds_left: int = 0
+    time_left: str = ""
+    expires_at: datetime | None = None
+    url: str = ""
+
+    @property
+    def pk(self) -> int:
+        return self.auth_request.pk
+
+
+def client_logo_url(application: Any) -> str:
+    """The registered ``logo_uri`` when it is an absolute https URL, else ``""``."""
+    try:
+        metadata = application.ciba.metadata or {}
+    except ObjectDoesNotExist:
+        return ""
+    logo = metadata.get("logo_uri") if isinstance(metadata, dict) else None
+    if not isinstance(logo, str) or len(logo) > MAX_LOGO_URL_LENGTH:
+        return ""
+    try:
+        parts = urlsplit(logo)
+    except ValueError:
+        return ""
+    if parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in logo):
+        return ""
+    return logo
+
+
+def describe_scopes(scopes: list[str]) -> list[ScopeChoice]:
+    """Each scope with its plain-language description from DOT's scopes backend."""
+    descriptions = get_scopes_backend().get_all_scopes() or {}
+    return [
+        ScopeChoice(
+            name=scope, description=str(descriptions.get(scope) or scope), required=scope in REQUIRED_SCOPES
+        )
+        for scope in scopes
+    ]
+
+
+def format_time_left(seconds: int) -> str:
+    """ "3 minutes", "1 hour 5 minutes", "less than a minute"."""
+    if seconds < 60:
+        return _("less than a minute")
+    hours, minutes = divmod(seconds // 60, 60)
+    minutes_text = ngettext("%(count)d minute", "%(count)d minutes", minutes) % {"count": minutes}
+    if not hours:
+        return minutes_text
+    hours_text = ngettext("%(count)d hour", "%(count)d hours", hours) % {"count": hours}
+    return f"{hours_text} {minutes_text}" if minutes else hours_text
+
+
+def summarize(auth_request: AuthenticationRequest) -> RequestSummary:
+    client = auth_request.client
+    seconds = auth_request.seconds_left()
+    return RequestSummary(
+        auth_request=auth_request,
+        client_name=client.name or client.client_id,
+        logo_url=client_logo_url(client),
+        binding_message=auth_request.binding_message,
+        scopes=describe_scopes(auth_request.scopes),
+        seconds_left=seconds,
+        time_left=format_time_left(seconds),
+        expires_at=auth_request.expires_at,
+        url=reverse("django_ciba:request", kwargs={"pk": auth_request.pk}),
+    )
+
+
+def template_exists(name: str) -> bool:
+    try:
+        get_template(name)
+    except TemplateDoesNotExist:
+        return False
+    return True
+
+
+def result_url(pk: int, *, already: bool = False) -> str:
+    url = reverse("django_ciba:request-result", kwargs={"pk": pk})
+    return f"{url}?already=1" if already else url
+
+
+@method_decorator(secure_page, name="dispatch")
+@method_decorator(csrf_protect, name="dispatch")
+class ApprovalPageMixin(LoginRequiredMixin):
+    """Sign-in required (``settings.LOGIN_URL``), CSRF protected, never framed or cached."""
+
+    def get_auth_request(self, pk: Any) -> AuthenticationRequest:
+        """The signed-in user's request; another user's request, or none, is a 404."""
+        try:
+            return decisions.get_for_user(self.request.user, pk)
+        except RequestNotFound:
+            raise Http404(_("No such request."))
+
+
+class RequestListView(ApprovalPageMixin, View):
+    """The signed-in user's pending requests, soonest expiry first."""
+
+    template_name = "django_ciba/pages/list.html"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        pending = [summarize(auth_request) for auth_request in decisions.requests_for_user(request.user)]
+        context = {
+            "requests": pending,
+            "webpush_available": template_exists(WEBPUSH_TEMPLATE),
+        }
+        return render(request, self.template_name, context)
+
+
+class RequestDetailView(ApprovalPageMixin, View):
+    """One pending request (GET) and the user's decision on it (POST ``action``: approve, deny, report).
+
+    ``approve`` grants the ticked ``scope`` values (``openid`` always stays); without any ``scope``
+    value every requested scope is granted.
+    """
+
+    template_name = "django_ciba/pages/detail.html"
+    actions = ("approve", "deny", "report")
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self.render_page(self.get_auth_request(pk))
+
+    def post(self, request: HttpRequest, pk: int) -> HttpResponse:
+        auth_request = self.get_auth_request(pk)
+        action = request.POST.get("action", "")
+        if action not in self.actions:
+            return self.render_page(auth_request, error=_("Choose Approve, Deny or I did not request this."))
+        try:
+            if action == "approve":
+                decisions.approve(
+                    auth_request,
+                    user=request.user,
+                    scopes=self.granted_scopes(auth_request),
+                    **self.get_decision_kwargs(),
+                )
+            elif action == "deny":
+                decisions.deny(auth_request, user=request.user)
+            else:
+                decisions.report_abuse(auth_request, user=request.user)
+        except InvalidDecision:
+            return self.render_page(auth_request, error=_("Only the requested access can be approved."))
+        except (RequestNotPending, RequestExpired):
+            return HttpResponseRedirect(result_url(auth_request.pk, already=True))
+        except RequestNotFound:
+            raise Http404(_("No such request."))
+        return HttpResponseRedirect(result_url(auth_request.pk))
+
+    def granted_scopes(self, auth_request: AuthenticationRequest) -> list[str] | None:
+        ticked = self.request.POST.getlist("scope")
+        if not ticked:
+            return None
+        required = [scope for scope in auth_request.scopes if scope in REQUIRED_SCOPES]
+        return list(dict.fromkeys([*required, *ticked]))
+
+    def get_decision_kwargs(self) -> dict[str, Any]:
+        """Extra arguments of :func:`decisions.approve` (``acr``, ``amr``); override to set them."""
+        return {}
+
+    def render_page(self, auth_request: AuthenticationRequest, error: str = "") -> HttpResponse:
+        """The request with its choices; a request that can no longer be answered shows its outcome."""
+        if auth_request.status != Status.PENDING or auth_request.is_expired():
+            return HttpResponseRedirect(result_url(auth_request.pk, already=True))
+        context = {"request_summary": summarize(auth_request), "error": error}
+        return render(self.request, self.template_name, context, status=400 if error else 200)
+
+
+class RequestResultView(ApprovalPageMixin, View):
+    """The outcome of one request: approved, denied, reported, already decided or expired."""
+
+    template_name = "django_ciba/pages/result.html"
+
+    def get(self, request: HttpRequest, pk: int) -> HttpResponse:
+        auth_request = self.get_auth_request(pk)
+        outcome = self.outcome(auth_request)
+        if outcome == "pending":
+            return HttpResponseRedirect(reverse("django_ciba:request", kwargs={"pk": auth_request.pk}))
+        context = {
+            "outcome": outcome,
+            "status": auth_request.status,
+            "status_label": auth_request.get_status_display(),
+            "already_decided": request.GET.get("already") == "1" and outcome != "expired",
+            "request_summary": summarize(auth_request),
+            "reported": outcome == "reported",
+        }
+        return render(request, self.template_name, context)
+
+    def outcome(self, auth_request: AuthenticationRequest) -> str:
+        """``pending``, ``approved``, ``denied``, ``reported``, ``expired`` or ``failed``."""
+        status = auth_request.status
+        if status == Status.PENDING:
+            return "expired" if auth_request.is_expired() else "pending"
+        if status in (Status.APPROVED, Status.CONSUMED):
+            return "approved"
+        if status == Status.DENIED:
+            reported = AbuseReport.objects.filter(auth_request=auth_request, user=self.request.user).exists()
+            return "reported" if reported else "denied"
+        if status == Status.EXPIRED:
+            return "expired"
+        return "failed"
