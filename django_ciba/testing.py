@@ -56,6 +56,35 @@ def create_ciba_client(
     return application, secret
 
 
+def create_auth_request(
+    client: Any, user: Any, *, scope: str = "openid", expires_in: int = 300, **fields: Any
+) -> Any:
+    """Store a pending poll-mode AuthenticationRequest directly (no bc-authorize, no delivery).
+
+    For tests of what happens after a request exists (device pages, admin, decisions); ``fields``
+    override any column. Its auth_req_id is random and not returned.
+    """
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from .identifiers import hash_auth_req_id, new_auth_req_id
+    from .models import AuthenticationRequest
+
+    values = {
+        "auth_req_id_hash": hash_auth_req_id(new_auth_req_id()),
+        "client": client,
+        "user": user,
+        "delivery_mode": DeliveryMode.POLL,
+        "hint_type": "login_hint",
+        "scope": scope,
+        "expires_at": timezone.now() + timedelta(seconds=expires_in),
+        "interval": 5,
+        **fields,
+    }
+    return AuthenticationRequest.objects.create(**values)
+
+
 def basic_auth(client_id: str, secret: str) -> str:
     """An ``Authorization`` header value for client_secret_basic (RFC 6749 §2.3.1 encoding)."""
     raw = f"{quote(client_id, safe='')}:{quote(secret, safe='')}".encode()

@@ -14,6 +14,11 @@ def user(db):
 
 
 @pytest.fixture
+def other_user(db):
+    return get_user_model().objects.create_user("bob", "bob@example.com", "pw")
+
+
+@pytest.fixture
 def poll_client(db):
     return create_ciba_client("Teller terminal")
 

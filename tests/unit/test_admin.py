@@ -13,9 +13,8 @@ from django.utils import timezone
 from oauth2_provider.models import get_application_model
 
 from django_ciba.admin import AuthenticationRequestAdmin, CibaClientInline
-from django_ciba.identifiers import hash_auth_req_id, new_auth_req_id
 from django_ciba.models import AuthenticationRequest, CibaClient
-from django_ciba.testing import create_ciba_client, start_request
+from django_ciba.testing import create_auth_request, create_ciba_client, start_request
 
 
 CHANGELIST = "/admin/django_ciba/authenticationrequest/"
@@ -53,17 +52,7 @@ def ping_request(client, user):
 
 
 def make_request(app, user, **fields):
-    values = {
-        "auth_req_id_hash": hash_auth_req_id(new_auth_req_id()),
-        "client": app,
-        "user": user,
-        "delivery_mode": "poll",
-        "scope": "openid",
-        "expires_at": timezone.now() + timedelta(seconds=300),
-        "interval": 5,
-    }
-    values.update(fields)
-    return AuthenticationRequest.objects.create(**values)
+    return create_auth_request(app, user, **fields)
 
 
 def assert_no_secrets(html, auth_req_id, auth_request):

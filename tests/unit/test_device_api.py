@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.test import Client
-from django.utils import timezone
 
-from django_ciba.identifiers import hash_auth_req_id, new_auth_req_id
 from django_ciba.models import AuthenticationRequest
+from django_ciba.testing import create_auth_request
 
 
 LIST_URL = "/o/ciba/device/requests/"
@@ -31,29 +28,15 @@ def deny_url(pk):
     return f"{LIST_URL}{pk}/deny/"
 
 
-def make_request(app, user, *, scope="openid profile", expires_in=300, **fields):
-    values = {
-        "auth_req_id_hash": hash_auth_req_id(new_auth_req_id()),
-        "client": app,
-        "user": user,
-        "delivery_mode": "poll",
-        "scope": scope,
-        "binding_message": "Code 4711",
-        "expires_at": timezone.now() + timedelta(seconds=expires_in),
-        "interval": 5,
-    }
-    values.update(fields)
-    return AuthenticationRequest.objects.create(**values)
+def make_request(app, user, **fields):
+    return create_auth_request(
+        app, user, **{"scope": "openid profile", "binding_message": "Code 4711", **fields}
+    )
 
 
 @pytest.fixture
 def app(poll_client):
     return poll_client[0]
-
-
-@pytest.fixture
-def other_user(db):
-    return get_user_model().objects.create_user("bob", "bob@example.com", "pw")
 
 
 @pytest.fixture

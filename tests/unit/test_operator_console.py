@@ -27,7 +27,6 @@ from django_ciba.admin import RequestEventInline
 from django_ciba.admin.auth_requests import format_seconds
 from django_ciba.admin.device import endpoint_origin
 from django_ciba.backends import locmem
-from django_ciba.identifiers import hash_auth_req_id, new_auth_req_id
 from django_ciba.models import (
     AuthenticationRequest,
     CibaClient,
@@ -36,7 +35,7 @@ from django_ciba.models import (
     RequestEvent,
     WebPushSubscription,
 )
-from django_ciba.testing import create_ciba_client, poll, start_request
+from django_ciba.testing import create_auth_request, create_ciba_client, poll, start_request
 
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -91,16 +90,7 @@ def start(http, app, secret, **params):
 
 
 def make_request(app, user, **fields):
-    values = {
-        "auth_req_id_hash": hash_auth_req_id(new_auth_req_id()),
-        "client": app,
-        "user": user,
-        "delivery_mode": "poll",
-        "scope": "openid",
-        "expires_at": timezone.now() + timedelta(seconds=300),
-        "interval": 5,
-    }
-    return AuthenticationRequest.objects.create(**{**values, **fields})
+    return create_auth_request(app, user, **fields)
 
 
 def act(console, action, *objects, url=REQUESTS):

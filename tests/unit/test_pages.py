@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.template.loaders.app_directories import Loader as AppDirectoriesLoader
 from django.test import Client, override_settings
 from django.urls import reverse
-from django.utils import timezone
 
-from django_ciba.identifiers import hash_auth_req_id, new_auth_req_id
 from django_ciba.models import AbuseReport, AuthenticationRequest, RequestEvent
-from django_ciba.testing import create_ciba_client
+from django_ciba.testing import create_auth_request, create_ciba_client
 from django_ciba.views import pages
 
 
@@ -33,29 +29,15 @@ def result_url(pk):
     return f"{LIST_URL}{pk}/result/"
 
 
-def make_request(app, user, *, scope="openid profile", expires_in=300, **fields):
-    values = {
-        "auth_req_id_hash": hash_auth_req_id(new_auth_req_id()),
-        "client": app,
-        "user": user,
-        "delivery_mode": "poll",
-        "scope": scope,
-        "binding_message": "Code 4711",
-        "expires_at": timezone.now() + timedelta(seconds=expires_in),
-        "interval": 5,
-    }
-    values.update(fields)
-    return AuthenticationRequest.objects.create(**values)
+def make_request(app, user, **fields):
+    return create_auth_request(
+        app, user, **{"scope": "openid profile", "binding_message": "Code 4711", **fields}
+    )
 
 
 @pytest.fixture
 def app(poll_client):
     return poll_client[0]
-
-
-@pytest.fixture
-def other_user(db):
-    return get_user_model().objects.create_user("bob", "bob@example.com", "pw")
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.template.loader import render_to_string
 from django.test import Client, RequestFactory
@@ -139,11 +138,6 @@ def push_service(monkeypatch):
 @pytest.fixture
 def browser() -> Browser:
     return Browser.new()
-
-
-@pytest.fixture
-def other_user(db):
-    return get_user_model().objects.create_user("bob", "bob@example.com", "pw")
 
 
 def make_notification(user, *, pk=42, binding_message="Teller 7: pay 10 EUR", minutes=5, **fields):
