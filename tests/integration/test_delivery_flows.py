@@ -228,6 +228,34 @@ def test_broker_down_during_approval_still_delivers(op, callback_receiver, redis
     wait_for_status(op, "delivered")
 
 
+@pytest.mark.parametrize(
+    ("first", "attempts"),
+    [
+        # Answers within OUTBOUND_READ_TIMEOUT (3 s): one call, delivered.
+        (Reply(204, delay=1.5), 1),
+        # Hangs past the read timeout: the attempt fails, the retry delivers. The receiver got the
+        # first ping as well (at-least-once: clients deduplicate by auth_req_id, docs/delivery.rst).
+        (Reply(204, delay=6), 2),
+        # Closes the connection without answering: retried, delivered.
+        (Reply(204, drop=True), 2),
+    ],
+    ids=["slow", "hangs", "drops"],
+)
+def test_slow_hanging_or_dropping_receiver(op, callback_receiver, first, attempts):
+    callback_receiver.script("/cb", [first, Reply(204)])
+    client = register(op, callback_receiver, "ping")
+    token = secrets.token_urlsafe(32)
+    ack = bc_authorize(op, client, token)
+    approve(op, ack["auth_req_id"])
+    calls = callback_receiver.wait_for(attempts, path="/cb", timeout=45)
+    for call in calls:
+        assert_ping(call, ack["auth_req_id"], token)  # every attempt carries the same ping
+    row = wait_for_status(op, "delivered", timeout=45)
+    assert row["attempts"] == attempts
+    callback_receiver.assert_no_more(attempts, path="/cb", wait=3)  # delivered: no further call
+    assert poll(op, client, ack["auth_req_id"]).status_code == 200  # the result was not lost
+
+
 # --------------------------------------------------------------------------------------------
 # Push
 
