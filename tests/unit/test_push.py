@@ -309,8 +309,11 @@ def test_no_tokens_are_pushed_for_a_user_deactivated_after_approval(client, user
 
 @pytest.mark.parametrize("failure", [500, 503, 429, outbound.TransportError("connect timeout")], ids=str)
 def test_retry_resends_the_identical_payload_without_minting_again(
-    client, user, push_client, post, signal_log, failure
+    client, user, push_client, post, signal_log, failure, ciba_settings
 ):
+    # The first retry waits 5-10 s, beyond the 1 s a worker may start early (delivery.EARLY_START):
+    # with the default 2 s base, a 1.0x s draw made the "not due yet" step below flaky.
+    ciba_settings.set(RETRY_BASE_DELAY=10)
     app, secret = push_client
     _, auth_request = start(client, app, secret, scope="openid offline_access")
     post.answer(failure)
