@@ -124,7 +124,8 @@ def report_abuse(auth_request: AuthenticationRequest, *, user: Any) -> AbuseRepo
 
 
 def expire(auth_request: AuthenticationRequest, *, actor: str = "operator") -> AuthenticationRequest:
-    """Expire a request now (operator action); refused once tokens were issued or it was decided."""
+    """Expire a request now (operator action): a pending one, or an approved one whose tokens were
+    not issued yet; refused once tokens were issued, or after a denial or expiry."""
     now = timezone.now()
     with transaction.atomic():
         if not AuthenticationRequest.objects.expire(auth_request.pk, now=now):

@@ -20,6 +20,7 @@ from django_ciba.models import AuthenticationRequest
 from django_ciba.testing import FORM, basic_auth, create_ciba_client
 from tests.unit.protocol import AUTH_REQ_ID_RE, DESCRIPTION_RE
 from tests.unit.protocol import CIBA_ERRORS as ERRORS
+from tests.unit.test_fuzz_endpoints import fuzz_examples
 
 
 pytestmark = pytest.mark.django_db
@@ -279,9 +280,10 @@ PARAMS = st.dictionaries(
     st.one_of(st.sampled_from(PARAM_NAMES), st.text(min_size=1, max_size=12)), VALUES, max_size=8
 )
 # The Django test client and database are function-scoped and reused across examples on purpose;
-# no example database is written into the working tree.
+# no example database is written into the working tree. CIBA_FUZZ_EXAMPLES sets the number of
+# examples (see tests/unit/test_fuzz_endpoints.py: 100 by default, 10000 for the long run).
 FUZZ = hypothesis_settings(
-    max_examples=100,
+    max_examples=fuzz_examples(),
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
