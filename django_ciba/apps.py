@@ -9,4 +9,9 @@ class DjangoCibaConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            log_redaction,
+        )
+
+        log_redaction.install()  # oauthlib logs some tokens at DEBUG
