@@ -9,6 +9,8 @@ Environment (set by the harness, read by gunicorn, the Celery worker and the har
                            ``django_ciba.hashers.ClientSecretHasher`` (``ciba_sha256``), or stored in
                            clear when that module is missing; ``default``: DOT's default hasher
                            (the first of ``PASSWORD_HASHERS``: PBKDF2)
+``BENCH_EQUALIZE_TIMING``  ``0`` switches ``CIBA["EQUALIZE_UNKNOWN_USER_TIMING"]`` off (the
+                           login_hint timing comparison, ``benchmarks/login_hint_timing.py``)
 ``BENCH_PYINSTRUMENT_DIR`` profile every request with pyinstrument, merged per process, into this
                            directory (the fallback when py-spy cannot attach)
 """
@@ -51,6 +53,8 @@ CIBA.update(
     USER_RATE_LIMIT=[10**9, 60],
     MAX_PENDING_PER_USER=10**9,
 )
+if os.environ.get("BENCH_EQUALIZE_TIMING") == "0":
+    CIBA["EQUALIZE_UNKNOWN_USER_TIMING"] = False
 
 
 def _fast_hasher_available() -> bool:

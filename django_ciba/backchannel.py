@@ -16,10 +16,10 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.scopes import get_scopes_backend
 
-from . import abuse, audit, outbox, policies, signals
+from . import abuse, audit, outbox, policies, signals, timing
 from .conf import ciba_settings
 from .constants import HINT_PARAMETERS
-from .exceptions import InvalidRequest, InvalidScope
+from .exceptions import InvalidRequest, InvalidScope, UnknownUserId
 from .identifiers import hash_auth_req_id, new_auth_req_id
 from .models import AuthenticationRequest, CibaClient, Delivery, DeliveryMode
 from .params import (
@@ -98,8 +98,13 @@ def start_authentication(
         raise InvalidRequest("acr_values is too long.")
     _check_scopes(scopes, application, ciba, oauthlib_request)
     abuse.check_client(application, request=request)  # SEC-07: before any user lookup
-    user = resolve_user(hint_type, hint, client=application, request=request)  # VAL-04
-    abuse.check_user(application, user, request=request)
+    started = timing.start()
+    try:
+        user = resolve_user(hint_type, hint, client=application, request=request)  # VAL-04
+        abuse.check_user(application, user, request=request)
+    except UnknownUserId:
+        timing.pad_unknown(started)  # SEC-08: as slow as a known user's request, on average
+        raise
     abuse.check_user_code(ciba, user, form.get("user_code"), application=application)
     decision = policies.decide(application=application, ciba=ciba, user=user, scopes=scopes, request=request)
 
@@ -133,6 +138,7 @@ def start_authentication(
             outbox.record(auth_request, Delivery.Kind.DEVICE)
         else:
             policies.apply(decision, auth_request)
+    timing.record_known(started)
     return Acknowledgement(
         auth_req_id=auth_req_id,
         expires_in=expires_in,

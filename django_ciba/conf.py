@@ -127,6 +127,10 @@ DEFAULTS: dict[str, Any] = {
     # "I did not request this": once a user filed this many reports against a client within the
     # period ([reports, seconds]), that client's requests for that user are refused. None: off.
     "ABUSE_REPORT_LIMIT": [1, 86400],
+    # Hold unknown_user_id answers at bc-authorize as long as a known user's request takes, so
+    # that answer times do not tell known users from unknown ones; never longer than the delay.
+    "EQUALIZE_UNKNOWN_USER_TIMING": True,
+    "UNKNOWN_USER_MAX_DELAY": 0.25,
     # Web Push (the django_ciba.backends.webpush backend and the approval pages): the VAPID key
     # pair (private key PEM or base64url; public key base64url, uncompressed point) and the
     # contact sent to push services ("mailto:..." or an https URL).
