@@ -1,4 +1,4 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.utils.translation import gettext_lazy as _
 
 
@@ -15,3 +15,5 @@ class DjangoCibaConfig(AppConfig):
         )
 
         log_redaction.install()  # oauthlib logs some tokens at DEBUG
+        if apps.is_installed("drf_spectacular"):
+            from .openapi import extensions  # noqa: F401  (registers the OpenAPI descriptions)

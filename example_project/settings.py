@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from django_ciba.openapi import SPECTACULAR_SETTINGS as CIBA_OPENAPI_SETTINGS
 from django_ciba.tasks import beat_schedule
 
 from .database import database_from_url
@@ -34,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "oauth2_provider",
     "rest_framework",
+    "drf_spectacular",  # the OpenAPI description at /openapi.yaml (optional for django-ciba)
     "django_ciba",
     "example_project",
 ]
@@ -117,6 +119,10 @@ CIBA = {
     "APPROVAL_URL": f"{ISSUER}/ciba/requests/{{pk}}/",
     **json.loads(os.environ.get("CIBA_EXAMPLE_SETTINGS") or "{}"),
 }
+
+# OpenAPI (drf-spectacular): django-ciba's endpoints, served at /openapi.yaml and /openapi/.
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {**CIBA_OPENAPI_SETTINGS, "TITLE": "django-ciba example OP"}
 
 # Celery: in-process (eager) unless a broker is configured.
 CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "oauth2_provider",
     "rest_framework",
+    "drf_spectacular",
     "django_ciba",
 ]
 MIDDLEWARE = [
@@ -89,3 +90,7 @@ CELERY_BROKER_URL = "memory://localhost/"
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+# The OpenAPI description (tests/unit/test_openapi.py).
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+from django_ciba.openapi import SPECTACULAR_SETTINGS  # noqa: E402, F401  (drf-spectacular reads it)
