@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.common import Request as OAuthlibRequest
 
+from .conf import ciba_settings
 from .exceptions import InvalidClient, UnauthorizedClient
 from .models import CibaClient
 from .validators import get_ciba_client
@@ -48,4 +49,7 @@ def authenticate_client(django_request: Any, form: dict[str, str]) -> tuple[Any,
     ciba = get_ciba_client(application)
     if ciba is None:
         raise UnauthorizedClient()  # AERR-05 / REG-03
+    if ciba.delivery_mode not in (ciba_settings.DELIVERY_MODES or []):
+        # A mode taken out of CIBA["DELIVERY_MODES"] is no longer offered to existing clients either.
+        raise UnauthorizedClient("The client's token delivery mode is not offered.")
     return application, ciba, oauthlib_request

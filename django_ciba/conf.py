@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "BINDING_MESSAGE_REQUIRED": False,
     # Whether the OP supports user_code (discovery: backchannel_user_code_parameter_supported).
     "USER_CODE_SUPPORTED": False,
-    # Import string of ``verify(user, user_code, auth_request=None) -> bool``.
+    # Import string of ``verify(user, user_code) -> bool``.
     "USER_CODE_VERIFIER": None,
     # Issue a refresh token only when this scope is granted (None: always issue one).
     "REFRESH_TOKEN_SCOPE": "offline_access",

@@ -415,6 +415,20 @@ def test_disabled_ciba_registration(client, user, app, secret):
     assert_error(response, "unauthorized_client", 400)
 
 
+def test_a_delivery_mode_no_longer_offered_is_unauthorized_client(client, user, ciba_settings):
+    # DISC-02 / REG-01: CIBA["DELIVERY_MODES"] binds existing clients too, not only discovery and
+    # registration: a push client is refused once push is taken out, and no request is created.
+    application, secret = create_ciba_client(
+        "push client", mode="push", notification_endpoint="https://client.example/cb"
+    )
+    ciba_settings.set(DELIVERY_MODES=["poll", "ping"])
+    response = bc_authorize(
+        client, application, secret, scope="openid", login_hint="alice", client_notification_token="t" * 20
+    )
+    assert_error(response, "unauthorized_client", 400)
+    assert not AuthenticationRequest.objects.exists()
+
+
 def test_disabled_client_with_wrong_secret_is_invalid_client(client, user, app):
     # VAL-01 before VAL-07: authentication failure wins over the CIBA registration check.
     CibaClient.objects.filter(application=app).update(enabled=False)

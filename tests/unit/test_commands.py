@@ -121,6 +121,23 @@ def test_create_client_rejects_missing_or_insecure_endpoint(extra):
 
 
 @pytest.mark.django_db
+def test_create_client_refuses_a_mode_the_op_does_not_offer(ciba_settings):
+    # DISC-02 / REG-01: only the modes of CIBA["DELIVERY_MODES"] can be registered.
+    ciba_settings.set(DELIVERY_MODES=["poll"])
+    with pytest.raises(CommandError, match="DELIVERY_MODES"):
+        run(
+            "ciba_create_client",
+            "--name",
+            "Pusher",
+            "--mode",
+            "push",
+            "--notification-endpoint",
+            "https://rp.example.com/cb",
+        )
+    assert not CibaClient.objects.exists()
+
+
+@pytest.mark.django_db
 def test_create_client_requires_name():
     # REG-01
     with pytest.raises(CommandError):

@@ -8,6 +8,7 @@ from oauth2_provider.models import get_application_model
 from oauth2_provider.settings import oauth2_settings
 
 from django_ciba.client_keys import InvalidClientKeys, parse_jwks, supported_algorithms
+from django_ciba.conf import ciba_settings
 from django_ciba.models import AuthMethod, CibaClient, DeliveryMode
 from django_ciba.secrets import generate_client_secret
 
@@ -46,6 +47,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        offered = list(ciba_settings.DELIVERY_MODES or [])
+        if options["mode"] not in offered:
+            raise CommandError(
+                f"--mode {options['mode']}: not in CIBA['DELIVERY_MODES'] ({', '.join(offered)})."
+            )
         private_key_jwt = options["auth_method"] == AuthMethod.PRIVATE_KEY_JWT
         request_alg = _algorithm(options["signing_alg"], "--signing-alg")
         auth_alg = _algorithm(options["auth_signing_alg"], "--auth-signing-alg")
