@@ -342,3 +342,30 @@ def check_abuse_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.
             )
         )
     return errors
+
+
+@checks.register()
+def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W070: the middleware that answers a database outage with 503 ``temporarily_unavailable``."""
+    from django.conf import settings
+    from django.utils.module_loading import import_string
+
+    from .middleware import MIDDLEWARE_PATH, DatabaseUnavailableMiddleware
+
+    for entry in getattr(settings, "MIDDLEWARE", None) or []:
+        if entry == MIDDLEWARE_PATH:
+            return []
+        try:
+            middleware = import_string(entry)
+        except ImportError:
+            continue  # Django reports unusable middleware itself
+        if isinstance(middleware, type) and issubclass(middleware, DatabaseUnavailableMiddleware):
+            return []
+    return [
+        checks.Warning(
+            "DatabaseUnavailableMiddleware is not installed: while the database is unreachable, "
+            "the protocol endpoints answer a bare 500 instead of 503 temporarily_unavailable.",
+            hint=f"Add {MIDDLEWARE_PATH!r} to MIDDLEWARE.",
+            id="django_ciba.W070",
+        )
+    ]

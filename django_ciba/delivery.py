@@ -8,18 +8,22 @@ Outcomes: a 2xx answer is success whatever the body (PING-05, PUSH-06). Connecti
 timeouts, 5xx and 429 are retried with exponential backoff and jitter (429 honours
 ``Retry-After``) until the request expires. Redirects are never followed and, like every other
 4xx, end the delivery at once (PING-06, PING-07). A push that finally fails has its tokens revoked
-and its request marked failed.
+and its request marked failed. When the database is unreachable just after an attempt, recording
+its outcome is retried until the lease runs out, so a restart does not make the sweep send again a
+callback that arrived.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, router, transaction
 from django.utils import timezone
 
 from . import audit, outbound, outbox, push, signals
@@ -38,6 +42,11 @@ Status = AuthenticationRequest.Status
 
 # How early a scheduled attempt may run (leases are far longer than this, see check E022).
 EARLY_START = timedelta(seconds=1)
+
+# Connection-level database failures (a restart, a failover): recording an attempt's outcome is
+# retried after these delays (the last repeats) while the row's lease lasts.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+RECORD_RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 
 ERROR_DESCRIPTIONS = {
     "access_denied": "The end-user denied the authorization request.",
@@ -88,7 +97,7 @@ def deliver(delivery_pk: int) -> str:
         except push.UserInactive:
             return _user_inactive(delivery, now)
     outcome = _attempt(delivery)
-    return _record(delivery, outcome)
+    return _record_within_lease(delivery, outcome, lease_until)
 
 
 def _must_wait_for_acknowledgement(delivery: Delivery, now: datetime) -> bool:
@@ -234,6 +243,38 @@ def _record(delivery: Delivery, outcome: Outcome) -> str:
             return "retry"
     logger.warning("Delivery #%s (%s) failed for good: %s", delivery.pk, delivery.kind, outcome.error)
     return _finish(delivery, Delivery.Status.FAILED, now, **fields)
+
+
+def _record_within_lease(delivery: Delivery, outcome: Outcome, lease_until: datetime) -> str:
+    """:func:`_record`, retried while the database is unreachable, until the lease runs out.
+
+    The callback may have reached the client already: were its success not recorded, the sweep
+    would send it again once the lease ran out (a database restart during a delivery would mean a
+    duplicate). Retrying within the lease is safe: no other worker takes the row before it ends,
+    and recording is a conditional update in one transaction (a commit whose answer was lost is
+    found done: ``skipped``). Past the lease, the error propagates and the row is swept as before.
+    """
+    retries = 0
+    while True:
+        try:
+            return _record(delivery, outcome)
+        except DATABASE_UNAVAILABLE as exc:
+            connection = transaction.get_connection(router.db_for_write(Delivery))
+            delay = RECORD_RETRY_DELAYS[min(retries, len(RECORD_RETRY_DELAYS) - 1)]
+            if connection.in_atomic_block or timezone.now() + timedelta(seconds=delay) >= lease_until:
+                raise
+            retries += 1
+            logger.warning(
+                "Delivery #%s (%s): its outcome could not be recorded (%s); retry %s in %.2f s.",
+                delivery.pk,
+                delivery.kind,
+                type(exc).__name__,
+                retries,
+                delay,
+            )
+            with contextlib.suppress(DatabaseError):
+                connection.close()  # broken: the next query connects again
+            time.sleep(delay)
 
 
 def _finish(delivery: Delivery, status: str, now: datetime, **fields: object) -> str:

@@ -48,6 +48,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A database outage is answered 503 temporarily_unavailable (JSON), not a 500.
+    "django_ciba.middleware.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "example_project.urls"

@@ -2,14 +2,21 @@
 
 Everything else, including the CIBA grant, is DOT's own ``TokenView`` with the server, validator and
 backend classes from ``OAUTH2_PROVIDER``. Error bodies are always labelled as JSON (TOK-15).
+
+Issued tokens are never answered with an error: after the grant committed them, DOT reads the
+access token back to send ``app_authorized``. Should the database go away in between (a restart),
+that read fails; the tokens are answered all the same (the signal is not sent, a warning is
+logged), since a retried poll would only get ``invalid_grant``: the auth_req_id is spent.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from django.core.exceptions import BadRequest, SuspiciousOperation
+from django.db import InterfaceError, OperationalError, transaction
 from django.http import HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils.decorators import method_decorator
@@ -18,6 +25,9 @@ from oauth2_provider.views import TokenView as DOTTokenView
 
 
 DEVICE_CODE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
+ISSUED = "_ciba_issued_token_response"
+
+logger = logging.getLogger("django_ciba.views.token")
 
 
 def error_response(status: int, error: str, description: str) -> HttpResponse:
@@ -54,7 +64,10 @@ class TokenView(DOTTokenView):
         # DOT reads request.POST["device_code"] unguarded (KeyError -> 500).
         if request.POST.get("grant_type") == DEVICE_CODE_GRANT_TYPE and not request.POST.get("device_code"):
             return error_response(400, "invalid_request", "Missing device_code parameter.")
-        response = super().post(request, *args, **kwargs)
+        try:
+            response = super().post(request, *args, **kwargs)
+        except (OperationalError, InterfaceError) as exc:
+            response = self._issued_response(request, exc)
         # Some oauthlib errors (e.g. query parameters on the POST) come without a Content-Type.
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith(
             "application/json"
@@ -66,4 +79,30 @@ class TokenView(DOTTokenView):
             response["Content-Type"] = "application/json"
             if not response.has_header("Cache-Control"):
                 response["Cache-Control"] = "no-store"
+        return response
+
+    def create_token_response(self, request: Any) -> tuple[str, dict[str, str], str, int]:
+        """DOT's, remembering a success: its tokens are stored (see :meth:`_issued_response`)."""
+        url, headers, body, status = super().create_token_response(request)
+        if status == 200:
+            setattr(request, ISSUED, (headers, body))
+        return url, headers, body, status
+
+    def _issued_response(self, request: Any, exc: Exception) -> HttpResponse:
+        """The token response after the database failed in DOT's bookkeeping that follows it.
+
+        Only when the tokens are committed (no request-wide transaction, ``ATOMIC_REQUESTS``, that
+        the failure rolls back); otherwise ``exc`` propagates (a 503 with the middleware).
+        """
+        issued = getattr(request, ISSUED, None)
+        if issued is None or transaction.get_connection().in_atomic_block:
+            raise exc
+        logger.warning(
+            "Tokens issued, but app_authorized was not sent: the database failed afterwards (%s).",
+            type(exc).__name__,
+        )
+        headers, body = issued
+        response = HttpResponse(content=body, status=200)
+        for name, value in headers.items():
+            response[name] = value
         return response

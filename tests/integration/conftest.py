@@ -1,4 +1,5 @@
-"""Integration tests: a real PostgreSQL (``scripts/with-postgres``) and, for one test, Node.js.
+"""Integration tests: a real PostgreSQL (``scripts/with-postgres``), Redis (``scripts/with-redis``)
+and, for one test, Node.js.
 
 Outside CI a missing service skips these tests with a hint; in CI (``CI=true``) it fails them,
 so a CI run can never pass by skipping its integration suite.
@@ -76,6 +77,27 @@ def redis_server():
     server.ensure_running()
     yield server
     server.ensure_running()
+
+
+@pytest.fixture
+def postgres_cluster():
+    """The cluster of ``scripts/with-postgres`` (a test may stop and start it); running again
+    afterwards, whatever happened. Request it after ``served_project`` so that it is running again
+    before the project's database is dropped."""
+    from tests.integration.services import PostgresCluster
+
+    cluster = PostgresCluster.from_env()
+    require(
+        cluster is not None,
+        "This test restarts the PostgreSQL cluster of scripts/with-postgres (CIBA_TEST_PG_DATA and "
+        "CIBA_TEST_PG_BIN are not set)",
+    )
+    assert cluster is not None
+    cluster.ensure_running()
+    try:
+        yield cluster
+    finally:
+        cluster.ensure_running()
 
 
 @pytest.fixture

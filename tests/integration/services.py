@@ -1,9 +1,11 @@
-"""Real services for the integration tests: the Redis broker, and the example project served as
-separate processes (``runserver`` and a Celery worker with beat) on a PostgreSQL database of its own.
+"""Real services for the integration tests: the Redis broker, the PostgreSQL cluster (stopped and
+started again by :class:`PostgresCluster`), and the example project served as separate processes
+(``runserver`` and a Celery worker with beat) on a PostgreSQL database of its own.
 
 ``scripts/run-integration`` runs the suite under ``scripts/with-postgres`` and ``scripts/with-redis``;
 the latter exports ``CELERY_BROKER_URL`` and ``CIBA_TEST_REDIS_*``, which :class:`RedisServer`
-reads. Typical use (the fixtures are in ``conftest.py``)::
+reads, the former ``DATABASE_URL`` and ``CIBA_TEST_PG_*``, which :class:`PostgresCluster` reads
+(``postgres_cluster.restart(down=3)``). Typical use (the fixtures are in ``conftest.py``)::
 
     def test_push(served_project, callback_receiver, redis_server):
         project = served_project
@@ -453,6 +455,125 @@ class ScratchDatabase:
 
     def __exit__(self, *exc_info: object) -> None:
         self.drop()
+
+
+class PostgresCluster:
+    """The cluster of ``scripts/with-postgres``: stop it (a fast or immediate shutdown, like a
+    restart or a crash) and start it again with the same data directory and port.
+
+    ``scripts/with-postgres`` exports ``CIBA_TEST_PG_BIN`` (the directory of ``pg_ctl``),
+    ``CIBA_TEST_PG_DATA``, ``CIBA_TEST_PG_LOG`` and, as root, ``CIBA_TEST_PG_RUN_AS=postgres`` (the
+    server refuses to run as root, so ``pg_ctl`` runs through ``runuser -u postgres --``). A server
+    started here is detached (a session of its own); with-postgres's cleanup stops it like the
+    first one (``pg_ctl -D DATA stop``). Connections are checked with the parameters of
+    ``settings.DATABASES['default']`` (database ``postgres``).
+    """
+
+    def __init__(
+        self, bin_dir: str | Path, data: str | Path, log: str | Path | None = None, run_as: str | None = None
+    ) -> None:
+        self.bin_dir = Path(bin_dir)
+        self.data = Path(data)
+        self.log = Path(log) if log else self.data.parent / "server.log"
+        self.run_as = run_as or None
+
+    @classmethod
+    def from_env(cls) -> PostgresCluster | None:
+        """The cluster of ``scripts/with-postgres`` (``None`` when ``CIBA_TEST_PG_DATA`` is unset)."""
+        data, bin_dir = os.environ.get("CIBA_TEST_PG_DATA"), os.environ.get("CIBA_TEST_PG_BIN")
+        if not data or not bin_dir:
+            return None
+        return cls(bin_dir, data, os.environ.get("CIBA_TEST_PG_LOG"), os.environ.get("CIBA_TEST_PG_RUN_AS"))
+
+    def _command(self, *args: str) -> list[str]:
+        command = [str(self.bin_dir / "pg_ctl"), "-D", str(self.data), *args]
+        return ["runuser", "-u", self.run_as, "--", *command] if self.run_as else command
+
+    def pg_ctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """``pg_ctl -D DATA ARGS...`` (as ``run_as``); output to ``restarts.log`` (never a pipe: the
+        server it starts would hold it open)."""
+        with (self.data.parent / "restarts.log").open("ab") as out:
+            return subprocess.run(
+                self._command(*args),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.data.parent,  # readable by run_as
+                start_new_session=True,  # the server outlives this process group
+                timeout=timeout,
+            )
+
+    def _params(self) -> dict[str, Any]:
+        from django.conf import settings
+
+        db = settings.DATABASES["default"]
+        return {
+            "host": db.get("HOST") or LOOPBACK,
+            "port": db.get("PORT") or "5432",
+            "user": db.get("USER") or None,
+            "password": db.get("PASSWORD") or None,
+            "dbname": "postgres",
+        }
+
+    def accepting(self, timeout: float = 2.0) -> bool:
+        """True when a new connection gets an answer to ``SELECT 1``."""
+        import psycopg
+
+        try:
+            with psycopg.connect(**self._params(), connect_timeout=max(1, int(timeout))) as conn:
+                return conn.execute("SELECT 1").fetchone() == (1,)
+        except psycopg.Error:
+            return False
+
+    def running(self) -> bool:
+        """``pg_ctl status``: a postmaster runs on the data directory."""
+        return self.pg_ctl("status", timeout=15).returncode == 0
+
+    def stop(self, mode: str = "fast", timeout: float = 30) -> None:
+        """``pg_ctl stop -m MODE`` (``fast``: sessions are terminated, a clean shutdown;
+        ``immediate``: like a crash, recovery at the next start); returns once it is down."""
+        assert mode in ("smart", "fast", "immediate"), mode
+        result = self.pg_ctl("stop", "-m", mode, "-w", "-t", str(int(timeout)), timeout=timeout + 10)
+        assert result.returncode == 0 or not self.running(), (
+            f"pg_ctl stop -m {mode} failed:\n{tail(self.data.parent / 'restarts.log')}\n{self.log_tail()}"
+        )
+        wait_until(lambda: not self.accepting(1), timeout, "PostgreSQL still accepts connections")
+
+    def start(self, timeout: float = 60) -> None:
+        """``pg_ctl start -w`` with the same data directory (so the same port); returns once a new
+        connection is served. A no-op while it runs."""
+        if not self.running():
+            result = self.pg_ctl(
+                "start", "-w", "-t", str(int(timeout)), "-l", str(self.log), timeout=timeout + 10
+            )
+            assert result.returncode == 0, (
+                f"pg_ctl start failed:\n{tail(self.data.parent / 'restarts.log')}\n{self.log_tail()}"
+            )
+        self.wait_ready(timeout)
+
+    def restart(self, down: float = 3.0, mode: str = "fast", timeout: float = 60) -> float:
+        """Stop, stay down ``down`` seconds, start; the seconds during which no connection was
+        served (from the stop command to the first new connection)."""
+        began = time.monotonic()
+        self.stop(mode, timeout)
+        time.sleep(max(0.0, down - (time.monotonic() - began)))
+        self.start(timeout)
+        return time.monotonic() - began
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        wait_until(
+            lambda: self.accepting(1),
+            timeout,
+            lambda: f"PostgreSQL did not come back:\n{self.log_tail()}",
+            0.1,
+        )
+
+    def ensure_running(self, timeout: float = 60) -> None:
+        if not self.accepting(2):
+            self.start(timeout)
+
+    def log_tail(self, lines: int = 20) -> str:
+        return tail(self.log, lines)
 
 
 # --- Celery control -----------------------------------------------------------------------------
