@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # A second environment runs the unit suite on oauthlib 3.3 (the main one resolves to oauthlib 4).
 VENV_OAUTHLIB3 ?= .venv-oauthlib3
 
-.PHONY: demo test lint docs unit unit-oauthlib3 integration clean bench bench-smoke
+.PHONY: demo test lint docs unit unit-oauthlib3 integration clean bench bench-smoke soak soak-smoke
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ demo: $(VENV)/.installed
 	$(BIN)/python manage.py ciba_demo
 
 ## test: lint, migrations check, unit suite (oauthlib 4 and 3.3), PostgreSQL integration suite
-test: lint docs unit unit-oauthlib3 integration bench-smoke
+test: lint docs unit unit-oauthlib3 integration bench-smoke soak-smoke
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
@@ -52,6 +52,15 @@ bench: $(VENV)/.installed
 ## bench-smoke: the same harness in a few minutes (tiny seeds, sweep 1 and 4, no 1M rows; no thresholds)
 bench-smoke: $(VENV)/.installed
 	benchmarks/run --smoke
+
+## soak: the soak run of issue 7 (600 s of mixed traffic after a 60 s warm-up, ~12 min); exits 1 on
+## any unexpected error or when the memory of a gunicorn or Celery process group grows
+soak: $(VENV)/.installed
+	benchmarks/soak
+
+## soak-smoke: the same in ~2 min (60 s of traffic; run by make test): exits 1 on unexpected errors only
+soak-smoke: $(VENV)/.installed
+	benchmarks/soak --smoke
 
 clean:
 	rm -rf $(VENV) $(VENV_OAUTHLIB3) example_project/db.sqlite3 tests/integration/node/node_modules
