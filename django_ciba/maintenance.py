@@ -50,16 +50,22 @@ def expire_overdue(*, now: datetime | None = None, batch_size: int | None = None
 
 
 def sweep_outbox(*, now: datetime | None = None, batch_size: int | None = None) -> int:
-    """Enqueue deliveries that are overdue: their task was lost (broker down) or their worker died."""
+    """Enqueue deliveries that are overdue: their task was lost (broker down) or their worker died.
+
+    Rows whose task was enqueued within its lease are left alone, however late: they wait in the
+    queue (:func:`django_ciba.outbox.queued`). Returns how many rows were enqueued.
+    """
     now = now or timezone.now()
     pks = list(
         Delivery.objects.due(now - SWEEP_SLACK)
         .order_by("next_attempt_at")
         .values_list("pk", flat=True)[: _batch_size(batch_size)]
     )
-    for pk in pks:
+    waiting = outbox.queued(pks)
+    swept = [pk for pk in pks if pk not in waiting]
+    for pk in swept:
         outbox.dispatch(pk)
-    return len(pks)
+    return len(swept)
 
 
 def purge_finished(

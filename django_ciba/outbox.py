@@ -10,11 +10,16 @@ never lost, only delayed.
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
+from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
 
+from .conf import ciba_settings
 from .models import AuthenticationRequest, Delivery, DeliveryMode
 
 
@@ -86,6 +91,44 @@ def dispatch(delivery_pk: int, *, at: datetime | None = None) -> None:
             type(exc).__name__,
             exc_info=eager or logger.isEnabledFor(logging.DEBUG),
         )
+        return
+    if not eager:  # an eager task has run already: nothing waits in a queue
+        _mark_queued(delivery_pk, at)
+
+
+# The sweep must not enqueue again a delivery whose task is merely waiting in a long queue: each
+# duplicate lengthens the queue, so more rows look overdue at the next sweep (a feedback loop under
+# load). Every enqueued task is noted in the cache for the lease (plus its delay, for a scheduled
+# retry); the sweep skips the rows noted. A lost message (a broker that dropped its queue) is swept
+# once its note expires. With a per-process cache the notes are not shared and the sweep behaves as
+# if there were none (check W065 asks for a shared cache).
+QUEUED_KEY = "django_ciba:queued:{pk}"
+
+
+def _cache() -> Any:
+    return caches[ciba_settings.CACHE_ALIAS]
+
+
+def _mark_queued(delivery_pk: int, at: datetime | None) -> None:
+    delay = max(0.0, (at - timezone.now()).total_seconds()) if at is not None else 0.0
+    timeout = math.ceil(delay + float(ciba_settings.DELIVERY_LEASE))
+    try:
+        _cache().set(QUEUED_KEY.format(pk=delivery_pk), 1, timeout)
+    except Exception as exc:  # the cache is an optimisation: the sweep may send a duplicate task
+        logger.warning("Could not note delivery #%s as queued (%s).", delivery_pk, type(exc).__name__)
+
+
+def queued(delivery_pks: Iterable[int]) -> set[int]:
+    """Those of ``delivery_pks`` whose task was enqueued within its lease (see :func:`dispatch`)."""
+    keys = {QUEUED_KEY.format(pk=pk): pk for pk in delivery_pks}
+    if not keys:
+        return set()
+    try:
+        found = _cache().get_many(list(keys))
+    except Exception as exc:
+        logger.warning("Could not read the queued deliveries (%s); sweeping them all.", type(exc).__name__)
+        return set()
+    return {keys[key] for key in found}
 
 
 def release_waiting(auth_request_pk: int) -> None:

@@ -11,12 +11,13 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.core.cache import cache
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 from oauth2_provider.models import AccessToken
 
-from django_ciba import decisions, maintenance, outbound, signals, tasks
+from django_ciba import decisions, maintenance, outbound, outbox, signals, tasks
 from django_ciba.backends import locmem
 from django_ciba.identifiers import hash_auth_req_id, new_auth_req_id
 from django_ciba.models import AuthenticationRequest, Delivery
@@ -288,6 +289,85 @@ def test_sweep_outbox_takes_one_batch_per_run(poll_client, user):
     assert len(locmem.outbox) == 2
     assert maintenance.sweep_outbox(batch_size=2) == 1
     assert sorted(n.auth_request_pk for n in locmem.outbox) == sorted(r.pk for r in requests)
+
+
+@pytest.fixture
+def not_eager():
+    """Tasks are sent to a broker instead of running in-process (Celery's setting, restored)."""
+    conf = tasks.deliver.app.conf
+    before = conf.task_always_eager
+    conf.task_always_eager = False
+    yield
+    conf.task_always_eager = before
+
+
+@pytest.fixture
+def broker(monkeypatch, not_eager):
+    """A recorded broker: ``broker`` lists the delivery pks enqueued."""
+    sent: list[int] = []
+
+    def apply_async(args, **kwargs):
+        sent.append(args[0])
+
+    monkeypatch.setattr(tasks.deliver, "apply_async", apply_async)
+    return sent
+
+
+def test_sweep_outbox_leaves_rows_whose_task_waits_in_the_queue(poll_client, user, broker):
+    # Under load a task may wait in the queue longer than the sweep's slack. Enqueuing it again
+    # would lengthen the queue and make more rows overdue at the next sweep (found by the soak).
+    app, _ = poll_client
+    row = add_delivery(make_request(app, user), status=Delivery.Status.PENDING, due_in=-60)
+    outbox.dispatch(row.pk)
+    assert broker == [row.pk]
+    assert maintenance.sweep_outbox() == 0
+    assert broker == [row.pk]
+
+
+def test_sweep_outbox_resends_once_the_queue_note_expires(poll_client, user, broker):
+    # A message the broker lost is swept once its note (the lease) has run out.
+    app, _ = poll_client
+    row = add_delivery(make_request(app, user), status=Delivery.Status.PENDING, due_in=-60)
+    outbox.dispatch(row.pk)
+    cache.delete(outbox.QUEUED_KEY.format(pk=row.pk))  # the note's timeout (DELIVERY_LEASE) passed
+    assert maintenance.sweep_outbox() == 1
+    assert broker == [row.pk, row.pk]
+
+
+def test_a_task_that_could_not_be_enqueued_is_swept(poll_client, user, monkeypatch, not_eager):
+    # Broker down: dispatch fails, notes nothing, and the sweep enqueues the row later.
+    app, _ = poll_client
+    row = add_delivery(make_request(app, user), status=Delivery.Status.PENDING, due_in=-60)
+    sent: list[int] = []
+
+    def down(args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.deliver, "apply_async", down)
+    outbox.dispatch(row.pk)
+    assert outbox.queued([row.pk]) == set()
+    monkeypatch.setattr(tasks.deliver, "apply_async", lambda args, **kwargs: sent.append(args[0]))
+    assert maintenance.sweep_outbox() == 1
+    assert sent == [row.pk]
+
+
+def test_a_scheduled_retry_is_noted_for_its_delay_plus_the_lease(
+    poll_client, user, broker, ciba_settings, monkeypatch
+):
+    ciba_settings.set(DELIVERY_LEASE=60)
+    notes: list[tuple[str, int]] = []
+
+    class Notes:
+        def set(self, key, value, timeout):
+            notes.append((key, timeout))
+
+    monkeypatch.setattr(outbox, "_cache", Notes)
+    app, _ = poll_client
+    row = add_delivery(make_request(app, user), status=Delivery.Status.PENDING, due_in=-60)
+    outbox.dispatch(row.pk, at=timezone.now() + timedelta(seconds=300))
+    [(key, timeout)] = notes
+    assert key == outbox.QUEUED_KEY.format(pk=row.pk)
+    assert 359 <= timeout <= 361
 
 
 # --------------------------------------------------------------------------------------------
