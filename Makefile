@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # A second environment runs the unit suite on oauthlib 3.3 (the main one resolves to oauthlib 4).
 VENV_OAUTHLIB3 ?= .venv-oauthlib3
 
-.PHONY: demo test lint docs unit unit-oauthlib3 integration clean bench bench-smoke soak soak-smoke
+.PHONY: demo play serve-prod test lint docs unit unit-oauthlib3 integration clean bench bench-smoke soak soak-smoke
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,18 @@ $(VENV_OAUTHLIB3)/.installed: setup.cfg pyproject.toml
 	$(VENV_OAUTHLIB3)/bin/pip install --quiet -e '.[test]' 'oauthlib>=3.3,<4'
 	touch $@
 
-## demo: a complete poll-mode flow on the embedded default (SQLite, in-process tasks)
+## demo: poll, ping and push end to end on the embedded default (SQLite, in-process tasks)
 demo: $(VENV)/.installed
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py ciba_demo
+
+## play: the OP, approval pages and a demo client console on SQLite (in-process tasks): play both sides in two browser tabs
+play: $(VENV)/.installed
+	$(BIN)/python manage.py ciba_play
+
+## serve-prod: the same, production-like: gunicorn, PostgreSQL, Redis, Celery worker and beat (throwaway services), until Ctrl-C
+serve-prod: $(VENV)/.installed
+	scripts/serve-production-like
 
 ## test: lint, migrations check, unit suite (oauthlib 4 and 3.3), PostgreSQL integration suite
 test: lint docs unit unit-oauthlib3 integration bench-smoke soak-smoke

@@ -4,7 +4,8 @@ Environment: ``CIBA_EXAMPLE_ISSUER`` (default ``http://127.0.0.1:8000/o``), ``DA
 SQLite in this folder), ``CELERY_BROKER_URL`` (default: tasks run in-process; with a broker run
 ``celery -A example_project worker -B``), ``CIBA_EXAMPLE_KEY_FILE`` (the OIDC signing key,
 generated on first use), ``CIBA_EXAMPLE_SETTINGS`` (JSON merged into ``CIBA``, e.g. for tests),
-``CIBA_EXAMPLE_SWEEP_SECONDS`` (outbox sweep period, default 10), ``DJANGO_DEBUG``.
+``CIBA_EXAMPLE_SWEEP_SECONDS`` (outbox sweep period, default 10), ``DJANGO_DEBUG``,
+``CIBA_EXAMPLE_REDIS_URL`` (a shared Redis cache instead of the per-process local memory one).
 """
 
 import json
@@ -134,6 +135,17 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = beat_schedule(sweep=float(os.environ.get("CIBA_EXAMPLE_SWEEP_SECONDS", "10")))
+
+# A Redis cache shared by every process (gunicorn's workers, the Celery worker, the demo console and
+# its callback receiver: scripts/serve-production-like) when CIBA_EXAMPLE_REDIS_URL is set, e.g.
+# redis://127.0.0.1:6379/1; otherwise Django's default per-process local memory cache.
+if os.environ.get("CIBA_EXAMPLE_REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["CIBA_EXAMPLE_REDIS_URL"],
+        }
+    }
 
 LOGGING = {
     "version": 1,
