@@ -72,7 +72,7 @@ def pool_pids(stack: Any, timeout: float = 20) -> list[int]:
 def process_groups(stack: Any, pool: list[int]) -> dict[str, list[int]]:
     """The server's processes by group: gunicorn master and workers, Celery main, pool and beat
     (``pool``: the pool's pids; without them, all the main process's children are one group)."""
-    from .soak_memory import children
+    from tests.integration.services import children
 
     groups: dict[str, list[int]] = {"soak driver (this process)": [os.getpid()]}
     if stack.gunicorn is not None:

@@ -55,21 +55,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def children(pid: int) -> list[int]:
-    """Live direct children of ``pid`` (from ``/proc/*/stat``)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return sorted(found)
-
-
 def slope(points: list[tuple[float, float]]) -> float:
     """Least-squares slope of ``(x, y)`` points (y per x unit); 0 with fewer than two distinct x."""
     n = len(points)

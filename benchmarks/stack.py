@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from example_project.database import database_from_url
-from tests.integration.services import LOOPBACK, ServedProject, free_port, spawn, stop_group, tail
+from tests.integration.services import LOOPBACK, ServedProject, children, free_port, spawn, stop_group, tail
 
 
 def create_database(cluster_url: str, prefix: str = "ciba_bench") -> tuple[str, str]:
@@ -184,16 +184,7 @@ class Stack:
         if self.gunicorn is None:
             return []
         master = self.gunicorn.pid
-        children = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == master:
-                    children.append(int(entry.name))
-        return [master, *sorted(children)]
+        return [master, *children(master)]
 
     def connections_per_worker(self) -> list[int]:
         """Established client connections held by each gunicorn worker, most first (from ``ss``)."""

@@ -5,7 +5,8 @@ import example_project.celery  # noqa: F401  (the Celery app the tasks run on; e
 from django_ciba.testing import create_ciba_client
 
 
-pytest_plugins = ["django_ciba.testing"]
+# tests.unit.approvals: the approval pages' and device API's fixtures (app, pending, alice).
+pytest_plugins = ["django_ciba.testing", "tests.unit.approvals"]
 
 
 @pytest.fixture

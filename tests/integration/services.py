@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -130,9 +130,9 @@ def pid_alive(pid: int | None) -> bool:
     return state != "Z"
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes of process group ``pgid``."""
-    members = []
+def _live_processes() -> Iterator[tuple[int, list[str]]]:
+    """``(pid, fields)`` of every live (non-zombie) process; ``fields`` are those of
+    ``/proc/PID/stat`` after the command name: state, ppid, pgid, ..."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -140,9 +140,18 @@ def group_members(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
+        if fields[0] != "Z":
+            yield int(entry.name), fields
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``."""
+    return [pid for pid, fields in _live_processes() if int(fields[2]) == pgid]
+
+
+def children(pid: int) -> list[int]:
+    """Live (non-zombie) direct children of ``pid``, in pid order."""
+    return sorted(child for child, fields in _live_processes() if int(fields[1]) == pid)
 
 
 _live: set[subprocess.Popen] = set()

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from django_ciba.models import AuthenticationRequest
-from django_ciba.testing import create_auth_request
+from tests.unit.approvals import make_request
 
 
 LIST_URL = "/o/ciba/device/requests/"
@@ -26,28 +26,6 @@ def approve_url(pk):
 
 def deny_url(pk):
     return f"{LIST_URL}{pk}/deny/"
-
-
-def make_request(app, user, **fields):
-    return create_auth_request(
-        app, user, **{"scope": "openid profile", "binding_message": "Code 4711", **fields}
-    )
-
-
-@pytest.fixture
-def app(poll_client):
-    return poll_client[0]
-
-
-@pytest.fixture
-def pending(app, user):
-    return make_request(app, user)
-
-
-@pytest.fixture
-def alice(client, user):
-    client.force_login(user)
-    return client
 
 
 def assert_json_error(response, status, error=None):

@@ -12,8 +12,9 @@ from django.test import Client, override_settings
 from django.urls import reverse
 
 from django_ciba.models import AbuseReport, AuthenticationRequest, RequestEvent
-from django_ciba.testing import create_auth_request, create_ciba_client
+from django_ciba.testing import create_ciba_client
 from django_ciba.views import pages
+from tests.unit.approvals import make_request
 
 
 LIST_URL = "/o/ciba/requests/"
@@ -27,28 +28,6 @@ def detail_url(pk):
 
 def result_url(pk):
     return f"{LIST_URL}{pk}/result/"
-
-
-def make_request(app, user, **fields):
-    return create_auth_request(
-        app, user, **{"scope": "openid profile", "binding_message": "Code 4711", **fields}
-    )
-
-
-@pytest.fixture
-def app(poll_client):
-    return poll_client[0]
-
-
-@pytest.fixture
-def pending(app, user):
-    return make_request(app, user)
-
-
-@pytest.fixture
-def alice(client, user):
-    client.force_login(user)
-    return client
 
 
 def html(response) -> str:
