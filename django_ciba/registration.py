@@ -29,7 +29,8 @@ from django.utils import timezone
 from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.settings import oauth2_settings
 
-from .client_metadata import check_sector_identifier, client_information, field_error, validate_metadata
+from .client_information import client_information
+from .client_metadata import check_sector_identifier, field_error, validate_metadata
 from .conf import ciba_settings
 from .exceptions import InvalidClientMetadata, InvalidToken
 from .models import CibaClient, InitialAccessToken
