@@ -696,6 +696,19 @@ class ServedProject:
         assert lines, f"manage.py shell printed nothing for {code!r}"
         return lines[-1].strip()
 
+    def create_user(self, username: str, email: str, password: str) -> int:
+        """A user of the served project (``create_user``); returns its pk."""
+        return int(
+            self.shell(
+                "from django.contrib.auth import get_user_model; "
+                f"print(get_user_model().objects.create_user({username!r}, {email!r}, {password!r}).pk)"
+            )
+        )
+
+    def create_client(self, *args: str) -> dict[str, Any]:
+        """``manage.py ciba_create_client ARGS``: the client it printed (client_id, client_secret, ...)."""
+        return json.loads(self.manage("ciba_create_client", *args).strip().splitlines()[-1])
+
     def shell_json(self, code: str, timeout: float = 60) -> Any:
         """``json.loads`` of :meth:`shell` (``code`` prints ``json.dumps(...)`` last)."""
         return json.loads(self.shell(code, timeout=timeout))

@@ -14,7 +14,6 @@ fail in CI (``CI=true``).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -119,12 +118,8 @@ def op(served_project):
     project = served_project
     project.migrate()
     password = secrets.token_urlsafe(16)
-    project.shell(
-        "from django.contrib.auth import get_user_model; "
-        f"print(get_user_model().objects.create_user('ada', 'ada@example.com', {password!r}).pk)"
-    )
-    out = project.manage("ciba_create_client", "--name", CLIENT_NAME, "--mode", "poll", "--scope", SCOPE)
-    client = json.loads(out.strip().splitlines()[-1])
+    project.create_user("ada", "ada@example.com", password)
+    client = project.create_client("--name", CLIENT_NAME, "--mode", "poll", "--scope", SCOPE)
     project.start_web()
     return OP(project=project, username="ada", password=password, client=client)
 

@@ -238,12 +238,10 @@ def approver_thread(op, load: Load, http: requests.Session) -> None:
 
 
 def register(project, receiver, mode: str) -> dict:
-    out = project.manage(
-        "ciba_create_client",
+    return project.create_client(
         *("--name", f"{mode}-rp", "--mode", mode, "--scope", SCOPE),
         *("--notification-endpoint", receiver.url("/cb")),
     )
-    return json.loads(out.strip().splitlines()[-1])
 
 
 @pytest.fixture
@@ -252,10 +250,7 @@ def op(served_project):
     project.env["CIBA_EXAMPLE_SETTINGS"] = json.dumps(SETTINGS)
     project.env["CIBA_EXAMPLE_SWEEP_SECONDS"] = "1"
     project.migrate()
-    project.shell(
-        "from django.contrib.auth import get_user_model; "
-        "print(get_user_model().objects.create_user('ada', 'ada@example.com', 'pw').pk)"
-    )
+    project.create_user("ada", "ada@example.com", "pw")
     project.start_web()
     # More pool processes than deliveries in flight: some tasks start during the outage and fail.
     project.start_worker(concurrency=4)

@@ -44,22 +44,17 @@ def op(served_project):
     project.env["CIBA_EXAMPLE_SETTINGS"] = json.dumps(FAST)
     project.env["CIBA_EXAMPLE_SWEEP_SECONDS"] = "1"
     project.migrate()
-    project.shell(
-        "from django.contrib.auth import get_user_model; "
-        "print(get_user_model().objects.create_user('ada', 'ada@example.com', 'pw').pk)"
-    )
+    project.create_user("ada", "ada@example.com", "pw")
     project.start_web()
     project.start_worker()
     return project
 
 
 def register(project, receiver, mode: str, path: str = "/cb") -> dict:
-    out = project.manage(
-        "ciba_create_client",
+    return project.create_client(
         *("--name", f"{mode}-rp", "--mode", mode, "--scope", SCOPE),
         *("--notification-endpoint", receiver.url(path)),
     )
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def bc_authorize(project, client: dict, token: str) -> dict:

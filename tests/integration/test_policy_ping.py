@@ -11,7 +11,6 @@ Run: ``scripts/with-postgres scripts/with-redis .venv/bin/pytest tests/integrati
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from datetime import datetime
@@ -35,22 +34,17 @@ def op(served_project):
     """The served OP: migrated, web server and worker running, user ``ada``."""
     project = served_project
     project.migrate()
-    project.shell(
-        "from django.contrib.auth import get_user_model; "
-        "print(get_user_model().objects.create_user('ada', 'ada@example.com', 'pw').pk)"
-    )
+    project.create_user("ada", "ada@example.com", "pw")
     project.start_web()
     project.start_worker()
     return project
 
 
 def register_ping_client(project, receiver) -> dict:
-    out = project.manage(
-        "ciba_create_client",
+    return project.create_client(
         *("--name", "pre-authorized ping RP", "--mode", "ping", "--scope", SCOPE),
         *("--notification-endpoint", receiver.url("/cb")),
     )
-    return json.loads(out.strip().splitlines()[-1])
 
 
 def pre_authorize(project, client_id: str, scope: str) -> int:

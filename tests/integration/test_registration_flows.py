@@ -56,10 +56,7 @@ def op(served_project):
     project.env["CIBA_EXAMPLE_SETTINGS"] = json.dumps(SETTINGS)
     project.env["CIBA_EXAMPLE_SWEEP_SECONDS"] = "1"
     project.migrate()
-    user_pk = project.shell(
-        "from django.contrib.auth import get_user_model; "
-        f"print(get_user_model().objects.create_user({USERNAME!r}, 'alice@example.com', 'pw').pk)"
-    )
+    user_pk = str(project.create_user(USERNAME, "alice@example.com", "pw"))
     # The served project imports the verifier from this repository (cwd = repository root).
     verifier = project.shell(
         "from django_ciba.conf import ciba_settings; v = ciba_settings.USER_CODE_VERIFIER; "
