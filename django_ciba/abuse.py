@@ -149,7 +149,7 @@ def client_rate_limit(ciba: CibaClient | None) -> tuple[int, int] | None:
     own = ciba.rate_limit if ciba is not None else None
     if own is None:
         return _limit(ciba_settings.CLIENT_RATE_LIMIT)
-    return None if own[0] == 0 or own[1] <= 0 else own
+    return None if own[0] == 0 else own
 
 
 def check_client(

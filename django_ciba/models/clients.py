@@ -159,7 +159,9 @@ class CibaClient(models.Model):
             return None
         if self.rate_limit_requests == 0:
             return (0, 0)
-        return (self.rate_limit_requests, self.rate_limit_period or 0)
+        if not self.rate_limit_period:  # incomplete (clean() refuses it): the global limit applies
+            return None
+        return (self.rate_limit_requests, self.rate_limit_period)
 
     @property
     def has_keys(self) -> bool:

@@ -355,6 +355,14 @@ def test_a_clients_own_rate_limit_applies_without_a_global_one(client, user, con
     assert abuse.client_rate_limit(CibaClient.objects.get(application=strict[0])) == (2, 60)
 
 
+def test_an_incomplete_own_limit_falls_back_to_the_global_one(poll_client, controls):
+    # SEC-07: a limit stored without its period (clean() refuses it) does not switch limits off.
+    controls(CLIENT_RATE_LIMIT=[3, 60])
+    ciba = CibaClient.objects.get(application=poll_client[0])
+    ciba.rate_limit_requests = 5
+    assert abuse.client_rate_limit(ciba) == (3, 60)
+
+
 @pytest.mark.parametrize(
     "requests, period, field",
     [(5, None, "rate_limit_period"), (None, 60, "rate_limit_requests"), (0, 60, "rate_limit_requests")],
