@@ -3,12 +3,14 @@
 :func:`~django_ciba.backchannel.start_authentication` calls, in this order:
 
 * :func:`check_client` after the parameters are valid and before the hint is resolved: the
-  per-client rate limit (``CLIENT_RATE_LIMIT``). Every such request counts, including those whose
-  hint names no user, so probing for identifiers is bounded too (SEC-08).
+  client's rate limit (its own, set on its registration, else ``CLIENT_RATE_LIMIT``; off by
+  default). Every such request counts, including those whose hint names no user, so probing for
+  identifiers is bounded too (SEC-08).
 * :func:`check_user` once the hint named an active user: the ``user_code`` lockout (answered
-  exactly like an unknown user, AERR-04), the abuse-report block of this client for this user
-  (``ABUSE_REPORT_LIMIT``), the cap on pending requests (``MAX_PENDING_PER_USER``) and the per-user
-  rate limit (``USER_RATE_LIMIT``), which counts only requests that passed the others.
+  exactly like an unknown user, AERR-04), then :func:`django_ciba.prompt_limits.check_user_state`
+  (the abuse-report block, approval fatigue, the deprecated per-user pending cap; one database
+  query), then the per-user rate limit (``USER_RATE_LIMIT``, off by default), which counts only
+  requests that passed the others.
 * :func:`check_user_code`: UC-02 / UC-03, and wrong codes count towards the lockout
   (``USER_CODE_MAX_FAILURES`` wrong codes within ``USER_CODE_LOCKOUT`` seconds lock the user for
   ``USER_CODE_LOCKOUT`` seconds).
@@ -29,75 +31,31 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.cache import caches
-from django.db.models import Count, Max, Min, Subquery
-from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from . import prompt_limits
 from .conf import ciba_settings
-from .exceptions import AccessDenied, InvalidUserCode, MissingUserCode, UnknownUserId
-from .models import AbuseReport, AuthenticationRequest, CibaClient
+from .exceptions import InvalidUserCode, MissingUserCode
+from .models import CibaClient
+from .refusals import (
+    ClientRateLimited,
+    ClientReported,
+    LockedUser,
+    PromptsNotApproved,
+    Refused,
+    TooManyPending,
+    UserRateLimited,
+    as_datetime,
+    log_event,
+)
 
-
-logger = logging.getLogger("django_ciba.abuse")
 
 KEY_PREFIX = "ciba:abuse"
 # Counter keys outlive their window by this much (clock differences between servers).
 TTL_SLACK = 60
-
-
-# --------------------------------------------------------------------------------------------
-# errors
-
-
-class Refused(AccessDenied):
-    """AERR-10 / VAL-08: the OP refused the request by policy (403), optionally with Retry-After."""
-
-    description = "The request was refused."
-
-    def __init__(self, description: str | None = None, *, retry_after: int | None = None) -> None:
-        super().__init__(description)
-        self.retry_after = retry_after
-
-    @property
-    def headers(self) -> dict[str, str]:
-        if self.retry_after is None:
-            return {}
-        return {"Retry-After": str(max(1, int(self.retry_after)))}
-
-
-class ClientRateLimited(Refused):
-    """``CLIENT_RATE_LIMIT``: the client sent too many requests in the current window."""
-
-    description = "Too many requests from this client; retry later."
-
-
-class UserRateLimited(Refused):
-    """``USER_RATE_LIMIT``: too many requests named this user in the current window."""
-
-    description = "Too many requests for this user; retry later."
-
-
-class TooManyPending(Refused):
-    """``MAX_PENDING_PER_USER``: the user already has that many requests waiting for a decision."""
-
-    description = "Too many requests are waiting for this user's decision; retry later."
-
-
-class ClientReported(Refused):
-    """``ABUSE_REPORT_LIMIT``: the user reported this client ("I did not request this")."""
-
-    description = "Requests from this client for this user are refused for now."
-
-
-class LockedUser(UnknownUserId):
-    """The user is locked after too many wrong user codes: answered exactly like an unknown user
-    (same error, description and headers; AERR-04, SEC-08)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -107,11 +65,6 @@ class LockedUser(UnknownUserId):
 def _clock() -> float:
     """Now, in seconds since the epoch (tests patch ``django_ciba.abuse._clock``)."""
     return time.time()
-
-
-def _as_datetime(now: float) -> datetime:
-    moment = datetime.fromtimestamp(now, tz=UTC)
-    return moment if settings.USE_TZ else timezone.make_naive(moment)
 
 
 def _cache() -> Any:
@@ -186,41 +139,35 @@ def _over(name: str, digest: str, limit: tuple[int, int], now: float) -> tuple[b
     return count > limit[0], count == limit[0] + 1, window.seconds_left(now)
 
 
-def _log(level: int, event: str, application: Any, user: Any = None, **detail: Any) -> None:
-    client_id = getattr(application, "client_id", None)
-    user_pk = getattr(user, "pk", None)
-    logger.log(
-        level,
-        "ciba.%s client=%s user=%s",
-        event,
-        client_id,
-        user_pk,
-        extra={
-            "ciba_event": event,
-            "ciba_client_id": client_id,
-            "ciba_user_pk": user_pk,
-            "ciba_detail": detail,
-        },
-    )
-
-
 # --------------------------------------------------------------------------------------------
 # the checks
 
 
-def check_client(application: Any, *, request: Any = None, now: float | None = None) -> None:
-    """Refuse the request early when the client is over its limits (before any user lookup).
+def client_rate_limit(ciba: CibaClient | None) -> tuple[int, int] | None:
+    """The rate limit that applies to a client: its own (``rate_limit_requests`` 0: none), else
+    ``CLIENT_RATE_LIMIT``. ``(requests, seconds)`` or None (no limit)."""
+    own = ciba.rate_limit if ciba is not None else None
+    if own is None:
+        return _limit(ciba_settings.CLIENT_RATE_LIMIT)
+    return None if own[0] == 0 else own
 
-    Counts the request against ``CLIENT_RATE_LIMIT`` (every request that gets here counts, refused
-    or not, so a client that keeps sending past its limit stays refused until the window ends).
+
+def check_client(
+    application: Any, *, ciba: CibaClient | None = None, request: Any = None, now: float | None = None
+) -> None:
+    """Refuse the request early when the client is over its rate limit (before any user lookup).
+
+    Counts the request against :func:`client_rate_limit` (every request that gets here counts,
+    refused or not, so a client that keeps sending past its limit stays refused until the window
+    ends). ``ciba`` is the client's registration; without it only ``CLIENT_RATE_LIMIT`` applies.
     """
-    limit = _limit(ciba_settings.CLIENT_RATE_LIMIT)
+    limit = client_rate_limit(ciba)
     if limit is None:
         return
     now = _clock() if now is None else now
     refused, first, retry_after = _over("client", _client_digest(application), limit, now)
     if refused:
-        _log(
+        log_event(
             logging.WARNING if first else logging.DEBUG,
             "client_rate_limited",
             application,
@@ -234,19 +181,20 @@ def check_user(application: Any, user: Any, *, request: Any = None, now: float |
     """Refuse the request when the hinted user may not be asked again now.
 
     In order: the user_code lockout (as an unknown user), the abuse-report block of this client,
-    the pending cap, then the per-user rate limit, which counts only requests that got that far.
+    approval fatigue and the deprecated pending cap (one query), then the per-user rate limit,
+    which counts only requests that got that far.
     """
     now = _clock() if now is None else now
     if _lockout_active() and is_locked(user, now=now):
-        _log(logging.INFO, "locked_user_refused", application, user)
+        log_event(logging.INFO, "locked_user_refused", application, user)
         raise LockedUser()
-    _check_user_state(application, user, now)
+    prompt_limits.check_user_state(application, user, as_datetime(now))
     limit = _limit(ciba_settings.USER_RATE_LIMIT)
     if limit is None:
         return
     refused, first, retry_after = _over("user", _user_digest(user), limit, now)
     if refused:
-        _log(
+        log_event(
             logging.WARNING if first else logging.DEBUG,
             "user_rate_limited",
             application,
@@ -255,51 +203,6 @@ def check_user(application: Any, user: Any, *, request: Any = None, now: float |
             retry_after=retry_after,
         )
         raise UserRateLimited(retry_after=retry_after)
-
-
-def _count(queryset: Any, group: str) -> Subquery:
-    return Subquery(queryset.values(group).annotate(_n=Count("pk")).values("_n")[:1])
-
-
-def _check_user_state(application: Any, user: Any, now: float) -> None:
-    """The abuse-report block and the pending cap, read in one query (both from the database)."""
-    cap = ciba_settings.MAX_PENDING_PER_USER
-    reports_limit = _limit(ciba_settings.ABUSE_REPORT_LIMIT)
-    if cap is None and reports_limit is None:
-        return
-    moment = _as_datetime(now)
-    values: dict[str, Any] = {}
-    if reports_limit is not None:
-        reports = AbuseReport.objects.filter(
-            client=application,
-            user=user,
-            resolved=False,
-            created_at__gt=moment - timedelta(seconds=reports_limit[1]),
-        ).order_by()
-        values["reports"] = _count(reports, "user")
-        values["newest_report"] = Subquery(
-            reports.values("user").annotate(_m=Max("created_at")).values("_m")[:1]
-        )
-    if cap is not None:
-        pending = AuthenticationRequest.objects.pending(moment).for_user(user).order_by()
-        values["pending"] = _count(pending, "user")
-        values["soonest_expiry"] = Subquery(
-            pending.values("user").annotate(_m=Min("expires_at")).values("_m")[:1]
-        )
-    row = next(iter(get_user_model()._base_manager.filter(pk=user.pk).values(**values)[:1]), None) or {}
-
-    if reports_limit is not None and (row.get("reports") or 0) >= reports_limit[0]:
-        newest = row.get("newest_report")
-        retry_after = None
-        if newest is not None:
-            retry_after = math.ceil((newest + timedelta(seconds=reports_limit[1]) - moment).total_seconds())
-        _log(logging.INFO, "reported_client_refused", application, user, reports=row.get("reports"))
-        raise ClientReported(retry_after=retry_after)
-    if cap is not None and (row.get("pending") or 0) >= int(cap):
-        soonest = row.get("soonest_expiry")
-        retry_after = math.ceil((soonest - moment).total_seconds()) if soonest is not None else None
-        _log(logging.INFO, "pending_cap_reached", application, user, pending=row.get("pending"))
-        raise TooManyPending(retry_after=retry_after)
 
 
 # --------------------------------------------------------------------------------------------
@@ -367,12 +270,12 @@ def record_user_code_failure(user: Any, *, application: Any = None, now: float |
     cache = _cache()
     current, previous = _failure_keys(user, period, now)
     count = _incr(cache, current, 2 * period + TTL_SLACK) + int(cache.get(previous) or 0)
-    _log(logging.INFO, "user_code_failed", application, user, failures=count, limit=failures)
+    log_event(logging.INFO, "user_code_failed", application, user, failures=count, limit=failures)
     if count < failures:
         return False
     cache.set(_lock_key(user), now + period, period + TTL_SLACK)
     cache.delete_many([current, previous])
-    _log(logging.WARNING, "user_code_lockout", application, user, failures=count, seconds=period)
+    log_event(logging.WARNING, "user_code_lockout", application, user, failures=count, seconds=period)
     return True
 
 
@@ -391,17 +294,19 @@ def unlock_user(user: Any) -> None:
     now = _clock()
     cache = _cache()
     cache.delete_many([_lock_key(user), *_failure_keys(user, period, now)])
-    _log(logging.INFO, "user_unlocked", None, user)
+    log_event(logging.INFO, "user_unlocked", None, user)
 
 
 __all__ = [
     "ClientRateLimited",
     "ClientReported",
     "LockedUser",
+    "PromptsNotApproved",
     "Refused",
     "TooManyPending",
     "UserRateLimited",
     "check_client",
+    "client_rate_limit",
     "check_user",
     "check_user_code",
     "hit",

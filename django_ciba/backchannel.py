@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.scopes import get_scopes_backend
 
-from . import abuse, audit, outbox, policies, signals, timing
+from . import abuse, audit, outbox, policies, prompt_limits, signals, timing
 from .conf import ciba_settings
 from .constants import HINT_PARAMETERS
 from .exceptions import InvalidRequest, InvalidScope, UnknownUserId
@@ -97,7 +97,7 @@ def start_authentication(
     if len(acr_values) > 255:
         raise InvalidRequest("acr_values is too long.")
     _check_scopes(scopes, application, ciba, oauthlib_request)
-    abuse.check_client(application, request=request)  # SEC-07: before any user lookup
+    abuse.check_client(application, ciba=ciba, request=request)  # SEC-07: before any user lookup
     started = timing.start()
     try:
         user = resolve_user(hint_type, hint, client=application, request=request)  # VAL-04
@@ -113,6 +113,7 @@ def start_authentication(
     interval = int(ciba_settings.INTERVAL)
     auth_req_id = new_auth_req_id()
     callbacks = ciba.delivery_mode in (DeliveryMode.PING, DeliveryMode.PUSH)
+    ask_user = decision.outcome == policies.ASK
     with transaction.atomic():
         auth_request = AuthenticationRequest.objects.create(
             auth_req_id_hash=hash_auth_req_id(auth_req_id),
@@ -126,6 +127,7 @@ def start_authentication(
             requested_expiry=requested_expiry,
             expires_at=now + timedelta(seconds=expires_in),
             interval=interval,
+            asked_user=ask_user,
             # Callbacks need both values in clear later; they are stored sealed, never as such.
             auth_req_id_sealed=seal(auth_req_id) if callbacks else "",
             client_notification_token_sealed=seal(notification_token) if notification_token else "",
@@ -133,7 +135,9 @@ def start_authentication(
             updated_at=now,
         )
         audit.transition(auth_request, signals.auth_request_created, actor=audit.client_actor(application))
-        if decision.outcome == policies.ASK:
+        if ask_user:
+            # SEC-07: this client's oldest requests still waiting for the user give way to this one.
+            prompt_limits.supersede_older(auth_request, now=now)
             # AD-01: the authentication device is notified by a worker, after this commits.
             outbox.record(auth_request, Delivery.Kind.DEVICE)
         else:

@@ -277,7 +277,8 @@ def check_client_key_settings(app_configs: Any = None, **kwargs: Any) -> list[ch
 
 @checks.register()
 def check_abuse_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """Rate limits, pending cap, user_code lockout, abuse reports and their cache (E060-E063, W064-W065)."""
+    """Rate limits, pending limits, approval fatigue, user_code lockout, abuse reports and their cache
+    (E060-E063, W064-W065, E066-E068, W066)."""
     from django.conf import settings
     from django.core.cache import InvalidCacheBackendError, caches
     from django.core.cache.backends.db import DatabaseCache
@@ -297,14 +298,11 @@ def check_abuse_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.
     except CibaConfigurationError:
         return []  # reported as E010
     for name in ("CLIENT_RATE_LIMIT", "USER_RATE_LIMIT", "ABUSE_REPORT_LIMIT"):
-        value = getattr(ciba_settings, name)
-        if value is not None and not (
-            isinstance(value, list | tuple) and len(value) == 2 and all(_positive_int(item) for item in value)
-        ):
+        if not _none_or_pair(getattr(ciba_settings, name)):
             error(f"CIBA[{name!r}] must be None or [requests, seconds], two positive integers.", 60)
-    pending = ciba_settings.MAX_PENDING_PER_USER
-    if pending is not None and not _positive_int(pending):
+    if not _none_or_positive_int(ciba_settings.MAX_PENDING_PER_USER):
         error("CIBA['MAX_PENDING_PER_USER'] must be None or a positive integer.", 61)
+    errors.extend(_check_prompt_settings(error))
     failures = ciba_settings.USER_CODE_MAX_FAILURES
     if failures is not None and not _positive_int(failures):
         error("CIBA['USER_CODE_MAX_FAILURES'] must be None or a positive integer.", 62)
@@ -342,6 +340,40 @@ def check_abuse_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.
             )
         )
     return errors
+
+
+def _check_prompt_settings(error: Any) -> list[checks.CheckMessage]:
+    """The pending limit per client and user, approval fatigue, the deprecated per-user cap (E066-E068,
+    W066); errors go through ``error``, warnings are returned."""
+    if not _none_or_positive_int(ciba_settings.MAX_PENDING_PER_CLIENT_USER):
+        error("CIBA['MAX_PENDING_PER_CLIENT_USER'] must be None or a positive integer.", 66)
+    for name, number in (("UNAPPROVED_PROMPT_LIMIT", 67), ("UNAPPROVED_PROMPT_CEILING", 68)):
+        if not _none_or_pair(getattr(ciba_settings, name)):
+            error(f"CIBA[{name!r}] must be None or [prompts, seconds], two positive integers.", number)
+    if (
+        "MAX_PENDING_PER_USER" in ciba_settings.user_settings
+        and ciba_settings.MAX_PENDING_PER_USER is not None
+    ):
+        return [
+            checks.Warning(
+                "CIBA['MAX_PENDING_PER_USER'] is deprecated: it refuses every client once one user has "
+                "that many requests waiting, so a busy or testing client is refused.",
+                hint="Remove it; CIBA['MAX_PENDING_PER_CLIENT_USER'] supersedes a client's oldest requests "
+                "instead of refusing new ones.",
+                id="django_ciba.W066",
+            )
+        ]
+    return []
+
+
+def _none_or_positive_int(value: Any) -> bool:
+    return value is None or _positive_int(value)
+
+
+def _none_or_pair(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, list | tuple) and len(value) == 2 and all(_positive_int(item) for item in value)
+    )
 
 
 @checks.register()

@@ -114,12 +114,21 @@ DEFAULTS: dict[str, Any] = {
     # Decision policies asked at bc-authorize, in order (import strings); the first that does not
     # answer "ask the user" decides. Empty: always ask the user.
     "DECISION_POLICIES": ["django_ciba.policies.PreAuthorizationPolicy"],
-    # Rate limits of bc-authorize as [requests, seconds]: per client, and per user (the hinted
-    # user, whatever client asks). None switches a limit off.
-    "CLIENT_RATE_LIMIT": [120, 60],
-    "USER_RATE_LIMIT": [10, 300],
-    # Most requests one user may have waiting for a decision at once (None: no cap).
-    "MAX_PENDING_PER_USER": 5,
+    # Rate limits of bc-authorize as [requests, seconds]: per client (a client's own limit, set on
+    # its registration, wins), and per user (the hinted user, whatever client asks). None: off.
+    "CLIENT_RATE_LIMIT": None,
+    "USER_RATE_LIMIT": None,
+    # Approval fatigue, as [prompts, seconds]: prompts the user did not approve (denied, reported,
+    # expired or superseded) since last approving one of the client's requests, per client and
+    # user, and of all clients together per user (refusing only clients with such prompts).
+    "UNAPPROVED_PROMPT_LIMIT": [10, 3600],
+    "UNAPPROVED_PROMPT_CEILING": [30, 3600],
+    # Most requests one client may have waiting for one user's decision: a new one supersedes
+    # (expires) the client's oldest. None: no limit.
+    "MAX_PENDING_PER_CLIENT_USER": 3,
+    # Deprecated: most requests one user may have waiting, from all clients; over it requests are
+    # refused (check W066). None: no cap.
+    "MAX_PENDING_PER_USER": None,
     # user_code brute force: after this many wrong codes for a user (within USER_CODE_LOCKOUT
     # seconds), CIBA requests for that user are refused for USER_CODE_LOCKOUT seconds.
     "USER_CODE_MAX_FAILURES": 5,

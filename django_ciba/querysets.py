@@ -68,6 +68,12 @@ class AuthenticationRequestQuerySet(models.QuerySet):
             pk, (Status.PENDING, Status.APPROVED), status=Status.EXPIRED, expires_at=now, updated_at=now
         )
 
+    def supersede(self, pk: int, *, now: datetime) -> bool:
+        """Expire a request still waiting for the user because a newer one of the same client for the
+        same user replaced it (an approved request is never superseded)."""
+        Status = self.model.Status
+        return self._transition(pk, (Status.PENDING,), status=Status.EXPIRED, expires_at=now, updated_at=now)
+
     def withdraw_approval(self, pk: int, *, now: datetime) -> bool:
         """Turn an approval whose tokens were never issued into a denial (user deactivated)."""
         Status = self.model.Status

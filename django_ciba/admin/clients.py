@@ -31,6 +31,8 @@ CIBA_CLIENT_FIELDS = (
     "jwks_uri",
     "subject_type",
     "sector_identifier_uri",
+    "rate_limit_requests",
+    "rate_limit_period",
 )
 
 

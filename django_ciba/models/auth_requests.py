@@ -47,6 +47,12 @@ class AuthenticationRequest(models.Model):
     expires_at = models.DateTimeField(_("expires at"))
     interval = models.PositiveIntegerField(_("polling interval (s)"))
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.PENDING)
+    # False when a decision policy decided at once: nobody was prompted (approval-fatigue counts).
+    asked_user = models.BooleanField(
+        _("user prompted"),
+        default=False,
+        help_text=_("The user's authentication device was asked; False when a decision policy decided."),
+    )
     # Kept sealed (encrypted, see django_ciba.sealing) for ping and push callbacks only.
     auth_req_id_sealed = models.TextField(_("sealed auth_req_id"), blank=True, editable=False)
     client_notification_token_sealed = models.TextField(
@@ -91,6 +97,8 @@ class AuthenticationRequest(models.Model):
             models.Index(fields=["user", "status", "expires_at"], name="ciba_authreq_user_pending"),
             # Expiry and cleanup scan by status and expiry.
             models.Index(fields=["status", "expires_at"], name="ciba_authreq_status_expiry"),
+            # The abuse controls count a user's recent prompts per client (django_ciba.prompt_limits).
+            models.Index(fields=["user", "client", "created_at"], name="ciba_authreq_user_client"),
         ]
 
     def __str__(self) -> str:

@@ -121,6 +121,21 @@ class CibaClient(models.Model):
         default=False,
         help_text=_("Refuse the client_credentials grant for this application (CIBA and refresh only)."),
     )
+    rate_limit_requests = models.PositiveIntegerField(
+        _("rate limit: requests"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "At most this many bc-authorize requests per rate limit period. Empty: CIBA['CLIENT_RATE_LIMIT'] "
+            "(off by default); 0: no limit for this client."
+        ),
+    )
+    rate_limit_period = models.PositiveIntegerField(
+        _("rate limit: period (s)"),
+        null=True,
+        blank=True,
+        help_text=_("The period of this client's rate limit, in seconds."),
+    )
     enabled = models.BooleanField(_("enabled"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -135,6 +150,18 @@ class CibaClient(models.Model):
     @property
     def allowed_scopes(self) -> set[str] | None:
         return set(self.scope.split()) if self.scope.strip() else None
+
+    @property
+    def rate_limit(self) -> tuple[int, int] | None:
+        """This client's own rate limit as ``(requests, seconds)``; ``(0, 0)`` means "no limit for
+        this client"; None: the global ``CLIENT_RATE_LIMIT`` applies."""
+        if self.rate_limit_requests is None:
+            return None
+        if self.rate_limit_requests == 0:
+            return (0, 0)
+        if not self.rate_limit_period:  # incomplete (clean() refuses it): the global limit applies
+            return None
+        return (self.rate_limit_requests, self.rate_limit_period)
 
     @property
     def has_keys(self) -> bool:
@@ -174,9 +201,21 @@ class CibaClient(models.Model):
                 validate_endpoint_url(self.notification_endpoint)  # SEC-01, SEC-05
             except UnsafeDestination as exc:
                 raise ValidationError({"notification_endpoint": str(exc)}) from exc
+        self._clean_rate_limit()
         if self.request_signing_alg.lower() == "none":
             raise ValidationError({"request_signing_alg": _("'none' is not a signing algorithm.")})
         self._clean_keys()
+
+    def _clean_rate_limit(self) -> None:
+        requests, period = self.rate_limit_requests, self.rate_limit_period
+        if requests and not period:
+            raise ValidationError(
+                {"rate_limit_period": _("A rate limit needs a period of at least 1 second.")}
+            )
+        if period and not requests:
+            raise ValidationError(
+                {"rate_limit_requests": _("Give the number of requests allowed in the period (0: no limit).")}
+            )
 
     def _clean_keys(self) -> None:
         from ..client_keys import InvalidClientKeys, parse_jwks

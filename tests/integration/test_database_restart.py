@@ -48,6 +48,9 @@ SETTINGS = {
     "CLIENT_RATE_LIMIT": None,
     "USER_RATE_LIMIT": None,
     "MAX_PENDING_PER_USER": None,
+    "MAX_PENDING_PER_CLIENT_USER": None,
+    "UNAPPROVED_PROMPT_LIMIT": None,
+    "UNAPPROVED_PROMPT_CEILING": None,
 }
 THREADS_PER_MODE = 3
 LOAD_SECONDS = 14  # new sessions are started this long; each then finishes

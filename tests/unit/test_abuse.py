@@ -32,6 +32,9 @@ OFF = {
     "CLIENT_RATE_LIMIT": None,
     "USER_RATE_LIMIT": None,
     "MAX_PENDING_PER_USER": None,
+    "MAX_PENDING_PER_CLIENT_USER": None,
+    "UNAPPROVED_PROMPT_LIMIT": None,
+    "UNAPPROVED_PROMPT_CEILING": None,
     "ABUSE_REPORT_LIMIT": None,
     "USER_CODE_MAX_FAILURES": None,
 }
@@ -187,14 +190,19 @@ def test_client_limit_none_switches_it_off(client, user, poll_client, controls):
         ok(ask(client, poll_client))
 
 
-def test_client_limit_default_is_on(poll_client, clock):
-    # SEC-07: the default [120, 60] holds when CIBA does not mention the limit.
-    unset = {key: value for key, value in settings.CIBA.items() if key != "CLIENT_RATE_LIMIT"}
+def test_client_and_user_limits_are_off_by_default(poll_client, user, clock):
+    # SEC-07: CLIENT_RATE_LIMIT and USER_RATE_LIMIT default to None: a client serving many users
+    # is not throttled unless the operator sets a limit (globally or on the client).
+    unset = {
+        key: value
+        for key, value in settings.CIBA.items()
+        if key not in ("CLIENT_RATE_LIMIT", "USER_RATE_LIMIT")
+    }
     with override_settings(CIBA=unset):
-        for _ in range(120):
-            abuse.check_client(poll_client[0])
-        with pytest.raises(abuse.ClientRateLimited):
-            abuse.check_client(poll_client[0])
+        assert abuse.client_rate_limit(poll_client[0].ciba) is None
+        for _ in range(500):
+            abuse.check_client(poll_client[0], ciba=poll_client[0].ciba)
+            abuse.check_user(poll_client[0], user)
 
 
 # --------------------------------------------------------------------------------------------
@@ -644,10 +652,17 @@ def test_cache_keys_show_no_hint_code_client_id_or_pk(client, user, code_client,
 
 
 def test_user_checks_cost_one_query(user, poll_client, controls, clock, django_assert_num_queries):
-    # Issue 4 / 6: the pending cap and the report threshold are read in one query; none when off.
+    # SEC-07: the pending cap, the report threshold and the unapproved-prompt counts are read in
+    # one query; none when off.
     with django_assert_num_queries(0):
         abuse.check_user(poll_client[0], user)
-    controls(MAX_PENDING_PER_USER=5, ABUSE_REPORT_LIMIT=[1, 86400], USER_RATE_LIMIT=[10, 300])
+    controls(
+        MAX_PENDING_PER_USER=5,
+        ABUSE_REPORT_LIMIT=[1, 86400],
+        USER_RATE_LIMIT=[10, 300],
+        UNAPPROVED_PROMPT_LIMIT=[10, 3600],
+        UNAPPROVED_PROMPT_CEILING=[30, 3600],
+    )
     with django_assert_num_queries(1):
         abuse.check_user(poll_client[0], user)
     with django_assert_num_queries(0):
@@ -662,6 +677,7 @@ def test_errors_are_access_denied_403(clock):
         abuse.UserRateLimited,
         abuse.TooManyPending,
         abuse.ClientReported,
+        abuse.PromptsNotApproved,
     ):
         error = error_class(retry_after=30)
         assert (error.status_code, error.payload["error"]) == (403, "access_denied")

@@ -1,4 +1,5 @@
-"""System checks of the abuse-control settings (``django_ciba.E060``-``E063``, ``W064``-``W065``).
+"""System checks of the abuse-control settings (``django_ciba.E060``-``E063``, ``W064``-``W065``,
+``E066``-``E068``, ``W066``).
 
 SEC-07 / SEC-08 / UC-06: the limits only protect anything when they are well formed and their
 counters live in a cache every server shares, with atomic increments.
@@ -38,6 +39,9 @@ def test_everything_off_is_clean(ciba_settings, debug):
         CLIENT_RATE_LIMIT=None,
         USER_RATE_LIMIT=None,
         MAX_PENDING_PER_USER=None,
+        MAX_PENDING_PER_CLIENT_USER=None,
+        UNAPPROVED_PROMPT_LIMIT=None,
+        UNAPPROVED_PROMPT_CEILING=None,
         ABUSE_REPORT_LIMIT=None,
         USER_CODE_MAX_FAILURES=None,
     )
@@ -81,9 +85,48 @@ def test_e060_list_or_tuple(ciba_settings, debug, value):
 
 @pytest.mark.parametrize("value", [0, -1, 2.5, "5", True])
 def test_e061_pending_cap(ciba_settings, debug, value):
-    # SEC-07: MAX_PENDING_PER_USER is None or a positive integer.
+    # SEC-07: MAX_PENDING_PER_USER is None or a positive integer (and, set at all, deprecated: W066).
     ciba_settings.set(MAX_PENDING_PER_USER=value)
-    assert ids(check_abuse_settings()) == ["django_ciba.E061"]
+    assert ids(check_abuse_settings()) == ["django_ciba.E061", "django_ciba.W066"]
+
+
+def test_w066_per_user_pending_cap_is_deprecated(ciba_settings, debug):
+    # SEC-07: a per-user pending cap refuses every client of a busy user; setting it is reported.
+    ciba_settings.set(MAX_PENDING_PER_USER=5)
+    messages = check_abuse_settings()
+    assert ids(messages) == ["django_ciba.W066"]
+    assert isinstance(messages[0], checks.Warning)
+    assert "MAX_PENDING_PER_CLIENT_USER" in messages[0].hint
+
+
+def test_w066_not_reported_for_none(ciba_settings, debug):
+    ciba_settings.set(MAX_PENDING_PER_USER=None)
+    assert check_abuse_settings() == []
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.5, "3", True, [3]])
+def test_e066_pending_per_client_user(ciba_settings, debug, value):
+    # SEC-07: MAX_PENDING_PER_CLIENT_USER is None or a positive integer.
+    ciba_settings.set(MAX_PENDING_PER_CLIENT_USER=value)
+    assert ids(check_abuse_settings()) == ["django_ciba.E066"]
+
+
+@pytest.mark.parametrize(
+    "name, number", [("UNAPPROVED_PROMPT_LIMIT", "E067"), ("UNAPPROVED_PROMPT_CEILING", "E068")]
+)
+@pytest.mark.parametrize(
+    "value", [10, [10], [10, 3600, 1], [0, 3600], [10, 0], ["10", "3600"], [True, 60], {}]
+)
+def test_e067_e068_unapproved_prompt_limits(ciba_settings, debug, name, number, value):
+    # SEC-07: approval-fatigue limits are None or [prompts, seconds], two positive integers.
+    ciba_settings.set(**{name: value})
+    assert ids(check_abuse_settings()) == [f"django_ciba.{number}"]
+
+
+@pytest.mark.parametrize("value", [None, [10, 3600], (1, 1)])
+def test_unapproved_prompt_limits_accept_none_or_pairs(ciba_settings, debug, value):
+    ciba_settings.set(UNAPPROVED_PROMPT_LIMIT=value, UNAPPROVED_PROMPT_CEILING=value)
+    assert check_abuse_settings() == []
 
 
 @pytest.mark.parametrize("value", [0, -3, "5", 2.0])

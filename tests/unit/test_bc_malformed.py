@@ -311,7 +311,13 @@ def assert_protocol_answer(response, rows_before: int) -> None:
 def _no_abuse_limits(ciba_settings):
     """The fuzz examples share one user and client: the abuse limits (tested in test_abuse.py)
     would refuse most of them, hiding what is being fuzzed."""
-    ciba_settings.set(CLIENT_RATE_LIMIT=None, USER_RATE_LIMIT=None, MAX_PENDING_PER_USER=None)
+    ciba_settings.set(
+        CLIENT_RATE_LIMIT=None,
+        USER_RATE_LIMIT=None,
+        MAX_PENDING_PER_USER=None,
+        UNAPPROVED_PROMPT_LIMIT=None,
+        UNAPPROVED_PROMPT_CEILING=None,
+    )
 
 
 @FUZZ

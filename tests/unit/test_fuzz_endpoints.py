@@ -82,7 +82,12 @@ HUGE = settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1
 def _no_abuse_limits(ciba_settings):
     """All examples share one user and client: the abuse limits (test_abuse.py) would refuse most."""
     ciba_settings.set(
-        CLIENT_RATE_LIMIT=None, USER_RATE_LIMIT=None, MAX_PENDING_PER_USER=None, REGISTRATION_OPEN=True
+        CLIENT_RATE_LIMIT=None,
+        USER_RATE_LIMIT=None,
+        MAX_PENDING_PER_USER=None,
+        UNAPPROVED_PROMPT_LIMIT=None,
+        UNAPPROVED_PROMPT_CEILING=None,
+        REGISTRATION_OPEN=True,
     )
 
 

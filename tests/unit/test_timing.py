@@ -40,7 +40,13 @@ def fake_time(monkeypatch):
 
 @pytest.fixture
 def teller(db, ciba_settings):
-    ciba_settings.set(CLIENT_RATE_LIMIT=None, USER_RATE_LIMIT=None, MAX_PENDING_PER_USER=None)
+    ciba_settings.set(
+        CLIENT_RATE_LIMIT=None,
+        USER_RATE_LIMIT=None,
+        MAX_PENDING_PER_USER=None,
+        UNAPPROVED_PROMPT_LIMIT=None,
+        UNAPPROVED_PROMPT_CEILING=None,
+    )
     return create_ciba_client("Timing teller")
 
 

@@ -1,3 +1,4 @@
+import argparse
 import json
 from pathlib import Path
 
@@ -46,6 +47,18 @@ class Command(BaseCommand):
             help="token_endpoint_auth_signing_alg: the only algorithm accepted for its client assertions.",
         )
 
+        parser.add_argument(
+            "--rate-limit",
+            metavar="N/SECONDS",
+            type=_rate_limit,
+            default=None,
+            help=(
+                "At most N bc-authorize requests from this client per SECONDS seconds, or 'none' for no "
+                "limit whatever CIBA['CLIENT_RATE_LIMIT'] says (default: CIBA['CLIENT_RATE_LIMIT'], "
+                "which is off unless set)."
+            ),
+        )
+
     def handle(self, *args, **options):
         offered = list(ciba_settings.DELIVERY_MODES or [])
         if options["mode"] not in offered:
@@ -88,6 +101,8 @@ class Command(BaseCommand):
                 scope=" ".join(options["scope"].split()),
                 ciba_only=True,
             )
+            if options["rate_limit"] is not None:
+                ciba.rate_limit_requests, ciba.rate_limit_period = options["rate_limit"]
             try:
                 ciba.full_clean(exclude=["application"])
             except ValidationError as exc:
@@ -108,6 +123,7 @@ class Command(BaseCommand):
                     "backchannel_authentication_request_signing_alg": ciba.request_signing_alg,
                     "jwks_uri": ciba.jwks_uri,
                     "scope": ciba.scope,
+                    "rate_limit": _shown_rate_limit(ciba),
                 }
             )
         )
@@ -125,6 +141,28 @@ def _algorithm(value: str, option: str) -> str:
             f"{option}: {value} is not one of CIBA['SIGNING_ALGORITHMS'] ({', '.join(supported)})."
         )
     return value
+
+
+def _rate_limit(value: str) -> tuple[int, int | None]:
+    """``N/SECONDS`` (two positive integers) or ``none`` (stored as 0 requests: no limit)."""
+    if value.strip().lower() == "none":
+        return 0, None
+    requests, _, seconds = value.partition("/")
+    try:
+        pair = int(requests), int(seconds)
+    except ValueError:
+        pair = (0, 0)
+    if min(pair) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: use N/SECONDS with two positive integers, or none.")
+    return pair
+
+
+def _shown_rate_limit(ciba: CibaClient) -> str | None:
+    """The client's own limit as given to --rate-limit; None when CIBA['CLIENT_RATE_LIMIT'] applies."""
+    if ciba.rate_limit is None:
+        return None
+    requests, seconds = ciba.rate_limit
+    return f"{requests}/{seconds}" if requests else "none"
 
 
 def _read_jwks(path: str) -> dict:
