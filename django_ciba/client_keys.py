@@ -136,7 +136,7 @@ def fetch_jwks(url: str, *, refresh: bool = False) -> list[jwt.PyJWK]:
     try:
         document = jwks_cache.document(url, refresh=refresh)
     except jwks_cache.JwksUnavailable as exc:
-        raise ClientJwtError(str(exc)) from exc
+        raise ClientJwtError(str(exc)) from (exc.__cause__ or exc)  # the outbound refusal, if any
     try:
         return parse_jwks(document, strict=False)
     except InvalidClientKeys as exc:
