@@ -11,6 +11,7 @@ class DjangoCibaConfig(AppConfig):
     def ready(self) -> None:
         from . import (
             checks,  # noqa: F401  (registers the system checks)
+            client_checks,  # noqa: F401  (registers the client key and sector checks)
             log_redaction,
         )
 

@@ -2,28 +2,25 @@
 
 Used by signed authentication requests (SR-08) and ``private_key_jwt`` client assertions (RFC 7523).
 Keys are parsed by PyJWT; only public, asymmetric signing keys are accepted (RSA of at least 2048
-bits, EC on P-256/P-384/P-521, Ed25519/Ed448). A ``jwks_uri`` is fetched through
-:mod:`django_ciba.outbound` (https, public addresses, no redirects, timeouts), at most
-``JWKS_MAX_BYTES`` of it, and cached for ``JWKS_CACHE_TTL`` seconds in the ``CACHE_ALIAS`` cache. A
-JWT naming a key id the cached set lacks causes one refetch, at most every ``JWKS_REFRESH_INTERVAL``
-seconds per URL, so a client can rotate keys without waiting for the cache.
+bits, EC on P-256/P-384/P-521, Ed25519/Ed448). A ``jwks_uri`` is fetched and cached by
+:mod:`django_ciba.jwks_cache` (through :mod:`django_ciba.outbound`: https, public addresses, no
+redirects, short timeouts). A JWT naming a key id the cached set lacks causes one refetch, at most
+every ``JWKS_REFRESH_INTERVAL`` seconds per URL, so a client can rotate keys without waiting for
+the cache; failed fetches back off and fetches are bounded in total.
 
 Callers check the claims themselves; this module only answers "which registered key signed this?".
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import time
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from django.core.cache import caches
 
-from . import outbound
+from . import jwks_cache
 from .conf import ciba_settings
 
 
@@ -130,35 +127,18 @@ def key_fits(key: jwt.PyJWK, algorithm: str) -> bool:
     return algorithm == "EdDSA" and key.key_type == "OKP"
 
 
-def _cache_key(url: str) -> str:
-    return "django_ciba:jwks:" + hashlib.sha256(url.encode("utf-8")).hexdigest()
-
-
-def _fetch(url: str) -> dict[str, Any]:
-    try:
-        body = outbound.get_document(url, max_bytes=int(ciba_settings.JWKS_MAX_BYTES))
-        document = json.loads(body)
-    except outbound.OutboundError as exc:
-        raise ClientJwtError(f"The client's JWK set could not be fetched: {exc}") from exc
-    except ValueError as exc:
-        raise ClientJwtError("The client's JWK set is not valid JSON.") from exc
-    entry = {"document": document, "fetched": time.time()}
-    caches[ciba_settings.CACHE_ALIAS].set(_cache_key(url), entry, timeout=int(ciba_settings.JWKS_CACHE_TTL))
-    return entry
-
-
 def fetch_jwks(url: str, *, refresh: bool = False) -> list[jwt.PyJWK]:
-    """The signing keys published at ``url``, from the cache unless stale (or ``refresh``).
+    """The signing keys published at ``url``: cached, or fetched under :mod:`django_ciba.jwks_cache`.
 
-    ``refresh`` is honoured at most every ``JWKS_REFRESH_INTERVAL`` seconds per URL.
+    ``refresh`` (a JWT named an unknown key id) is honoured at most every ``JWKS_REFRESH_INTERVAL``
+    seconds per URL; failed fetches back off, and fetches are bounded in total.
     """
-    entry = caches[ciba_settings.CACHE_ALIAS].get(_cache_key(url))
-    if entry is None or (
-        refresh and time.time() - entry["fetched"] >= float(ciba_settings.JWKS_REFRESH_INTERVAL)
-    ):
-        entry = _fetch(url)
     try:
-        return parse_jwks(entry["document"], strict=False)
+        document = jwks_cache.document(url, refresh=refresh)
+    except jwks_cache.JwksUnavailable as exc:
+        raise ClientJwtError(str(exc)) from (exc.__cause__ or exc)  # the outbound refusal, if any
+    try:
+        return parse_jwks(document, strict=False)
     except InvalidClientKeys as exc:
         raise ClientJwtError(f"The client's JWK set is unusable: {exc}") from exc
 

@@ -2,15 +2,15 @@
 
 :func:`validate_metadata` checks a registration request's JSON object field by field and returns
 the values for DOT's ``Application`` and for :class:`~django_ciba.models.CibaClient`;
-:func:`check_sector_identifier` fetches a ``sector_identifier_uri`` (kept for last: it is the only
-check that goes to the network). :mod:`django_ciba.client_information` renders a registered client
-back as metadata. Every refusal is an :class:`InvalidClientMetadata` (or :class:`InvalidRedirectUri`) whose
-description starts with the name of the offending metadata field (RFC 7591 §3.2.2).
+:func:`django_ciba.sectors.check_sector_identifier` fetches a ``sector_identifier_uri`` (kept for
+last: it is the only check that goes to the network). :mod:`django_ciba.client_information`
+renders a registered client back as metadata. Every refusal is an :class:`InvalidClientMetadata`
+(or :class:`InvalidRedirectUri`) whose description starts with the name of the offending metadata
+field (RFC 7591 §3.2.2).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,7 @@ from oauth2_provider.models import AbstractApplication
 from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 
-from . import client_keys, outbound
+from . import client_keys, outbound, sectors
 from .conf import ciba_settings
 from .constants import CIBA_GRANT_TYPE
 from .exceptions import InvalidClientMetadata, InvalidRedirectUri, InvalidSoftwareStatement
@@ -168,7 +168,7 @@ def validate_metadata(data: dict[str, Any]) -> ClientMetadata:
     """Check a registration request (RFC 7591 §2, CIBA Core §4); raise :class:`InvalidClientMetadata`.
 
     Checks every field that can be checked locally. The caller still runs the models' ``full_clean``
-    (:func:`field_error` maps their errors) and :func:`check_sector_identifier`.
+    (:func:`field_error` maps their errors) and :func:`django_ciba.sectors.check_sector_identifier`.
     """
     if not isinstance(data, dict):
         raise InvalidClientMetadata("The request body must be a JSON object.")
@@ -304,17 +304,7 @@ def _subject(data: dict[str, Any], result: ClientMetadata) -> None:
         raise _invalid(name, f"must be one of {', '.join(supported)}.")
     result.subject_type = subject_type
     result.sector_identifier_uri = _https_url(data, "sector_identifier_uri")
-    if subject_type != SubjectType.PAIRWISE or result.sector_identifier_uri:
-        return
-    # REG-06, DISC-09: the sector is the jwks_uri host (poll, ping) or the notification endpoint host
-    # (push), unless a sector_identifier_uri names it.
-    if result.delivery_mode == DeliveryMode.PUSH:
-        if not result.notification_endpoint:
-            raise _invalid(
-                name, "pairwise push clients need a notification endpoint or sector_identifier_uri."
-            )
-    elif not result.jwks_uri:
-        raise _invalid(name, "pairwise poll and ping clients need a jwks_uri or a sector_identifier_uri.")
+    sectors.require_sector(result)  # REG-06, DISC-09: a sector the client proves
 
 
 def _other(data: dict[str, Any], result: ClientMetadata) -> None:
@@ -355,34 +345,6 @@ def _informational(data: dict[str, Any]) -> dict[str, Any]:
             raise _invalid("contacts", f"each value must be 1 to {MAX_STRING} characters long.")
         kept["contacts"] = contacts
     return kept
-
-
-def check_sector_identifier(result: ClientMetadata) -> None:
-    """Fetch ``sector_identifier_uri``: a JSON array of URLs that must list this client's (REG-06).
-
-    Poll and ping clients' ``jwks_uri``, push clients' notification endpoint, and the
-    ``redirect_uris`` of a client with the authorization_code grant (OIDC Registration §2).
-    """
-    url = result.sector_identifier_uri
-    if not url:
-        return
-    name = "sector_identifier_uri"
-    try:
-        document = json.loads(outbound.get_document(url, max_bytes=int(ciba_settings.JWKS_MAX_BYTES)))
-    except outbound.OutboundError as exc:
-        raise _invalid(name, f"could not be fetched ({exc})")
-    except (ValueError, RecursionError):
-        raise _invalid(name, "the document is not valid JSON.")
-    if not isinstance(document, list) or not all(isinstance(item, str) for item in document):
-        raise _invalid(name, "the document must be a JSON array of URLs.")
-    required = {uri: "a redirect_uris value" for uri in result.redirect_uris.split()}
-    if result.delivery_mode == DeliveryMode.PUSH:
-        required[result.notification_endpoint] = "the backchannel_client_notification_endpoint"
-    elif result.jwks_uri:
-        required[result.jwks_uri] = "the jwks_uri"
-    missing = [label for uri, label in required.items() if uri and uri not in document]
-    if missing:
-        raise _invalid(name, f"the document does not list {missing[0]}.")
 
 
 def field_error(exc: ValidationError) -> InvalidClientMetadata:

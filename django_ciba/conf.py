@@ -104,6 +104,15 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_CACHE_TTL": 300,
     "JWKS_MAX_BYTES": 65536,
     "JWKS_REFRESH_INTERVAL": 30,
+    # jwks_uri fetches: seconds to wait for the connection and for the answer (capped by the
+    # outbound timeouts); the backoff after a failed fetch (first delay, doubled per failure up to
+    # the cap, in seconds); the most fetches in total per window ([fetches, seconds], shared cache;
+    # None: no limit); the most fetches running at once in one process.
+    "JWKS_FETCH_TIMEOUT": 3.0,
+    "JWKS_FAILURE_BACKOFF": 10,
+    "JWKS_FAILURE_MAX_BACKOFF": 600,
+    "JWKS_FETCH_LIMIT": [60, 60],
+    "JWKS_MAX_CONCURRENT_FETCHES": 4,
     # Dynamic client registration (RFC 7591): without an initial access token when True.
     "REGISTRATION_OPEN": False,
     # Subject types offered (discovery subject_types_supported; registration subject_type).

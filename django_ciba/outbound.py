@@ -347,13 +347,16 @@ def post_json(url: str, body: bytes, *, headers: Mapping[str, str] | None = None
     return result
 
 
-def get_document(url: str, *, max_bytes: int, accept: str = "application/json") -> bytes:
+def get_document(
+    url: str, *, max_bytes: int, accept: str = "application/json", timeout: float | None = None
+) -> bytes:
     """GET ``url`` (a client's JWK set, a sector identifier document) under the same rules.
 
     Returns the body of a 200 answer. Anything else raises :class:`OutboundError`: another status
-    (redirects are not followed), or a body longer than ``max_bytes``.
+    (redirects are not followed), or a body longer than ``max_bytes``. ``timeout`` shortens both
+    outbound timeouts (never lengthens them).
     """
-    result, content = _call("GET", url, None, {"Accept": accept}, keep=max_bytes)
+    result, content = _call("GET", url, None, {"Accept": accept}, keep=max_bytes, timeout=timeout)
     origin = _parse(url).origin
     if result.status != 200:
         raise OutboundError(f"GET {origin} answered HTTP {result.status}.", origin=origin)
@@ -379,7 +382,13 @@ def _read_capped(response: urllib3.BaseHTTPResponse, limit: int, deadline: float
 
 
 def _call(
-    method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None, *, keep: int
+    method: str,
+    url: str,
+    body: bytes | None,
+    headers: Mapping[str, str] | None,
+    *,
+    keep: int,
+    timeout: float | None = None,
 ) -> tuple[OutboundResponse, bytes | None]:
     target = _parse(url)
     request_headers = _request_headers(target, headers)
@@ -387,11 +396,14 @@ def _call(
         request_headers.pop("Content-Type", None)
     address = _resolve(target)[0]
     read_timeout = float(ciba_settings.OUTBOUND_READ_TIMEOUT)
-    timeout = urllib3.Timeout(connect=float(ciba_settings.OUTBOUND_CONNECT_TIMEOUT), read=read_timeout)
+    connect_timeout = float(ciba_settings.OUTBOUND_CONNECT_TIMEOUT)
+    if timeout is not None:
+        read_timeout, connect_timeout = min(read_timeout, timeout), min(connect_timeout, timeout)
+    timeouts = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
     pool = urllib3.HTTPSConnectionPool(
         host=str(address),
         port=target.port,
-        timeout=timeout,
+        timeout=timeouts,
         retries=False,
         maxsize=1,
         cert_reqs="CERT_REQUIRED",

@@ -30,11 +30,12 @@ from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.settings import oauth2_settings
 
 from .client_information import client_information
-from .client_metadata import check_sector_identifier, field_error, validate_metadata
+from .client_metadata import field_error, validate_metadata
 from .conf import ciba_settings
 from .exceptions import InvalidClientMetadata, InvalidToken
 from .models import CibaClient, InitialAccessToken
 from .secrets import generate_client_secret
+from .sectors import check_sector_identifier
 
 
 logger = logging.getLogger("django_ciba.registration")
@@ -214,7 +215,7 @@ def _validate(data: dict[str, Any], application: Any, ciba: CibaClient) -> Any:
         application.full_clean()
     except ValidationError as exc:
         raise field_error(exc)
-    check_sector_identifier(metadata)  # last: the only check that fetches something
+    check_sector_identifier(metadata, metadata.redirect_uris.split())  # last: the only network check
     return metadata
 
 

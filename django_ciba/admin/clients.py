@@ -7,14 +7,19 @@ printed once).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import get_application_model
 
+from ..exceptions import InvalidClientMetadata
 from ..models import CibaClient, InitialAccessToken
+from ..models.clients import SECTOR_FIELDS
+from ..sectors import validate_sector
 
 
 CIBA_CLIENT_FIELDS = (
@@ -40,8 +45,32 @@ CIBA_CLIENT_FIELDS = (
 URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
 
 
+class CibaClientForm(forms.ModelForm):
+    """Checks a pairwise sector as registration does, fetching a ``sector_identifier_uri`` (REG-06).
+
+    Nothing is checked or fetched when none of the fields the sector depends on changed.
+    """
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        candidate = copy.copy(self.instance)
+        for name in SECTOR_FIELDS:
+            if name in cleaned:
+                setattr(candidate, name, cleaned[name] or "")
+        stored = self.instance if self.instance.pk is not None else None
+        application = getattr(stored, "application", None)
+        redirect_uris = (getattr(application, "redirect_uris", "") or "").split()
+        try:
+            validate_sector(candidate, redirect_uris=redirect_uris, previous=stored)
+        except InvalidClientMetadata as exc:
+            name, _sep, message = exc.description.partition(": ")
+            self.add_error(name if name in self.fields else None, message)
+        return cleaned
+
+
 class CibaClientInline(admin.StackedInline):
     model = CibaClient
+    form = CibaClientForm
     can_delete = True
     extra = 0
     max_num = 1
@@ -66,6 +95,7 @@ class CibaClientAdmin(admin.ModelAdmin):
     fields = ("application", *CIBA_CLIENT_FIELDS, "registered_dynamically", "created_at", "updated_at")
     readonly_fields = ("registered_dynamically", "created_at", "updated_at")
     formfield_overrides = URL_FIELDS
+    form = CibaClientForm
 
     @admin.display(description=_("registered dynamically"), boolean=True)
     def registered_dynamically(self, obj: CibaClient) -> bool:

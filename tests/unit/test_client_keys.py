@@ -114,7 +114,7 @@ def published(monkeypatch):
     """A jwks_uri served by a stand-in for outbound.get_document; counts the fetches."""
     state = SimpleNamespace(keys=[], fetches=[], fail=None)
 
-    def get_document(url, *, max_bytes):
+    def get_document(url, *, max_bytes, **kwargs):
         state.fetches.append((url, max_bytes))
         if state.fail:
             raise state.fail

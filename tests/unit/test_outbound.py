@@ -485,6 +485,26 @@ def test_read_timeout_is_a_transport_error(server):
     assert "Timeout" in str(info.value) and SECRET not in str(info.value)
 
 
+def test_get_document_timeout_shortens_the_read_timeout(server):
+    # JWKS_FETCH_TIMEOUT: a slow jwks_uri holds the worker for the short timeout only.
+    started = time.monotonic()
+    with pytest.raises(TransportError, match="Timeout"):
+        outbound.get_document(_url(server, "/slow"), max_bytes=1024, timeout=0.3)
+    assert time.monotonic() - started < 0.75
+
+
+def test_slow_jwks_uri_fails_fast_and_is_not_fetched_again_while_backing_off(server, ciba_settings):
+    from django_ciba.client_keys import ClientJwtError, fetch_jwks
+
+    ciba_settings.set(**LOOPBACK, JWKS_FETCH_TIMEOUT=0.3, JWKS_FAILURE_BACKOFF=60)
+    started = time.monotonic()
+    for _ in range(5):
+        with pytest.raises(ClientJwtError):
+            fetch_jwks(_url(server, "/slow"))
+    assert time.monotonic() - started < 1.5
+    assert [path for path, _headers, _body in server.requests] == ["/slow"]
+
+
 def test_connection_refused_is_a_transport_error(server):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

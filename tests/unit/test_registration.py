@@ -668,16 +668,19 @@ def test_push_sector_identifier_uri_must_list_the_notification_endpoint(
 
 
 @pytest.mark.django_db
-def test_pairwise_poll_client_may_name_its_sector_without_jwks_uri(
+def test_sector_identifier_uri_of_a_client_using_no_url_is_refused(
     client, open_registration, sector_document
 ):
-    # REG-06, DISC-09: a secret-based pairwise poll client names its sector with sector_identifier_uri.
-    documents, _ = sector_document
+    # REG-06, OIDC Core §8.1: a secret-based poll client has no URL the document could list, so
+    # naming any sector_identifier_uri would hand it that sector's subjects.
+    documents, fetched = sector_document
     documents[SECTOR_URI] = json.dumps(["https://client.example.org/"]).encode()
-    body = registered(client, {**POLL, "subject_type": "pairwise", "sector_identifier_uri": SECTOR_URI})
-    assert CibaClient.objects.get(application__client_id=body["client_id"]).sector_identifier == (
-        "sector.client.example.org"
+    body = assert_refused(
+        register(client, {**POLL, "subject_type": "pairwise", "sector_identifier_uri": SECTOR_URI}),
+        "sector_identifier_uri",
     )
+    assert "private_key_jwt" in body["error_description"]
+    assert fetched == [] and not CibaClient.objects.exists()
 
 
 @pytest.mark.django_db
@@ -686,7 +689,13 @@ def test_unusable_sector_identifier_document_is_refused(client, open_registratio
     documents, _ = sector_document
     if document is not None:
         documents[SECTOR_URI] = document
-    metadata = {**POLL, "subject_type": "pairwise", "sector_identifier_uri": SECTOR_URI}
+    metadata = {
+        **POLL,
+        "token_endpoint_auth_method": "private_key_jwt",
+        "jwks_uri": JWKS_URI,
+        "subject_type": "pairwise",
+        "sector_identifier_uri": SECTOR_URI,
+    }
     assert_refused(register(client, metadata), "sector_identifier_uri")
 
 

@@ -159,7 +159,7 @@ def test_pairwise_private_key_jwt_poll_client_registers_and_polls(
     private_key, public_jwk = make_client_key("ES256", kid="poll-1")
     fetched = []
 
-    def get_document(url, *, max_bytes):
+    def get_document(url, *, max_bytes, **kwargs):
         fetched.append(url)
         assert url == JWKS_URI
         return json.dumps({"keys": [public_jwk]}).encode()

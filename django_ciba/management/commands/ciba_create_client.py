@@ -10,8 +10,10 @@ from oauth2_provider.settings import oauth2_settings
 
 from django_ciba.client_keys import InvalidClientKeys, parse_jwks, supported_algorithms
 from django_ciba.conf import ciba_settings
-from django_ciba.models import AuthMethod, CibaClient, DeliveryMode
+from django_ciba.exceptions import InvalidClientMetadata
+from django_ciba.models import AuthMethod, CibaClient, DeliveryMode, SubjectType
 from django_ciba.secrets import generate_client_secret
+from django_ciba.sectors import validate_sector
 
 
 class Command(BaseCommand):
@@ -45,6 +47,19 @@ class Command(BaseCommand):
             metavar="ALG",
             default="",
             help="token_endpoint_auth_signing_alg: the only algorithm accepted for its client assertions.",
+        )
+        parser.add_argument(
+            "--subject-type",
+            choices=SubjectType.values,
+            default=SubjectType.PUBLIC,
+            help="pairwise needs a sector the client proves: a push notification endpoint, the "
+            "--jwks-uri of a private_key_jwt client, or a --sector-identifier-uri listing one of them.",
+        )
+        parser.add_argument(
+            "--sector-identifier-uri",
+            metavar="URL",
+            default="",
+            help="A JSON list of the client's URLs (fetched now); its host is the pairwise sector.",
         )
 
         parser.add_argument(
@@ -98,6 +113,8 @@ class Command(BaseCommand):
                 request_signing_alg=request_alg,
                 jwks=jwks,
                 jwks_uri=options["jwks_uri"],
+                subject_type=options["subject_type"],
+                sector_identifier_uri=options["sector_identifier_uri"],
                 scope=" ".join(options["scope"].split()),
                 ciba_only=True,
             )
@@ -107,6 +124,10 @@ class Command(BaseCommand):
                 ciba.full_clean(exclude=["application"])
             except ValidationError as exc:
                 raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()))
+            try:
+                validate_sector(ciba)  # REG-06: fetches a sector_identifier_uri
+            except InvalidClientMetadata as exc:
+                raise CommandError(exc.description)
             ciba.save()
         credentials = {"client_id": application.client_id}
         if not private_key_jwt:
@@ -122,6 +143,8 @@ class Command(BaseCommand):
                     "token_endpoint_auth_signing_alg": ciba.token_endpoint_auth_signing_alg,
                     "backchannel_authentication_request_signing_alg": ciba.request_signing_alg,
                     "jwks_uri": ciba.jwks_uri,
+                    "subject_type": ciba.subject_type,
+                    "sector_identifier_uri": ciba.sector_identifier_uri,
                     "scope": ciba.scope,
                     "rate_limit": _shown_rate_limit(ciba),
                 }
