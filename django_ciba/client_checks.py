@@ -1,4 +1,4 @@
-"""System checks of client JWK-set fetching and of stored pairwise sectors (E085-E089, W085)."""
+"""System checks of client JWK-set fetching and of stored pairwise sectors (E079, E085-E089, W085)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _positive(value: Any, *, integer: bool = False) -> bool:
 
 @checks.register()
 def check_jwks_fetch_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """The bounds of ``jwks_uri`` fetching (E085-E089)."""
+    """The bounds of ``jwks_uri`` fetching (E079, E085-E089)."""
     errors: list[checks.CheckMessage] = []
 
     def error(message: str, number: int) -> None:
@@ -38,13 +38,11 @@ def check_jwks_fetch_settings(app_configs: Any = None, **kwargs: Any) -> list[ch
     if not _positive(ciba_settings.JWKS_FETCH_TIMEOUT):
         error("CIBA['JWKS_FETCH_TIMEOUT'] must be a positive number of seconds.", 85)
     base, ceiling = ciba_settings.JWKS_FAILURE_BACKOFF, ciba_settings.JWKS_FAILURE_MAX_BACKOFF
-    if not (_positive(base) and _positive(ceiling)):
-        error(
-            "CIBA['JWKS_FAILURE_BACKOFF'] and CIBA['JWKS_FAILURE_MAX_BACKOFF'] must be positive numbers "
-            "of seconds.",
-            86,
-        )
-    elif base > ceiling:
+    if not _positive(base):
+        error("CIBA['JWKS_FAILURE_BACKOFF'] must be a positive number of seconds.", 86)
+    if not _positive(ceiling):
+        error("CIBA['JWKS_FAILURE_MAX_BACKOFF'] must be a positive number of seconds.", 79)
+    if _positive(base) and _positive(ceiling) and base > ceiling:
         error("CIBA['JWKS_FAILURE_BACKOFF'] must not exceed CIBA['JWKS_FAILURE_MAX_BACKOFF'].", 87)
     limit = ciba_settings.JWKS_FETCH_LIMIT
     if limit is not None and not (

@@ -8,7 +8,8 @@ whatever the traffic:
 * A fetch (the first one, or a refresh asked for because a JWT names an unknown key id) happens at
   most once per ``JWKS_REFRESH_INTERVAL`` seconds per URL, across all processes: the right to
   fetch is an atomic ``cache.add`` of a per-URL gate. Whoever does not get it uses the cached
-  set, or is refused when there is none.
+  set; when there is none yet, it waits for the fetch under way (as long as a fetch may take) and
+  is refused only when that fetch fails or does not end in time.
 * A failed fetch (no answer, an error status, a body that is not JSON) is remembered: no new
   attempt for that URL until its backoff has passed (``JWKS_FAILURE_BACKOFF`` seconds, doubled on
   each further failure up to ``JWKS_FAILURE_MAX_BACKOFF``). A set cached before stays in use.
@@ -39,6 +40,10 @@ DOCUMENT_PREFIX = "django_ciba:jwks:"
 FAILURE_PREFIX = "django_ciba:jwks-failed:"
 GATE_PREFIX = "django_ciba:jwks-gate:"
 BUDGET_PREFIX = "django_ciba:jwks-budget:"
+# While another request fetches a set that is not cached yet: how often to look, and how long past
+# JWKS_FETCH_TIMEOUT to wait for it.
+AWAIT_STEP = 0.05
+AWAIT_SLACK = 0.5
 
 _semaphores: dict[int, threading.BoundedSemaphore] = {}
 _semaphores_lock = threading.Lock()
@@ -84,11 +89,28 @@ def document(url: str, *, refresh: bool = False) -> Any:
         )
     if interval > 0 and not cache.add(GATE_PREFIX + _digest(url), 1, timeout=_seconds(interval)):
         # Fetched (or being fetched) by another request within the interval.
-        entry = cache.get(key) or entry
+        entry = cache.get(key) or entry or _await_other_fetch(url, key)
         if entry is not None:
             return entry["document"]
         raise JwksUnavailable("The client's JWK set is being fetched by another request; try again later.")
     return _fetch(url, key, entry, failure)
+
+
+def _await_other_fetch(url: str, key: str) -> dict[str, Any] | None:
+    """No set is cached and another request holds the URL's gate: wait for its fetch to end (at
+    most ``JWKS_FETCH_TIMEOUT`` and a little more, as long as fetching would have taken), so that a
+    client's first concurrent requests are not refused while one of them fetches. None when that
+    fetch failed or is not done in time."""
+    deadline = time.monotonic() + float(ciba_settings.JWKS_FETCH_TIMEOUT) + AWAIT_SLACK
+    cache = _cache()
+    while time.monotonic() < deadline:
+        time.sleep(AWAIT_STEP)
+        entry = cache.get(key)
+        if entry is not None:
+            return entry
+        if cache.get(FAILURE_PREFIX + _digest(url)) is not None:
+            return None
+    return None
 
 
 def _fetch(url: str, key: str, entry: dict[str, Any] | None, failure: dict[str, Any] | None) -> Any:

@@ -9,6 +9,7 @@ and that a legitimate key rotation still works once the interval has passed.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -158,11 +159,50 @@ def test_a_failed_refresh_keeps_the_cached_set_in_use(publisher, ciba_settings, 
 
 
 def test_a_fetch_in_progress_elsewhere_is_not_repeated(publisher, ciba_settings):
-    # Another worker holds the gate (it is fetching now): this one does not fetch as well.
-    ciba_settings.set(JWKS_REFRESH_INTERVAL=30)
+    # Another worker holds the gate (it is fetching now, and does not finish in time): this one
+    # waits about as long as a fetch may take, then is refused without fetching as well.
+    ciba_settings.set(JWKS_REFRESH_INTERVAL=30, JWKS_FETCH_TIMEOUT=0.2)
     assert cache.add(jwks_cache.GATE_PREFIX + jwks_cache._digest(URI), 1, timeout=30)
+    started = time.monotonic()
     with pytest.raises(ClientJwtError, match="being fetched"):
         verify_client_jwt(good(), holder(), algorithms=ALL)
+    assert publisher.calls == []
+    assert 0.2 <= time.monotonic() - started < 0.2 + jwks_cache.AWAIT_SLACK + 1
+
+
+def test_concurrent_first_requests_wait_for_the_fetch_under_way(publisher, ciba_settings):
+    # A client's first requests arrive together on a cold cache: one fetches, the others wait for
+    # its set instead of being refused (a legitimate client is not turned away), and fetch nothing.
+    ciba_settings.set(JWKS_REFRESH_INTERVAL=30, JWKS_FETCH_TIMEOUT=2)
+    assert cache.add(jwks_cache.GATE_PREFIX + jwks_cache._digest(URI), 1, timeout=30)
+    entry = {"document": {"keys": [JWK]}, "fetched": time.time()}
+    finisher = threading.Timer(
+        0.2, lambda: cache.set(jwks_cache.DOCUMENT_PREFIX + jwks_cache._digest(URI), entry)
+    )
+    finisher.start()
+    try:
+        header, _claims = verify_client_jwt(good(), holder(), algorithms=ALL)
+    finally:
+        finisher.join()
+    assert header["kid"] == "es-1"
+    assert publisher.calls == []
+
+
+def test_waiting_ends_at_once_when_the_fetch_under_way_fails(publisher, ciba_settings):
+    ciba_settings.set(JWKS_REFRESH_INTERVAL=30, JWKS_FETCH_TIMEOUT=5)
+    assert cache.add(jwks_cache.GATE_PREFIX + jwks_cache._digest(URI), 1, timeout=30)
+    failure = {"failures": 1, "retry_at": time.time() + 60}
+    failer = threading.Timer(
+        0.1, lambda: cache.set(jwks_cache.FAILURE_PREFIX + jwks_cache._digest(URI), failure)
+    )
+    failer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(ClientJwtError):
+            verify_client_jwt(good(), holder(), algorithms=ALL)
+    finally:
+        failer.join()
+    assert time.monotonic() - started < 2
     assert publisher.calls == []
 
 
@@ -278,7 +318,7 @@ def test_exhausted_fetch_limit_is_invalid_client_and_cached_clients_still_work(
         ({"JWKS_FETCH_TIMEOUT": 0}, "django_ciba.E085"),
         ({"JWKS_FETCH_TIMEOUT": "3"}, "django_ciba.E085"),
         ({"JWKS_FAILURE_BACKOFF": -1}, "django_ciba.E086"),
-        ({"JWKS_FAILURE_MAX_BACKOFF": None}, "django_ciba.E086"),
+        ({"JWKS_FAILURE_MAX_BACKOFF": None}, "django_ciba.E079"),
         ({"JWKS_FAILURE_BACKOFF": 700, "JWKS_FAILURE_MAX_BACKOFF": 600}, "django_ciba.E087"),
         ({"JWKS_FETCH_LIMIT": [60]}, "django_ciba.E088"),
         ({"JWKS_FETCH_LIMIT": [0, 60]}, "django_ciba.E088"),
