@@ -7,6 +7,7 @@ refresh grant repeats them (IDT-08, OIDC Core 12.2). See docs/security.rst, "Ass
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from types import SimpleNamespace
 from urllib.parse import urlencode
@@ -354,3 +355,31 @@ def test_orphaned_token_assurances_are_purged(client, user, app_secret):
     RefreshToken.objects.all().delete()
     purge_finished(now=later)
     assert TokenAssurance.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pushed_tokens_keep_their_assurance_for_the_refresh_grant(client, user, monkeypatch):
+    # PUSH-03 / IDT-08: tokens minted by the worker for a push client get the same claims, and
+    # their refresh-token family keeps them for the refresh grant.
+    from django_ciba.outbound import OutboundResponse
+    from django_ciba.testing import create_ciba_client
+
+    sent = []
+    monkeypatch.setattr(
+        "django_ciba.outbound.post_json",
+        lambda url, body, *, headers=None: sent.append(json.loads(body)) or OutboundResponse(204),
+    )
+    app, secret = create_ciba_client(
+        "Push RP", mode="push", notification_endpoint="https://rp.example.com/cb"
+    )
+    _, auth_request = start(
+        client, app, secret, scope="openid offline_access", client_notification_token="n" * 32
+    )
+    login = timezone.now().replace(microsecond=0) - timedelta(minutes=5)
+    context = AuthenticationContext(amr=("pwd", "hwk", "mfa"), auth_time=login)
+    decisions.approve(auth_request, user=user, context=context)
+    pushed = claims_of(sent[0]["id_token"])
+    expected = {"auth_time": int(login.timestamp()), "acr": MFA, "amr": ["pwd", "hwk", "mfa"]}
+    assert {name: pushed[name] for name in expected} == expected
+    refreshed = claims_of(refresh(client, app, secret, sent[0]["refresh_token"])["id_token"])
+    assert {name: refreshed.get(name) for name in expected} == expected
