@@ -176,14 +176,14 @@ def remember_for_refresh(auth_request: Any, token: dict[str, Any]) -> None:
     )
     if family is None:
         return
-    TokenAssurance.objects.get_or_create(
+    # DOT starts a new family (a random UUID) for every token response of a grant other than
+    # refresh_token, so this family has no row yet: one INSERT, no get_or_create savepoint.
+    TokenAssurance.objects.create(
         token_family=family,
-        defaults={
-            "auth_request": auth_request,
-            "acr": auth_request.acr,
-            "amr": list(auth_request.amr or []),
-            "auth_time": auth_request.auth_time,
-        },
+        auth_request=auth_request,
+        acr=auth_request.acr,
+        amr=list(auth_request.amr or []),
+        auth_time=auth_request.auth_time,
     )
 
 
