@@ -57,8 +57,18 @@ DEFAULTS: dict[str, Any] = {
     "USER_CODE_VERIFIER": None,
     # Issue a refresh token only when this scope is granted (None: always issue one).
     "REFRESH_TOKEN_SCOPE": "offline_access",
-    # acr values advertised in discovery (acr_values_supported); empty: not advertised.
+    # acr values advertised in discovery (acr_values_supported); empty: not advertised. When not
+    # empty, an approval may only carry one of these.
     "ACR_VALUES_SUPPORTED": [],
+    # Import string of ``hook(request, user) -> AuthenticationContext``: how the session approving
+    # a request authenticated (RFC 8176 amr values, login time). The browser never chooses them.
+    "AUTHENTICATION_CONTEXT": "django_ciba.assurance.session_context",
+    # acr value -> the amr values an approving session must all have for it (django_ciba.assurance),
+    # from the weakest to the strongest.
+    "ACR_REQUIREMENTS": {
+        "urn:django-ciba:acr:password": ["pwd"],
+        "urn:django-ciba:acr:mfa": ["mfa"],
+    },
     # Entropy of generated auth_req_ids, in bytes (the spec requires at least 16).
     "AUTH_REQ_ID_BYTES": 32,
     # How the user's authentication device is reached: a backend import path and its options.
@@ -157,7 +167,7 @@ DEFAULTS: dict[str, Any] = {
     "WEBPUSH_VAPID_SUBJECT": None,
 }
 
-IMPORT_STRINGS = ("USER_RESOLVERS", "USER_CODE_VERIFIER", "DECISION_POLICIES")
+IMPORT_STRINGS = ("USER_RESOLVERS", "USER_CODE_VERIFIER", "DECISION_POLICIES", "AUTHENTICATION_CONTEXT")
 
 
 class CibaSettings:

@@ -14,8 +14,15 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import audit, outbox, signals
-from .exceptions import InvalidDecision, RequestExpired, RequestNotFound, RequestNotPending
+from . import assurance, audit, outbox, signals
+from .assurance import AuthenticationContext
+from .exceptions import (
+    InsufficientAssurance,
+    InvalidDecision,
+    RequestExpired,
+    RequestNotFound,
+    RequestNotPending,
+)
 from .models import AbuseReport, AuthenticationRequest
 
 
@@ -54,11 +61,16 @@ def approve(
     *,
     user: Any,
     scopes: Iterable[str] | None = None,
-    acr: str = "",
-    amr: Iterable[str] | None = None,
+    context: AuthenticationContext | None = None,
     actor: str | None = None,
 ) -> AuthenticationRequest:
     """Approve as ``user`` (the hinted user), optionally granting only a subset of the scopes.
+
+    ``context`` is how the approving session authenticated, from the server's own knowledge
+    (:func:`django_ciba.assurance.context_for`); the recorded ``acr``, ``amr`` and ``auth_time``
+    come from it, and :class:`~django_ciba.exceptions.InsufficientAssurance` is raised when it
+    satisfies none of the request's ``acr_values``. None means nobody authenticated (a decision
+    policy, an operator): no ``acr``, ``amr`` or ``auth_time`` is recorded.
 
     ``actor`` names who decided for the audit trail (default: the user; a decision policy passes
     ``policy:<name>``).
@@ -71,10 +83,21 @@ def approve(
     if "openid" not in granted:
         raise InvalidDecision("The openid scope cannot be removed.")
     now = timezone.now()
-    amr_list = list(amr or [])
+    try:
+        achieved = assurance.settle(auth_request.acr_values, context)
+    except InsufficientAssurance:
+        refusal = _refusal(auth_request, now)  # a decided or expired request says so first
+        if auth_request.status != AuthenticationRequest.Status.PENDING or auth_request.is_expired(now):
+            raise refusal from None
+        raise
     with transaction.atomic():
         done = AuthenticationRequest.objects.approve(
-            auth_request.pk, granted_scope=" ".join(granted), acr=acr or "", amr=amr_list, now=now
+            auth_request.pk,
+            granted_scope=" ".join(granted),
+            acr=achieved.acr,
+            amr=list(achieved.amr),
+            auth_time=achieved.auth_time,
+            now=now,
         )
         if not done:
             raise _refusal(auth_request, now)

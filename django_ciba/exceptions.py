@@ -187,3 +187,10 @@ class InvalidDecision(DecisionError):
 
     code = "invalid_scope"
     status_code = 400
+
+
+class InsufficientAssurance(DecisionError):
+    """This sign-in does not meet the authentication the client asked for (acr_values)."""
+
+    code = "insufficient_assurance"
+    status_code = 403

@@ -15,7 +15,7 @@ from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
 from oauthlib.oauth2.rfc8628 import errors as rfc8628_errors
 from oauthlib.openid.connect.core.grant_types.base import GrantTypeBase as OpenIDGrantTypeBase
 
-from . import audit, signals
+from . import assurance, audit, signals
 from .conf import ciba_settings
 from .constants import CIBA_GRANT_TYPE
 
@@ -74,6 +74,7 @@ class CibaGrant(GrantTypeBase):
         for modifier in self._token_modifiers:
             token = modifier(token, token_handler, request)
         self.request_validator.save_token(token, request)
+        assurance.remember_for_refresh(request.ciba_request, token)  # for the refresh grant's ID tokens
         return token
 
     def issue_refresh_token(self, request: Any) -> bool:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import audit, outbox, replay, signals
+from . import assurance, audit, outbox, replay, signals
 from .conf import ciba_settings
 from .models import AuthenticationRequest, Delivery
 
@@ -72,7 +72,8 @@ def purge_finished(
     *, now: datetime | None = None, retention: int | None = None, batch_size: int | None = None
 ) -> int:
     """Delete finished requests (and their deliveries) last changed more than ``retention`` s ago,
-    and the used JWT ids whose JWTs have expired."""
+    the used JWT ids whose JWTs have expired, and the kept assurances of refresh-token families that
+    no longer exist."""
     now = now or timezone.now()
     seconds = int(ciba_settings.RETENTION if retention is None else retention)
     cutoff = now - timedelta(seconds=seconds)
@@ -93,4 +94,5 @@ def purge_finished(
             )
         if len(pks) < size:
             replay.purge_expired(now=now, batch_size=size)  # counted apart: not requests
+            assurance.purge_orphans(now=now, batch_size=size)  # refresh-token families that are gone
             return deleted

@@ -241,8 +241,9 @@ def apply(decision: Decision, auth_request: Any) -> None:
 
     Approval and denial go through :mod:`django_ciba.decisions`, like a user's: the same atomic
     transition, audit event (with the policy as actor) and client callback (ping or push, held back
-    until the ``bc-authorize`` answer has been sent). The device is not notified. No ``acr`` or
-    ``amr`` is recorded: nobody authenticated.
+    until the ``bc-authorize`` answer has been sent). The device is not notified. Nobody
+    authenticated, so no ``acr``, ``amr`` or ``auth_time`` is recorded and the ID tokens carry none
+    (see docs/policies.rst).
     """
     if decision.outcome == APPROVE:
         decisions.approve(

@@ -39,14 +39,24 @@ class AuthenticationRequestQuerySet(models.QuerySet):
         """Compare-and-set: change the row only if it is still in one of ``from_states``."""
         return self.filter(pk=pk, status__in=list(from_states)).update(**changes) == 1
 
-    def approve(self, pk: int, *, granted_scope: str, acr: str, amr: list[str], now: datetime) -> bool:
+    def approve(
+        self,
+        pk: int,
+        *,
+        granted_scope: str,
+        acr: str,
+        amr: list[str],
+        auth_time: datetime | None,
+        now: datetime,
+    ) -> bool:
+        """Record an approval; ``auth_time`` is when the user authenticated (None: nobody did)."""
         return (
             self.filter(pk=pk, status=self.model.Status.PENDING, expires_at__gt=now).update(
                 status=self.model.Status.APPROVED,
                 granted_scope=granted_scope,
                 acr=acr,
                 amr=amr,
-                auth_time=now,
+                auth_time=auth_time,
                 decided_at=now,
                 updated_at=now,
             )

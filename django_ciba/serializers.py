@@ -42,15 +42,26 @@ class AuthenticationRequestSerializer(serializers.ModelSerializer):
 
 
 class ApproveSerializer(serializers.Serializer):
-    """Optional subset of scopes (space-separated string or list), acr and amr."""
+    """Optional subset of scopes (space-separated string). ``acr``, ``amr`` and ``auth_time`` are
+    refused: the server derives them from how the session authenticated (django_ciba.assurance)."""
+
+    #: Fields a caller may not send: the assurance of an approval is never the browser's to choose.
+    SERVER_DECIDED = ("acr", "amr", "auth_time")
 
     scope = serializers.CharField(required=False, allow_blank=False, max_length=2000)
-    acr = serializers.CharField(required=False, allow_blank=True, max_length=255)
-    amr = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=16)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        sent = sorted(name for name in self.SERVER_DECIDED if name in self.initial_data)
+        if sent:
+            raise serializers.ValidationError(
+                f"{', '.join(sent)} cannot be sent: the server derives acr, amr and auth_time "
+                "from how this session signed in."
+            )
+        return attrs
 
     def decision_kwargs(self) -> dict[str, Any]:
         data = self.validated_data
-        kwargs: dict[str, Any] = {"acr": data.get("acr", ""), "amr": data.get("amr") or []}
+        kwargs: dict[str, Any] = {}
         if "scope" in data:
             kwargs["scopes"] = data["scope"].split()
         return kwargs

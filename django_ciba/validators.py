@@ -13,7 +13,7 @@ from django.utils import timezone
 from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.oauth2_validators import OAuth2Validator as DOTOAuth2Validator
 
-from . import client_assertion, polling
+from . import assurance, client_assertion, polling
 from .constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
 from .models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
 from .secrets import upgrade_client_secret_from_request
@@ -184,16 +184,17 @@ class CibaValidatorMixin:
         return AuthenticationRequest.objects.claim_for_tokens(auth.pk, now=timezone.now())
 
     def get_id_token_dictionary(self, token: dict, token_handler: Any, request: Any) -> tuple[dict, Any]:
+        """DOT's claims, with the approval's ``auth_time``, ``acr`` and ``amr`` (IDT-04): at the CIBA
+        grant from the request, at the refresh grant from what was kept for the refresh token's
+        family (OIDC Core 12.2); no ``auth_time`` when nobody authenticated."""
         claims, expiration = super().get_id_token_dictionary(token, token_handler, request)  # type: ignore[misc]
         auth = getattr(request, "ciba_request", None)
         if auth is None:
+            kept = assurance.for_refresh(request)
+            if kept is not None:
+                assurance.add_claims(claims, acr=kept.acr, amr=kept.amr, auth_time=kept.auth_time)
             return claims, expiration
-        if auth.auth_time:
-            claims["auth_time"] = int(auth.auth_time.timestamp())
-        if auth.acr:
-            claims["acr"] = auth.acr
-        if auth.amr:
-            claims["amr"] = list(auth.amr)
+        assurance.add_claims(claims, acr=auth.acr, amr=auth.amr, auth_time=auth.auth_time)
         auth_req_id = getattr(request, "ciba_auth_req_id", None)
         if auth_req_id:
             claims[AUTH_REQ_ID_CLAIM] = auth_req_id

@@ -1,5 +1,6 @@
 """django-ciba's models: per-client CIBA metadata and the authentication requests themselves."""
 
+from .assurance import TokenAssurance
 from .auth_requests import AuthenticationRequest, Delivery, JwtUse, RequestEvent
 from .clients import AuthMethod, CibaClient, DeliveryMode, InitialAccessToken, PairwiseSubject, SubjectType
 from .device import AbuseReport, PreAuthorization, WebPushSubscription
@@ -19,4 +20,5 @@ __all__ = [
     "JwtUse",
     "PairwiseSubject",
     "SubjectType",
+    "TokenAssurance",
 ]

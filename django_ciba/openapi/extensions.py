@@ -134,11 +134,19 @@ class ClientConfigurationSchema(OpenApiViewExtension):
         )
 
 
-def _device(operation: str, summary: str, ok: Any, **kwargs: Any) -> Any:
+def _device(
+    operation: str,
+    summary: str,
+    ok: Any,
+    *,
+    s400: str = "A malformed decision.",
+    s403: str = "Not signed in (session) or CSRF token missing.",
+    **kwargs: Any,
+) -> Any:
     failures = errors(
         schemas.DeviceError,
-        s400="A malformed decision.",
-        s403="Not signed in (session) or CSRF token missing.",
+        s400=s400,
+        s403=s403,
         s404="not_found: no such request for this user.",
         s409="not_pending or expired: the request was decided or expired already.",
         s503=UNAVAILABLE,
@@ -173,9 +181,13 @@ class DeviceApproveSchema(OpenApiViewExtension):
             self,
             post=_device(
                 "device_approve",
-                "Approve (optionally fewer scopes, with acr and amr)",
+                "Approve (optionally fewer scopes); acr, amr and auth_time come from the session's sign-in",
                 AuthenticationRequestSerializer,
                 request=ApproveSerializer,
+                s400="A malformed decision, or invalid: acr, amr or auth_time were sent (the server "
+                "derives them).",
+                s403="Not signed in (session) or CSRF token missing; or insufficient_assurance: this "
+                "session's sign-in meets none of the request's acr_values.",
             ),
         )
 

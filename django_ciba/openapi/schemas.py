@@ -178,6 +178,7 @@ DEVICE_ERRORS = [
     "expired",
     "invalid_decision",
     "invalid_scope",
+    "insufficient_assurance",
     "invalid",
     "parse_error",
     "not_authenticated",

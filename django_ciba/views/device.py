@@ -10,7 +10,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import decisions
+from .. import assurance, decisions
 from ..exceptions import DecisionError
 from ..serializers import ApproveSerializer, AuthenticationRequestSerializer
 
@@ -48,7 +48,10 @@ class DeviceRequestApproveView(DeviceAPIView):
         serializer = ApproveSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         auth_request = decisions.get_for_user(request.user, pk)
-        auth_request = decisions.approve(auth_request, user=request.user, **serializer.decision_kwargs())
+        context = assurance.context_for(request, request.user)
+        auth_request = decisions.approve(
+            auth_request, user=request.user, context=context, **serializer.decision_kwargs()
+        )
         return Response(AuthenticationRequestSerializer(auth_request).data)
 
 

@@ -30,8 +30,14 @@ from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import csrf_protect
 from oauth2_provider.scopes import get_scopes_backend
 
-from .. import decisions
-from ..exceptions import InvalidDecision, RequestExpired, RequestNotFound, RequestNotPending
+from .. import assurance, decisions
+from ..exceptions import (
+    InsufficientAssurance,
+    InvalidDecision,
+    RequestExpired,
+    RequestNotFound,
+    RequestNotPending,
+)
 from ..models import AbuseReport, AuthenticationRequest
 
 
@@ -217,6 +223,8 @@ class RequestDetailView(ApprovalPageMixin, View):
                 decisions.deny(auth_request, user=request.user)
             else:
                 decisions.report_abuse(auth_request, user=request.user)
+        except InsufficientAssurance:
+            return self.render_page(auth_request, error=self.assurance_error(auth_request), status=403)
         except InvalidDecision:
             return self.render_page(auth_request, error=_("Only the requested access can be approved."))
         except (RequestNotPending, RequestExpired):
@@ -233,15 +241,25 @@ class RequestDetailView(ApprovalPageMixin, View):
         return list(dict.fromkeys([*required, *ticked]))
 
     def get_decision_kwargs(self) -> dict[str, Any]:
-        """Extra arguments of :func:`decisions.approve` (``acr``, ``amr``); override to set them."""
-        return {}
+        """Extra arguments of :func:`decisions.approve`: the session's ``context``, from
+        ``CIBA["AUTHENTICATION_CONTEXT"]`` (never from the posted form)."""
+        return {"context": assurance.context_for(self.request, self.request.user)}
 
-    def render_page(self, auth_request: AuthenticationRequest, error: str = "") -> HttpResponse:
+    def assurance_error(self, auth_request: AuthenticationRequest) -> str:
+        """What the user is told when this sign-in is weaker than the client asked for."""
+        return _(
+            "This request needs a stronger sign-in than the one you used: sign in again with your "
+            "second factor, then approve. You can still deny it."
+        )
+
+    def render_page(
+        self, auth_request: AuthenticationRequest, error: str = "", status: int | None = None
+    ) -> HttpResponse:
         """The request with its choices; a request that can no longer be answered shows its outcome."""
         if auth_request.status != Status.PENDING or auth_request.is_expired():
             return HttpResponseRedirect(result_url(auth_request.pk, already=True))
         context = {"request_summary": summarize(auth_request), "error": error}
-        return render(self.request, self.template_name, context, status=400 if error else 200)
+        return render(self.request, self.template_name, context, status=status or (400 if error else 200))
 
 
 class RequestResultView(ApprovalPageMixin, View):

@@ -17,9 +17,11 @@ from typing import Any
 
 import jwt
 import requests
+from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 
 from django_ciba import decisions
+from django_ciba.assurance import AuthenticationContext
 from django_ciba.backends import locmem
 from django_ciba.backends.console import ConsoleBackend
 from django_ciba.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
@@ -160,8 +162,11 @@ def device_notified(demo: Demo, client: DemoClient) -> Any:
 def approve(demo: Demo, notification: Any) -> None:
     demo.out.step("On the device, the user approves (django_ciba.decisions.approve)")
     request = decisions.get_for_user(demo.user, notification.auth_request_pk)
-    decisions.approve(request, user=demo.user, acr="urn:example:acr:demo", amr=["pwd"])
-    demo.out.show("request", f"#{request.pk} {request.status}, acr urn:example:acr:demo, amr [pwd]")
+    # The simulated device signed the user in with a password just now; the server derives the
+    # acr from that (django_ciba.assurance), the device does not choose it.
+    signed_in = AuthenticationContext(amr=("pwd",), auth_time=timezone.now())
+    decisions.approve(request, user=demo.user, context=signed_in)
+    demo.out.show("request", f"#{request.pk} {request.status}, acr {request.acr}, amr {request.amr}")
 
 
 def callback_received(demo: Demo, client: DemoClient, notification: Any, kind: str) -> dict[str, Any]:

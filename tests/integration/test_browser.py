@@ -18,9 +18,11 @@ import os
 import re
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import jwt
 import pytest
 import requests
 
@@ -124,22 +126,26 @@ def op(served_project):
     return OP(project=project, username="ada", password=password, client=client)
 
 
-def bc_authorize(op: OP, binding_message: str = BINDING_MESSAGE) -> str:
+def bc_authorize(
+    op: OP, binding_message: str = BINDING_MESSAGE, client: dict | None = None, **params: str
+) -> str:
+    client = client or op.client
     response = SESSION.post(
         f"{op.project.issuer}/bc-authorize",
-        data={"scope": SCOPE, "login_hint": op.username, "binding_message": binding_message},
-        auth=(op.client["client_id"], op.client["client_secret"]),
+        data={"scope": SCOPE, "login_hint": op.username, "binding_message": binding_message, **params},
+        auth=(client["client_id"], client["client_secret"]),
         timeout=15,
     )
     assert response.status_code == 200, response.text
     return response.json()["auth_req_id"]
 
 
-def poll(op: OP, auth_req_id: str) -> requests.Response:
+def poll(op: OP, auth_req_id: str, client: dict | None = None) -> requests.Response:
+    client = client or op.client
     return SESSION.post(
         f"{op.project.issuer}/token/",
         data={"grant_type": CIBA_GRANT_TYPE, "auth_req_id": auth_req_id},
-        auth=(op.client["client_id"], op.client["client_secret"]),
+        auth=(client["client_id"], client["client_secret"]),
         timeout=15,
     )
 
@@ -303,3 +309,57 @@ def test_i_did_not_request_this_reports_the_client(op, browser, screenshots):
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "access_denied"
     page.context.close()
+
+
+def test_assurance_comes_from_the_sign_in_and_survives_refreshes(op, browser, screenshots):
+    """IDT-04 / AD-04 / TOK-11 / IDT-08: a password sign-in cannot approve a request asking for
+    MFA (the page says why); an approval's acr and amr come from the sign-in and its auth_time is
+    the sign-in, not the click; ID tokens of the refresh grant keep all three across rotations."""
+    from playwright.sync_api import expect
+
+    mfa_id = bc_authorize(op, acr_values="urn:django-ciba:acr:mfa")
+    page = new_page(browser)
+    before_sign_in = int(time.time())
+    open_from_list(page, op)
+    signed_in = time.time()
+    page.get_by_role("button", name="Approve", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("needs a stronger sign-in")
+    expect(page.get_by_role("button", name="Deny", exact=True)).to_be_visible()
+    screenshots(page, "approval-needs-second-factor")
+    assert poll(op, mfa_id).json()["error"] == "authorization_pending"
+
+    keeper = op.project.create_client(
+        "--name", "Keeper", "--mode", "poll", "--scope", "openid offline_access"
+    )
+    auth_req_id = bc_authorize(
+        op, client=keeper, scope="openid offline_access", acr_values="urn:django-ciba:acr:password"
+    )
+    time.sleep(2.5)  # the click comes well after the sign-in
+    page.goto(approval_url(op))
+    clicked = time.time()
+    page.get_by_role("button", name="Approve", exact=True).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Request approved")
+    page.context.close()
+
+    response = poll(op, auth_req_id, client=keeper)
+    assert response.status_code == 200, response.text
+    tokens = response.json()
+    claims = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+    assert (claims["acr"], claims["amr"]) == ("urn:django-ciba:acr:password", ["pwd"])
+    assert before_sign_in <= claims["auth_time"] <= signed_in + 1
+    assert claims["auth_time"] < clicked - 1
+    expected = {name: claims[name] for name in ("auth_time", "acr", "amr")}
+    seen = {tokens["refresh_token"]}
+    for _ in range(2):
+        response = SESSION.post(
+            f"{op.project.issuer}/token/",
+            data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+            auth=(keeper["client_id"], keeper["client_secret"]),
+            timeout=15,
+        )
+        assert response.status_code == 200, response.text
+        tokens = response.json()
+        assert tokens["refresh_token"] not in seen  # DOT rotates the refresh token
+        seen.add(tokens["refresh_token"])
+        refreshed = jwt.decode(tokens["id_token"], options={"verify_signature": False})
+        assert {name: refreshed.get(name) for name in expected} == expected

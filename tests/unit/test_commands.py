@@ -163,14 +163,26 @@ def test_approve_by_auth_req_id(client, user, poll_client):
 
 
 @pytest.mark.django_db
-def test_approve_with_scope_and_acr(client, user, poll_client):
-    # AD-05 / AD-01
+def test_approve_with_scope_records_no_assurance(client, user, poll_client):
+    # AD-05 / IDT-04: an operator's approval authenticates nobody: no acr, amr or auth_time.
     app, secret = poll_client
     auth_req_id, auth_request = start(client, app, secret)
-    run("ciba_approve", auth_req_id, "--scope", "openid", "--acr", "urn:example:loa:1")
+    run("ciba_approve", auth_req_id, "--scope", "openid")
     auth_request.refresh_from_db()
     assert auth_request.granted_scopes == ["openid"]
-    assert auth_request.acr == "urn:example:loa:1"
+    assert (auth_request.acr, auth_request.amr, auth_request.auth_time) == ("", [], None)
+
+
+@pytest.mark.django_db
+def test_approve_refuses_acr(client, user, poll_client):
+    # IDT-04 / AD-04: an operator cannot forge how the user authenticated; nothing is approved.
+    app, secret = poll_client
+    auth_req_id, auth_request = start(client, app, secret)
+    with pytest.raises(CommandError, match="--acr is not accepted"):
+        run("ciba_approve", auth_req_id, "--acr", "urn:example:loa:1")
+    auth_request.refresh_from_db()
+    assert auth_request.status == Status.PENDING
+    assert auth_request.acr == ""
 
 
 @pytest.mark.django_db
@@ -302,8 +314,8 @@ def test_dash_id_with_options_before_it(user, poll_client):
         expires_at=timezone.now() + timedelta(seconds=300),
         interval=5,
     )
-    run("ciba_approve", "--acr", "urn:example:loa:1", "-v", "2", auth_req_id)
-    assert AuthenticationRequest.objects.by_auth_req_id(auth_req_id).get().acr == "urn:example:loa:1"
+    run("ciba_approve", "--scope", "openid", "-v", "2", auth_req_id)
+    assert AuthenticationRequest.objects.by_auth_req_id(auth_req_id).get().status == Status.APPROVED
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from django_ciba import decisions, signals
+from django_ciba.assurance import AuthenticationContext
 from django_ciba.exceptions import InvalidDecision, RequestExpired, RequestNotFound, RequestNotPending
 from django_ciba.identifiers import hash_auth_req_id, new_auth_req_id
 from django_ciba.models import AuthenticationRequest
@@ -82,17 +83,32 @@ def test_approve_as_hinted_user(pending, user):
     pending.refresh_from_db()
     assert result.status == pending.status == Status.APPROVED
     assert pending.granted_scopes == ["openid", "profile", "offline_access"]
-    assert pending.auth_time is not None and pending.auth_time >= before
-    assert pending.decided_at == pending.auth_time
+    assert pending.decided_at is not None and pending.decided_at >= before
+    assert pending.auth_time is None  # no context: nobody authenticated
 
 
 @pytest.mark.django_db
-def test_approve_records_acr_and_amr(pending, user):
-    # AD-01 / IDT-04: how the user authenticated is recorded for the ID token.
-    decisions.approve(pending, user=user, acr="urn:example:loa:2", amr=["pwd", "otp"])
+def test_approve_records_the_sessions_assurance(pending, user):
+    # AD-01 / IDT-04: how the session authenticated is recorded for the ID token; the acr is
+    # derived from its amr (ACR_REQUIREMENTS), auth_time is its login, not the decision.
+    login = timezone.now().replace(microsecond=0) - timedelta(minutes=20)
+    context = AuthenticationContext(amr=("pwd", "otp", "mfa"), auth_time=login)
+    decisions.approve(pending, user=user, context=context)
     pending.refresh_from_db()
-    assert pending.acr == "urn:example:loa:2"
-    assert pending.amr == ["pwd", "otp"]
+    assert pending.acr == "urn:django-ciba:acr:mfa"
+    assert pending.amr == ["pwd", "otp", "mfa"]
+    assert pending.auth_time == login != pending.decided_at
+
+
+@pytest.mark.django_db
+def test_approve_no_longer_takes_acr_or_amr(pending, user):
+    # IDT-04: callers cannot hand in an acr or amr of their choosing.
+    with pytest.raises(TypeError):
+        decisions.approve(pending, user=user, acr="urn:example:loa:2")
+    with pytest.raises(TypeError):
+        decisions.approve(pending, user=user, amr=["hwk"])
+    pending.refresh_from_db()
+    assert pending.status == Status.PENDING
 
 
 @pytest.mark.django_db

@@ -145,12 +145,24 @@ def test_approve_without_body_grants_everything(alice, pending):
 
 
 @pytest.mark.django_db
-def test_approve_form_encoded_with_acr(alice, pending):
-    # AD-01 / IDT-04: the device records the acr it achieved.
-    response = alice.post(approve_url(pending.pk), {"scope": "openid profile", "acr": "urn:example:loa:2"})
-    assert response.status_code == 200, response.content
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ({"scope": "openid profile", "acr": "urn:django-ciba:acr:mfa"}, None),
+        ({"amr": ["pwd", "hwk", "mfa"]}, "application/json"),
+        ({"acr": "urn:django-ciba:acr:mfa", "amr": ["hwk"]}, "application/json"),
+        ({"auth_time": 1}, "application/json"),
+        ({"acr": ""}, None),
+    ],
+)
+def test_approve_with_acr_amr_or_auth_time_is_refused(alice, pending, body, content_type):
+    # IDT-04 / AD-04: the browser does not choose its assurance; the caller learns it (400).
+    kwargs = {"content_type": content_type} if content_type else {}
+    answer = assert_json_error(alice.post(approve_url(pending.pk), body, **kwargs), 400, "invalid")
+    assert "derives acr, amr and auth_time" in answer["error_description"]
     pending.refresh_from_db()
-    assert pending.acr == "urn:example:loa:2"
+    assert pending.status == Status.PENDING
+    assert (pending.acr, pending.amr) == ("", [])
 
 
 @pytest.mark.django_db

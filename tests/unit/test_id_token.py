@@ -17,6 +17,7 @@ from django.utils import timezone
 from oauth2_provider.models import AccessToken, IDToken
 
 from django_ciba import decisions
+from django_ciba.assurance import AuthenticationContext
 from django_ciba.models import AuthenticationRequest
 from django_ciba.testing import FORM, basic_auth, bc_authorize, create_ciba_client, poll
 
@@ -110,25 +111,48 @@ def test_id_token_kid_is_published(client, user, app_secret):
 
 
 @pytest.mark.django_db
-def test_auth_time_is_the_approval_time_not_last_login(client, user, app_secret, monkeypatch):
-    # TOK-11 / AD-01: auth_time is when the user authenticated on the device.
+def test_auth_time_is_the_login_time_not_the_approval_or_last_login(client, user, app_secret, monkeypatch):
+    # TOK-11 / AD-01 / OIDC Core 2: auth_time is when the approving session authenticated.
     user.last_login = timezone.now() - timedelta(days=3)
     user.save(update_fields=["last_login"])
+    login_time = timezone.now().replace(microsecond=0) - timedelta(minutes=7)
     approval_time = timezone.now().replace(microsecond=0) + timedelta(seconds=100)
+    context = AuthenticationContext(amr=("pwd",), auth_time=login_time)
     app, secret = app_secret
-    _, auth_request, body = run_flow(client, app, secret, user, approval_time=approval_time, mp=monkeypatch)
+    _, auth_request, body = run_flow(
+        client,
+        app,
+        secret,
+        user,
+        approve_kwargs={"context": context},
+        approval_time=approval_time,
+        mp=monkeypatch,
+    )
     claims = verify(client, body["id_token"], app.client_id)
-    assert auth_request.auth_time == approval_time
-    assert claims["auth_time"] == int(approval_time.timestamp())
-    assert claims["auth_time"] != int(user.last_login.timestamp())
+    assert auth_request.decided_at == approval_time
+    assert auth_request.auth_time == login_time
+    assert claims["auth_time"] == int(login_time.timestamp())
 
 
 @pytest.mark.django_db
-def test_acr_claim_when_approved_with_acr(client, user, app_secret):
-    # IDT-04: the acr the device recorded is in the ID token.
+def test_no_auth_time_when_nobody_authenticated(client, user, app_secret):
+    # TOK-11 / OIDC Core 2: an approval without a session context claims no authentication time
+    # (neither DOT's last_login nor the approval time).
+    user.last_login = timezone.now() - timedelta(days=3)
+    user.save(update_fields=["last_login"])
     app, secret = app_secret
-    _, _, body = run_flow(client, app, secret, user, approve_kwargs={"acr": "urn:example:loa:high"})
-    assert verify(client, body["id_token"], app.client_id)["acr"] == "urn:example:loa:high"
+    _, auth_request, body = run_flow(client, app, secret, user)
+    assert auth_request.auth_time is None
+    assert "auth_time" not in verify(client, body["id_token"], app.client_id)
+
+
+@pytest.mark.django_db
+def test_acr_claim_derived_from_the_sessions_amr(client, user, app_secret):
+    # IDT-04: the acr is the server's, derived from the session's amr (ACR_REQUIREMENTS).
+    app, secret = app_secret
+    context = AuthenticationContext(amr=("pwd", "otp", "mfa"))
+    _, _, body = run_flow(client, app, secret, user, approve_kwargs={"context": context})
+    assert verify(client, body["id_token"], app.client_id)["acr"] == "urn:django-ciba:acr:mfa"
 
 
 @pytest.mark.django_db
@@ -143,7 +167,8 @@ def test_no_acr_claim_without_acr(client, user, app_secret):
 def test_amr_claim_when_approved_with_amr(client, user, app_secret):
     # AD-01: the authentication methods used on the device are reported.
     app, secret = app_secret
-    _, _, body = run_flow(client, app, secret, user, approve_kwargs={"amr": ["pwd", "otp"]})
+    context = AuthenticationContext(amr=("pwd", "otp"))
+    _, _, body = run_flow(client, app, secret, user, approve_kwargs={"context": context})
     assert verify(client, body["id_token"], app.client_id)["amr"] == ["pwd", "otp"]
 
 

@@ -236,7 +236,8 @@ def test_pre_authorized_poll_client_gets_tokens_on_first_poll(client, user, poll
     auth_request = AuthenticationRequest.objects.by_auth_req_id(body["auth_req_id"]).get()
     assert auth_request.status == Status.APPROVED
     assert auth_request.granted_scopes == ["openid", "profile"]
-    assert (auth_request.acr, list(auth_request.amr)) == ("", [])  # nobody authenticated
+    # IDT-04 / TOK-11: nobody authenticated, so nothing is claimed about an authentication.
+    assert (auth_request.acr, list(auth_request.amr), auth_request.auth_time) == ("", [], None)
 
     # The device is not notified, and no delivery of any kind exists for a poll client (PING-09).
     assert locmem.outbox == []
@@ -251,6 +252,7 @@ def test_pre_authorized_poll_client_gets_tokens_on_first_poll(client, user, poll
     assert claims["aud"] == app.client_id
     assert claims[AUTH_REQ_ID_CLAIM] == body["auth_req_id"]
     assert "acr" not in claims and "amr" not in claims
+    assert "auth_time" not in claims  # not DOT's last_login, not the moment of the approval
 
     # The audit trail names the client, then the pre-authorization that approved.
     assert events(auth_request)[:2] == [

@@ -256,7 +256,8 @@ def test_the_quickstart_turns_a_fresh_project_into_a_ciba_op(project, tmp_path):
             tokens["id_token"], f"{issuer}/.well-known/jwks.json", env["CLIENT_ID"], issuer
         )
         assert claims["urn:openid:params:jwt:claim:auth_req_id"] == ack["auth_req_id"]
-        assert "auth_time" in claims
+        # ciba_approve is the operator approving, not alice signing in: no auth_time (IDT-04).
+        assert "auth_time" not in claims and "acr" not in claims
         # The auth_req_id is used up.
         again = json_answer(code["poll"], root, env)
         assert again["error"] == "invalid_grant", again

@@ -1,17 +1,33 @@
+import argparse
+
+from django.core.management.base import CommandError
+
 from django_ciba import decisions
 
 from ._decide import DecisionCommand
 
 
 class Command(DecisionCommand):
-    help = "Approve a pending CIBA request as its hinted user."
+    help = (
+        "Approve a pending CIBA request as its hinted user (an operator approval: nobody "
+        "authenticated, so the ID token carries no acr, amr or auth_time)."
+    )
     verb = "approved"
 
     def add_arguments(self, parser):
         super().add_arguments(parser)
         parser.add_argument("--scope", help="Grant only these scopes (space-separated; must keep openid).")
-        parser.add_argument("--acr", default="")
+        # Kept only to refuse it clearly: an operator cannot vouch for how the user authenticated.
+        parser.add_argument("--acr", default=None, help=argparse.SUPPRESS)
+
+    def handle(self, *args, **options):
+        if options.get("acr") is not None:
+            raise CommandError(
+                "--acr is not accepted: an operator approval is not an authentication of the user, "
+                "so it records no acr, amr or auth_time."
+            )
+        return super().handle(*args, **options)
 
     def decide(self, auth_request, options):
         scopes = options["scope"].split() if options.get("scope") else None
-        decisions.approve(auth_request, user=auth_request.user, scopes=scopes, acr=options["acr"])
+        decisions.approve(auth_request, user=auth_request.user, scopes=scopes)
