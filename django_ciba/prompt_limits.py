@@ -55,11 +55,11 @@ def unapproved_prompts(user: Any, *, since: datetime, now: datetime) -> QuerySet
     the same client followed. Prompts a decision policy decided are not prompts."""
     Status = AuthenticationRequest.Status
     approved_since = AuthenticationRequest.objects.filter(
-        client=OuterRef("client"), user=user, auth_time__isnull=False, auth_time__gte=OuterRef("created_at")
+        client=OuterRef("client"), user=user, approved_at__gte=OuterRef("created_at")
     )
     return (
         AuthenticationRequest.objects.filter(
-            user=user, asked_user=True, auth_time__isnull=True, created_at__gt=since
+            user=user, asked_user=True, approved_at__isnull=True, created_at__gt=since
         )
         .filter(Q(status__in=(Status.DENIED, Status.EXPIRED)) | Q(status=Status.PENDING, expires_at__lte=now))
         .exclude(Exists(approved_since))

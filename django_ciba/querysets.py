@@ -58,6 +58,7 @@ class AuthenticationRequestQuerySet(models.QuerySet):
                 amr=amr,
                 auth_time=auth_time,
                 decided_at=now,
+                approved_at=now,
                 updated_at=now,
             )
             == 1

@@ -46,6 +46,16 @@ class Migration(migrations.Migration):
                 verbose_name="user prompted",
             ),
         ),
+        migrations.AddField(
+            model_name="authenticationrequest",
+            name="approved_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="When the request was approved, by anyone; kept if the approval is later undone.",
+                null=True,
+                verbose_name="approved at",
+            ),
+        ),
         migrations.AddIndex(
             model_name="authenticationrequest",
             index=models.Index(fields=["user", "client", "created_at"], name="ciba_authreq_user_client"),

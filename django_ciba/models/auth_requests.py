@@ -81,6 +81,12 @@ class AuthenticationRequest(models.Model):
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated"), default=timezone.now)
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    approved_at = models.DateTimeField(
+        _("approved at"),
+        null=True,
+        blank=True,
+        help_text=_("When the request was approved, by anyone; kept if the approval is later undone."),
+    )
     tokens_issued_at = models.DateTimeField(_("tokens issued at"), null=True, blank=True)
 
     objects = AuthenticationRequestQuerySet.as_manager()

@@ -190,13 +190,13 @@ def test_prompts_decided_by_a_policy_do_not_count(user, controls, clock):
 
 
 def test_a_withdrawn_approval_is_not_an_unapproved_prompt(user, controls, clock):
-    # SEC-07: an approval later withdrawn (DENIED with auth_time) was approved by the user.
+    # SEC-07: an approval later withdrawn (DENIED with approved_at) was approved by the user.
     controls(UNAPPROVED_PROMPT_LIMIT=[1, 3600])
     application, _ = make_clients(1)[0]
     create_auth_request(application, user, status=Status.DENIED, asked_user=True)
     with pytest.raises(abuse.PromptsNotApproved):
         abuse.check_user(application, user)
-    AuthenticationRequest.objects.update(auth_time=AuthenticationRequest.objects.get().created_at)
+    AuthenticationRequest.objects.update(approved_at=AuthenticationRequest.objects.get().created_at)
     abuse.check_user(application, user)
 
 

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("django_ciba", "0004_device_policies_audit"),
+        ("django_ciba", "0005_client_rate_limit"),
     ]
 
     operations = [
