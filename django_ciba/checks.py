@@ -376,28 +376,46 @@ def _none_or_pair(value: Any) -> bool:
     )
 
 
-@checks.register()
-def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """W070: the middleware that answers a database outage with 503 ``temporarily_unavailable``."""
+def _installed(path: str, cls: type) -> bool:
+    """Whether ``MIDDLEWARE`` lists ``path`` or a subclass of ``cls``."""
     from django.conf import settings
     from django.utils.module_loading import import_string
 
-    from .middleware import MIDDLEWARE_PATH, DatabaseUnavailableMiddleware
-
     for entry in getattr(settings, "MIDDLEWARE", None) or []:
-        if entry == MIDDLEWARE_PATH:
-            return []
+        if entry == path:
+            return True
         try:
             middleware = import_string(entry)
         except ImportError:
             continue  # Django reports unusable middleware itself
-        if isinstance(middleware, type) and issubclass(middleware, DatabaseUnavailableMiddleware):
-            return []
-    return [
-        checks.Warning(
-            "DatabaseUnavailableMiddleware is not installed: while the database is unreachable, "
-            "the protocol endpoints answer a bare 500 instead of 503 temporarily_unavailable.",
-            hint=f"Add {MIDDLEWARE_PATH!r} to MIDDLEWARE.",
-            id="django_ciba.W070",
+        if isinstance(middleware, type) and issubclass(middleware, cls):
+            return True
+    return False
+
+
+@checks.register()
+def check_middleware(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """W070: the middleware answering a database outage; W090: the one refusing non-UTF-8 forms."""
+    from . import middleware
+
+    errors: list[checks.CheckMessage] = []
+    if not _installed(middleware.MIDDLEWARE_PATH, middleware.DatabaseUnavailableMiddleware):
+        errors.append(
+            checks.Warning(
+                "DatabaseUnavailableMiddleware is not installed: while the database is unreachable, "
+                "the protocol endpoints answer a bare 500 instead of 503 temporarily_unavailable.",
+                hint=f"Add {middleware.MIDDLEWARE_PATH!r} to MIDDLEWARE.",
+                id="django_ciba.W070",
+            )
         )
-    ]
+    path = middleware.MALFORMED_BODY_MIDDLEWARE_PATH
+    if not _installed(path, middleware.MalformedBodyMiddleware):
+        errors.append(
+            checks.Warning(
+                "MalformedBodyMiddleware is not installed: a form body declared in a charset other "
+                "than UTF-8 gets Django's HTML 400 (a 500 with DEBUG on) instead of invalid_request.",
+                hint=f"Add {path!r} to MIDDLEWARE, first in the list.",
+                id="django_ciba.W090",
+            )
+        )
+    return errors

@@ -8,7 +8,7 @@ so DOT's own grants (client_credentials, refresh_token) accept the method too.
 
 The assertion names its client in ``iss`` (and ``sub``). It is accepted when:
 
-* the client is a confidential application with an enabled CIBA registration whose
+* the client is a confidential application with a CIBA registration (enabled or not) whose
   ``token_endpoint_auth_method`` is ``private_key_jwt`` and which has keys;
 * a registered key verifies the signature, with the registered ``token_endpoint_auth_signing_alg``
   or else any asymmetric algorithm of ``SIGNING_ALGORITHMS`` (``none`` and HS* never);
@@ -37,7 +37,7 @@ from django.urls import NoReverseMatch, reverse
 from oauth2_provider.models import AbstractApplication
 from oauth2_provider.settings import oauth2_settings
 
-from . import client_keys
+from . import client_keys, grant_rules
 from .conf import ciba_settings
 from .models import AuthMethod, JwtUse
 from .replay import use_jti
@@ -98,14 +98,12 @@ def verify(request: Any, load_application: LoadApplication) -> Any:
     if form_client_id and form_client_id != client_id:
         raise ClientAssertionError("client_id differs from the assertion's iss")
 
-    from .validators import get_ciba_client  # validators imports this module
-
     application = load_application(client_id, request)
     if application is None:
         raise ClientAssertionError("unknown or unusable client")
     if getattr(application, "client_type", None) != AbstractApplication.CLIENT_CONFIDENTIAL:
         raise ClientAssertionError("the client is not confidential")
-    ciba = get_ciba_client(application)
+    ciba = grant_rules.get_registration(application)  # enabled or not: the grant decides (REG-07)
     if ciba is None or ciba.token_endpoint_auth_method != AuthMethod.PRIVATE_KEY_JWT:
         raise ClientAssertionError("the client is not registered for private_key_jwt")
     if not ciba.has_keys:

@@ -23,6 +23,18 @@ one WARNING line names the exception class and the request path.
 Only exceptions raised by views reach the middleware (``process_exception``): DOT's token view,
 django-ciba's views and every other view of the project, so its place in ``MIDDLEWARE`` does not
 matter. Other exceptions are left alone. Check ``django_ciba.W070`` warns when it is not installed.
+
+:class:`MalformedBodyMiddleware` answers a ``POST`` whose ``application/x-www-form-urlencoded``
+body declares any charset but ``utf-8`` (``charset=utf-16``, ``charset=latin-1``, ``charset=utf8``,
+an unknown ``charset=bogus``) with a 400 ``invalid_request`` before anything reads the form.
+Form bodies are UTF-8 (the media type defines no charset; CIBA's BC-02, RFC 6749 Appendix B).
+Django refuses every other declared charset with ``BadRequest`` whenever ``request.POST`` is read
+(it compares the name, so ``utf8`` too) and reads an unknown one as UTF-8; with ``DEBUG`` on, the
+error page of any exception reads ``request.POST`` again, turning the answer into a 500: DOT's
+introspection, revocation and userinfo views, the CSRF check of the approval pages, or any
+earlier error (a ``DisallowedHost`` from ``CommonMiddleware``). Put it first in ``MIDDLEWARE``,
+so that nothing before it can fail on such a request. Check ``django_ciba.W090`` warns when it is
+not installed.
 """
 
 from __future__ import annotations
@@ -38,6 +50,8 @@ logger = logging.getLogger("django_ciba.middleware")
 
 #: The dotted path to put in ``MIDDLEWARE``.
 MIDDLEWARE_PATH = "django_ciba.middleware.DatabaseUnavailableMiddleware"
+#: The dotted path of :class:`MalformedBodyMiddleware`.
+MALFORMED_BODY_MIDDLEWARE_PATH = "django_ciba.middleware.MalformedBodyMiddleware"
 
 #: Seconds a client is asked to wait before retrying.
 RETRY_AFTER = 5
@@ -102,3 +116,50 @@ class DatabaseUnavailableMiddleware:
         # This line is the log of the answer: Django's django.request logger need not repeat it.
         response._has_been_logged = True  # type: ignore[attr-defined]
         return response
+
+
+FORM = "application/x-www-form-urlencoded"
+CHARSET_DESCRIPTION = "A form body must be UTF-8 encoded."
+BAD_REQUEST_HTML = (
+    "<!DOCTYPE html>\n"
+    '<html lang="en"><head><meta charset="utf-8">'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">'
+    "<title>Bad request</title></head>\n"
+    "<body><h1>Bad request</h1><p>The form was not sent as UTF-8.</p></body></html>\n"
+)
+
+
+def form_charset_refused(request: HttpRequest) -> bool:
+    """True for a form ``POST`` declaring a charset other than ``utf-8`` (any case)."""
+    if request.method != "POST" or request.content_type != FORM:
+        return False
+    charset = request.content_params.get("charset")
+    # Django's own rule for form bodies (an alias such as utf8 is refused too), plus unknown names,
+    # which Django would silently read as UTF-8.
+    return charset is not None and charset.lower() != "utf-8"
+
+
+def bad_request_response(request: HttpRequest, description: str) -> HttpResponse:
+    """A 400 ``invalid_request`` (JSON, or HTML for a browser page), never cached."""
+    response: HttpResponse
+    if wants_html(request):
+        response = HttpResponse(BAD_REQUEST_HTML, status=400, content_type="text/html; charset=utf-8")
+    else:
+        response = JsonResponse({"error": "invalid_request", "error_description": description}, status=400)
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+class MalformedBodyMiddleware:
+    """Answer a form ``POST`` in a charset other than UTF-8 with 400 ``invalid_request``, before
+    anything reads it (see the module docstring)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if form_charset_refused(request):
+            logger.info("Refused a form body not in UTF-8: %s %s", request.method, request.path)
+            return bad_request_response(request, CHARSET_DESCRIPTION)
+        return self.get_response(request)

@@ -19,7 +19,7 @@ from oauth2_provider.models import get_access_token_model
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request as OAuthlibRequest
 
-from . import audit, signals
+from . import audit, grant_rules, signals
 from .constants import CIBA_GRANT_TYPE
 from .models import AuthenticationRequest, Delivery
 from .sealing import seal, unseal
@@ -30,6 +30,10 @@ logger = logging.getLogger("django_ciba.push")
 
 class MintingFailed(Exception):
     """Tokens could not be minted for an approved push request (reported as transaction_failed)."""
+
+
+class NotAllowed(Exception):
+    """The registration was disabled, or its scope narrowed below the approved scopes, since then."""
 
 
 class UserInactive(Exception):
@@ -61,13 +65,20 @@ def mint_for_push(delivery: Delivery) -> bool:
 
     Returns False when the request is no longer approved (expired, or minted by someone else).
     Raises :class:`UserInactive` for a deactivated user and :class:`MintingFailed` when DOT could
-    not mint; nothing is stored in either case.
+    not mint, or when the client's registration no longer allows it (disabled, or its registered
+    ``scope`` narrowed below the approved scopes: the same rules as at the token endpoint); nothing
+    is stored in these cases.
     """
     auth_request = delivery.auth_request
     now = timezone.now()
     if not auth_request.user.is_active:
         raise UserInactive()
     try:
+        client = auth_request.client
+        if grant_rules.is_disabled(client) or not grant_rules.scopes_allowed(
+            client, auth_request.granted_scopes
+        ):
+            raise NotAllowed()
         with transaction.atomic():
             if not AuthenticationRequest.objects.claim_for_tokens(auth_request.pk, now=now):
                 return False

@@ -7,7 +7,13 @@ from typing import Any
 from oauthlib.openid import Server as OpenIDServer
 
 from .constants import CIBA_GRANT_TYPE
+from .grant_rules import check_registered_scopes
 from .grants import OpenIDCibaGrant
+
+
+# Token-endpoint grants that never ask the validator's validate_scopes: their scopes come from an
+# earlier grant, so the registered scope is checked once they are settled (post_token).
+SCOPE_CHECKED_AFTER = ("refresh_token", CIBA_GRANT_TYPE)
 
 
 class CibaServerMixin:
@@ -15,7 +21,9 @@ class CibaServerMixin:
 
     Compose it in front of a host's own server class: ``class MyServer(CibaServerMixin, MyServer)``.
     DOT's ``server_kwargs`` (device-flow options such as ``pre_token``) are deliberately not passed
-    to the CIBA grant.
+    to the CIBA grant. The refresh_token and CIBA grants also check the scopes they are about to
+    grant against the client's registered ``scope``
+    (:func:`~django_ciba.grant_rules.check_registered_scopes`).
     """
 
     grant_types: dict[str, Any]
@@ -24,6 +32,11 @@ class CibaServerMixin:
         super().__init__(request_validator, *args, **kwargs)
         self.ciba_grant = OpenIDCibaGrant(request_validator)
         self.grant_types[CIBA_GRANT_TYPE] = self.ciba_grant
+        for name in SCOPE_CHECKED_AFTER:
+            validators = getattr(self.grant_types.get(name), "custom_validators", None)
+            if validators is not None:
+                # A new list: one passed in server_kwargs may be shared by every grant and server.
+                validators.post_token = [*validators.post_token, check_registered_scopes]
 
 
 class Server(CibaServerMixin, OpenIDServer):

@@ -14,6 +14,7 @@ app_name = "django_ciba"
 urlpatterns = [
     path("bc-authorize", views.BackchannelAuthenticationView.as_view(), name="bc-authorize"),
     path("token/", views.TokenView.as_view(), name="token"),
+    path("introspect/", views.IntrospectTokenView.as_view(), name="introspect"),
     path("register", views.ClientRegistrationView.as_view(), name="register"),
     path("register/<str:client_id>", views.ClientConfigurationView.as_view(), name="register-client"),
     re_path(

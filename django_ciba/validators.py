@@ -13,7 +13,7 @@ from django.utils import timezone
 from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.oauth2_validators import OAuth2Validator as DOTOAuth2Validator
 
-from . import assurance, client_assertion, polling
+from . import assurance, client_assertion, grant_rules, polling
 from .constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
 from .models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
 from .secrets import upgrade_client_secret_from_request
@@ -25,14 +25,8 @@ POLL_FIELDS = ("id", "auth_req_id_hash", "client_id", "status", "expires_at", "i
 
 
 def get_ciba_client(application: Any) -> CibaClient | None:
-    """The application's enabled CIBA registration, or None."""
-    if application is None:
-        return None
-    try:
-        ciba = application.ciba
-    except CibaClient.DoesNotExist:
-        return None
-    return ciba if ciba.enabled else None
+    """The application's enabled CIBA registration, or None (see :mod:`django_ciba.grant_rules`)."""
+    return grant_rules.get_enabled_registration(application)
 
 
 def token_hash(value: str) -> str:
@@ -120,7 +114,8 @@ class CibaValidatorMixin:
         has_basic = bool(basic)
         if not super().authenticate_client(request, *args, **kwargs):  # type: ignore[misc]
             return False
-        ciba = get_ciba_client(request.client)
+        # REG-07: the registered method holds whether the registration is enabled or not.
+        ciba = grant_rules.get_registration(request.client)
         if ciba is None:
             return True
         body_client_id = getattr(request, "client_id", None)
@@ -137,6 +132,8 @@ class CibaValidatorMixin:
     def validate_grant_type(
         self, client_id: str, grant_type: str, client: Any, request: Any, *a, **kw
     ) -> bool:
+        if grant_rules.is_disabled(request.client):
+            return False  # a disabled registration gets nothing from any grant: unauthorized_client
         ciba = get_ciba_client(request.client)
         if grant_type == CIBA_GRANT_TYPE:
             # TOK-04: CIBA needs an enabled registration; TOK-05: push clients never poll.
@@ -146,6 +143,41 @@ class CibaValidatorMixin:
         if grant_type == "client_credentials" and ciba is not None and ciba.ciba_only:
             return False
         return super().validate_grant_type(client_id, grant_type, client, request, *a, **kw)  # type: ignore[misc]
+
+    def validate_response_type(
+        self, client_id: str, response_type: str, client: Any, request: Any, *a, **kw
+    ) -> bool:
+        """DOT's check at the authorization endpoint; a disabled registration is refused there too."""
+        if grant_rules.is_disabled(client):
+            return False
+        return super().validate_response_type(client_id, response_type, client, request, *a, **kw)  # type: ignore[misc]
+
+    def validate_scopes(self, client_id: str, scopes: list[str], client: Any, request: Any, *a, **kw) -> bool:
+        """DOT's check, within the registered ``scope`` of a CIBA client (every grant that asks).
+
+        oauthlib asks at the authorization endpoint (code, implicit), for client_credentials,
+        password and the device code; :func:`~django_ciba.grant_rules.check_registered_scopes`
+        covers the grants that do not ask (refresh_token, the CIBA grant).
+        """
+        if not grant_rules.scopes_allowed(client, scopes):
+            return False
+        return super().validate_scopes(client_id, scopes, client, request, *a, **kw)  # type: ignore[misc]
+
+    def validate_bearer_token(self, token: str, scopes: list[str], request: Any) -> bool:
+        """DOT's check; an access token of a client whose registration is disabled is invalid.
+
+        Protected resources that validate through DOT (userinfo, ``ProtectedResourceView``, DRF's
+        ``OAuth2Authentication``) then refuse it with ``invalid_token``, until it is enabled again.
+        """
+        if not super().validate_bearer_token(token, scopes, request):  # type: ignore[misc]
+            return False
+        if grant_rules.is_disabled(getattr(request, "client", None)):
+            request.oauth2_error = {
+                "error": "invalid_token",
+                "error_description": "The access token is invalid.",
+            }
+            return False
+        return True
 
     def validate_ciba_auth_req_id(self, client: Any, auth_req_id: str, request: Any) -> str:
         """Classify a poll: ``approved``, ``authorization_pending``, ``slow_down``, ``expired_token``,

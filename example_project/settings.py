@@ -42,6 +42,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a form body declared in another charset than UTF-8 is answered 400 invalid_request
+    # (JSON) before anything reads it, DEBUG on or off.
+    "django_ciba.middleware.MalformedBodyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

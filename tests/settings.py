@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django_ciba",
 ]
 MIDDLEWARE = [
+    "django_ciba.middleware.MalformedBodyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -6,6 +6,7 @@ from .device import (
     DeviceRequestListView,
 )
 from .discovery import CibaConnectDiscoveryInfoView
+from .introspect import IntrospectTokenView
 from .pages import RequestDetailView, RequestListView, RequestResultView
 from .registration import ClientConfigurationView, ClientRegistrationView
 from .token import TokenView
@@ -21,6 +22,7 @@ __all__ = [
     "DeviceRequestDenyView",
     "DeviceRequestDetailView",
     "DeviceRequestListView",
+    "IntrospectTokenView",
     "RequestDetailView",
     "RequestListView",
     "RequestResultView",

@@ -3,7 +3,9 @@
 Property-based (hypothesis) tests over the token endpoint, bc-authorize's signed inputs (request
 objects and client assertions), dynamic registration (RFC 7591) and its management (RFC 7592), the
 device API and the approval pages: random parameters, duplicated parameters, huge values, wrong
-content types, broken encodings and broken JWTs.
+content types (form bodies declared in other charsets than UTF-8 included), broken encodings and
+broken JWTs. Every test runs twice, with ``DEBUG`` off and on: with ``DEBUG`` on, Django's error
+page reads the request again, which once turned some 400s into 500s.
 
 The number of examples per test comes from ``CIBA_FUZZ_EXAMPLES`` (default 100, the CI run); the
 long run is::
@@ -24,6 +26,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from django.conf import settings
+from django.test import override_settings
 from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -76,6 +79,13 @@ PAGES = "/o/ciba/requests/"
 JSON = "application/json"
 KEY, JWK = make_client_key("PS256", kid="fuzz-key")
 HUGE = settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["DEBUG-off", "DEBUG-on"])
+def debug(request):
+    """Every fuzz test runs with DEBUG off and on (Django's debug pages read the request again)."""
+    with override_settings(DEBUG=request.param):
+        yield request.param
 
 
 @pytest.fixture(autouse=True)
@@ -150,6 +160,12 @@ CONTENT_TYPES = st.sampled_from(
         f"{FORM}; charset=UTF-8",
         f"{FORM}; charset=latin-1",
         f"{FORM}; charset=bogus",
+        f"{FORM}; charset=utf-16",
+        f"{FORM}; charset=utf-32",
+        f"{FORM}; charset=utf8",
+        f'{FORM}; charset="utf-8"',
+        "multipart/form-data; boundary=xyz; charset=utf-16",
+        "application/json; charset=utf-16",
         JSON,
         "application/json; charset=latin-1",
         "multipart/form-data",
@@ -676,13 +692,16 @@ def test_fuzz_device_api(device_ctx, data, action, method):
     ),
 )
 def test_fuzz_approval_pages(device_ctx, data, fields):
-    # The approval pages (HTML): random form fields on random requests -> never a 5xx.
+    # The approval pages (HTML): random form fields on random requests, in random charsets -> never
+    # a 5xx.
     client, known = device_ctx
     pk = data.draw(pks(known))
-    body = urlencode(fields).encode()
+    charset = data.draw(st.sampled_from(["", "utf-8", "utf-16", "latin-1", "bogus"]))
+    body = urlencode(fields).encode(charset if charset not in ("", "bogus") else "utf-8")
     if data.draw(st.booleans()):
         body += data.draw(st.sampled_from([b"&action=\xff", b"&scope=%ff", b"&\x00=\x00"]))
-    response = client.generic("POST", f"{PAGES}{pk}/", body, content_type=FORM)
+    content_type = f"{FORM}; charset={charset}" if charset else FORM
+    response = client.generic("POST", f"{PAGES}{pk}/", body, content_type=content_type)
     assert_no_5xx(response)
     assert_no_5xx(client.get(f"{PAGES}{pk}/"))
     assert_no_5xx(client.get(f"{PAGES}{pk}/result/"))

@@ -199,11 +199,15 @@ def test_refreshed_id_token_keeps_the_pairwise_sub(client, alice, rp_one):
 
 
 def test_disabled_registration_keeps_its_pairwise_sub_at_userinfo(client, alice, rp_one):
-    # Tokens still in use when a registration is disabled must not start showing the pk.
+    # Tokens still held when a registration is disabled must never show the pk: userinfo refuses
+    # them while it is disabled, and shows the same pairwise sub once it is enabled again.
     app, secret = rp_one
     body = run_flow(client, app, secret, alice)
     sub = verify(client, body["id_token"], app.client_id)["sub"]
     CibaClient.objects.filter(application=app).update(enabled=False)
+    refused = client.get("/o/userinfo/", HTTP_AUTHORIZATION=f"Bearer {body['access_token']}")
+    assert refused.status_code == 401 and str(alice.pk) not in refused.content.decode()
+    CibaClient.objects.filter(application=app).update(enabled=True)
     assert userinfo_sub(client, body["access_token"]) == sub != str(alice.pk)
 
 

@@ -363,10 +363,23 @@ def test_aerr09_tampered_claims_are_refused(endpoint, rp):
     assert_refused(endpoint, rp, assertion_fields(f"{head}.{body}.{signature}"))
 
 
-def test_aerr09_disabled_ciba_registration_is_refused(endpoint, rp):
+def test_aerr05_disabled_ciba_registration_is_unauthorized_client(endpoint, rp):
+    # AERR-05 / TOK-04: the assertion still authenticates the client (its registered method holds
+    # whether enabled or not), and the disabled client is refused as unauthorized_client, exactly
+    # like a disabled client_secret client (RFC 6749 §5.2).
     endpoint.assert_accepted(endpoint.send(rp, rp.assertion()))
     CibaClient.objects.filter(application=rp.app).update(enabled=False)
-    assert_invalid_client(endpoint.send(rp, rp.assertion()))
+    response = endpoint.send(rp, rp.assertion())
+    assert response.status_code == 400, response.content
+    assert response.json()["error"] == "unauthorized_client"
+
+
+def test_aerr09_disabled_registration_still_requires_its_registered_method(endpoint, rp):
+    # REG-07: disabling does not relax the method: a client secret gets invalid_client, not a hint
+    # that the client is disabled.
+    endpoint.assert_accepted(endpoint.send(rp, rp.assertion()))
+    CibaClient.objects.filter(application=rp.app).update(enabled=False)
+    assert_invalid_client(endpoint.send(rp, {"client_id": rp.app.client_id, "client_secret": rp.secret}))
 
 
 def test_aerr09_public_application_is_refused(endpoint, rp):
