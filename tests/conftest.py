@@ -5,8 +5,9 @@ import example_project.celery  # noqa: F401  (the Celery app the tasks run on; e
 from django_ciba.testing import create_ciba_client
 
 
-# tests.unit.approvals: the approval pages' and device API's fixtures (app, pending, alice).
-pytest_plugins = ["django_ciba.testing", "tests.unit.approvals"]
+# tests.unit.approvals: the approval pages' and device API's fixtures (app, pending, alice);
+# tests.unit.abuse_controls: the abuse controls' clock fixture.
+pytest_plugins = ["django_ciba.testing", "tests.unit.approvals", "tests.unit.abuse_controls"]
 
 
 @pytest.fixture

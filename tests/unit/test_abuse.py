@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from unittest import mock
 
 import pytest
@@ -23,21 +22,13 @@ from django.test import override_settings
 from django_ciba import abuse, decisions
 from django_ciba.models import AbuseReport, AuthenticationRequest
 from django_ciba.testing import bc_authorize, create_ciba_client
+from tests.unit.abuse_controls import ALL_OFF
 from tests.unit.protocol import DESCRIPTION_RE
 
 
 pytestmark = pytest.mark.django_db
 
-OFF = {
-    "CLIENT_RATE_LIMIT": None,
-    "USER_RATE_LIMIT": None,
-    "MAX_PENDING_PER_USER": None,
-    "MAX_PENDING_PER_CLIENT_USER": None,
-    "UNAPPROVED_PROMPT_LIMIT": None,
-    "UNAPPROVED_PROMPT_CEILING": None,
-    "ABUSE_REPORT_LIMIT": None,
-    "USER_CODE_MAX_FAILURES": None,
-}
+OFF = ALL_OFF
 
 
 def verify_user_code(user, user_code, auth_request=None):
@@ -49,26 +40,6 @@ VERIFIER_PATH = f"{__name__}.verify_user_code"
 # The abuse clock stands still during a test while rows get real timestamps: a Retry-After derived
 # from a row (an expiry, a report) can be this much longer than the row's own lifetime.
 SLACK = 5
-
-
-class Clock:
-    """A settable stand-in for ``time.time`` (starts at the real time: requests expire by it)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock():
-    fake = Clock()
-    with mock.patch("django_ciba.abuse._clock", fake):
-        yield fake
 
 
 @pytest.fixture

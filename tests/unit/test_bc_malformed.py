@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from django_ciba.models import AuthenticationRequest
 from django_ciba.testing import FORM, basic_auth, create_ciba_client
+from tests.unit.abuse_controls import LIMITS_OFF
 from tests.unit.protocol import AUTH_REQ_ID_RE, DESCRIPTION_RE
 from tests.unit.protocol import CIBA_ERRORS as ERRORS
 from tests.unit.test_fuzz_endpoints import fuzz_examples
@@ -312,11 +313,7 @@ def _no_abuse_limits(ciba_settings):
     """The fuzz examples share one user and client: the abuse limits (tested in test_abuse.py)
     would refuse most of them, hiding what is being fuzzed."""
     ciba_settings.set(
-        CLIENT_RATE_LIMIT=None,
-        USER_RATE_LIMIT=None,
-        MAX_PENDING_PER_USER=None,
-        UNAPPROVED_PROMPT_LIMIT=None,
-        UNAPPROVED_PROMPT_CEILING=None,
+        **LIMITS_OFF,
     )
 
 

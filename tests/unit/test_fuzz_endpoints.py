@@ -43,6 +43,7 @@ from django_ciba.testing import (
     make_client_key,
     start_request,
 )
+from tests.unit.abuse_controls import LIMITS_OFF
 
 
 pytestmark = pytest.mark.django_db
@@ -92,11 +93,7 @@ def debug(request):
 def _no_abuse_limits(ciba_settings):
     """All examples share one user and client: the abuse limits (test_abuse.py) would refuse most."""
     ciba_settings.set(
-        CLIENT_RATE_LIMIT=None,
-        USER_RATE_LIMIT=None,
-        MAX_PENDING_PER_USER=None,
-        UNAPPROVED_PROMPT_LIMIT=None,
-        UNAPPROVED_PROMPT_CEILING=None,
+        **LIMITS_OFF,
         REGISTRATION_OPEN=True,
     )
 

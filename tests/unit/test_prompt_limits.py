@@ -11,9 +11,7 @@ Refusals are ``access_denied`` 403 with ``Retry-After`` (VAL-08, AERR-10) and cr
 from __future__ import annotations
 
 import json
-import time
 from io import StringIO
-from unittest import mock
 
 import pytest
 from django.conf import settings
@@ -26,40 +24,15 @@ from django_ciba import abuse, decisions
 from django_ciba.exceptions import RequestExpired
 from django_ciba.models import AuthenticationRequest, CibaClient, Delivery, PreAuthorization, RequestEvent
 from django_ciba.testing import bc_authorize, create_auth_request, create_ciba_client, poll
+from tests.unit.abuse_controls import ALL_OFF
 
 
 pytestmark = pytest.mark.django_db
 
 Status = AuthenticationRequest.Status
 # The per-user controls these tests are not about, switched off; each test sets what it is about.
-OTHERS_OFF = {
-    "CLIENT_RATE_LIMIT": None,
-    "USER_RATE_LIMIT": None,
-    "MAX_PENDING_PER_USER": None,
-    "ABUSE_REPORT_LIMIT": None,
-    "UNAPPROVED_PROMPT_LIMIT": None,
-    "UNAPPROVED_PROMPT_CEILING": None,
-    "MAX_PENDING_PER_CLIENT_USER": None,
-}
+OTHERS_OFF = {key: value for key, value in ALL_OFF.items() if key != "USER_CODE_MAX_FAILURES"}
 SLACK = 5
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock():
-    fake = Clock()
-    with mock.patch("django_ciba.abuse._clock", fake):
-        yield fake
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import pytest
 
 from django_ciba import abuse, timing
 from django_ciba.testing import bc_authorize, create_ciba_client
+from tests.unit.abuse_controls import LIMITS_OFF
 
 
 class FakeTime:
@@ -41,11 +42,7 @@ def fake_time(monkeypatch):
 @pytest.fixture
 def teller(db, ciba_settings):
     ciba_settings.set(
-        CLIENT_RATE_LIMIT=None,
-        USER_RATE_LIMIT=None,
-        MAX_PENDING_PER_USER=None,
-        UNAPPROVED_PROMPT_LIMIT=None,
-        UNAPPROVED_PROMPT_CEILING=None,
+        **LIMITS_OFF,
     )
     return create_ciba_client("Timing teller")
 
