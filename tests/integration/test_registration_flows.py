@@ -10,7 +10,7 @@ on the Redis broker delivering the push, and the HTTPS callback receiver (truste
    access token, its push received by the receiver.
 2. A poll client registered with private_key_jwt, a ``jwks_uri`` (served by the receiver) and
    ``subject_type: pairwise``, which polls, then reads and deletes its registration (RFC 7592).
-3. A push client shaped like the Gluu / Janssen example (tests/unit/test_registration_examples.py):
+3. The Gluu-style push client of tests/unit/test_registration_examples.py:
    its signing algorithm registered without keys, refused until an RFC 7592 update adds them.
 
 Nothing is mocked: user codes are checked by tests/integration/user_codes.py, imported by the
@@ -320,7 +320,7 @@ def test_pairwise_private_key_jwt_poll_client_registers_polls_and_deletes(op, ca
 
 
 # --------------------------------------------------------------------------------------------
-# 3. A push client shaped like the Gluu / Janssen example: signing algorithm first, keys later
+# 3. A Gluu-style push client: signing algorithm first, keys later
 
 
 def test_gluu_style_push_client_adds_its_keys_later_and_receives_its_push(op, callback_receiver):

@@ -3,10 +3,10 @@
 The payloads are written for these tests (own names and values) in the shape that other OPs'
 documentation shows for a CIBA client:
 
-* a push client as the Gluu / Janssen admin guide registers it: the CIBA grant,
+* a Gluu-style push client: the CIBA grant,
   ``application_type`` web, an https notification endpoint, requests signed with RS256, user codes
   on, a name, and no keys yet (REG-02, REG-04, REG-05);
-* a poll client with a shared secret, as Curity's and Authlete's guides describe one (REG-01, REG-03);
+* a poll client with a shared secret (REG-01, REG-03);
 * a ping client authenticating with ``client_secret_post`` and asking for refresh tokens.
 
 Each registers through ``POST /o/register`` and then completes a flow: bc-authorize, approval, then
@@ -183,7 +183,7 @@ def test_gluu_style_push_client_keeps_user_codes_when_the_op_supports_them(
 
 
 def test_secret_poll_client_registers_and_polls_for_tokens(client, user, open_registration, outbox):
-    # REG-01, REG-03, TOK-02: a poll client with a shared secret, as the Curity / Authlete guides show.
+    # REG-01, REG-03, TOK-02: a poll client with a shared secret.
     body = register(client, SECRET_POLL)
     assert body["backchannel_token_delivery_mode"] == "poll" and body["scope"] == "openid profile"
     auth = {"HTTP_AUTHORIZATION": basic_auth(body["client_id"], body["client_secret"])}

@@ -100,7 +100,7 @@ def test_validator_methods_of_a_poll_flow_are_the_documented_ones(recording, cli
     assert every_poll == documented("validator-calls-poll")
     assert issuing - every_poll == documented("validator-calls-tokens")
     assert every_poll <= issuing
-    # The reviewer's two questions: claims hooks are reached, account gates in validate_user are not.
+    # Claims hooks are reached; an account gate in validate_user would not be.
     assert {"get_additional_claims", "oidc_claim_scope"} <= issuing
     assert "validate_user" not in at_bc_authorize | issuing
 
