@@ -205,7 +205,9 @@ def _delivery(data: dict[str, Any], result: ClientMetadata) -> None:
     user_code = data.get("backchannel_user_code_parameter")
     if user_code is not None and not isinstance(user_code, bool):
         raise _invalid("backchannel_user_code_parameter", "must be a boolean.")  # REG-05
-    result.user_code_parameter = bool(user_code)
+    # REG-05, RFC 7591 §3.2.1: an OP without user codes grants false instead of refusing; the
+    # client information response tells the client what it got.
+    result.user_code_parameter = bool(user_code) and bool(ciba_settings.USER_CODE_SUPPORTED)
 
 
 def _grants(data: dict[str, Any], result: ClientMetadata) -> None:
@@ -276,15 +278,15 @@ def _authentication(data: dict[str, Any], result: ClientMetadata) -> None:
         # client never receives.
         raise _invalid(name, "private_key_jwt needs an OP that signs ID tokens with RS256.")
     result.token_endpoint_auth_signing_alg = _algorithm(data, "token_endpoint_auth_signing_alg")
+    if result.token_endpoint_auth_signing_alg and not has_keys:
+        raise _invalid("token_endpoint_auth_signing_alg", "needs jwks or jwks_uri.")
     for alg_name, alg in (
         ("token_endpoint_auth_signing_alg", result.token_endpoint_auth_signing_alg),
         ("backchannel_authentication_request_signing_alg", result.request_signing_alg),
     ):
-        if not alg:
-            continue
-        if not has_keys:
-            raise _invalid(alg_name, "needs jwks or jwks_uri.")  # REG-04
-        if keys is not None and not any(client_keys.key_fits(key, alg) for key in keys):
+        # REG-04: a request signing algorithm may come before the keys (added later with RFC 7592);
+        # until then request_object refuses the client's requests. Keys sent now must fit it.
+        if alg and keys is not None and not any(client_keys.key_fits(key, alg) for key in keys):
             raise _invalid(alg_name, f"jwks holds no key for {alg}.")
     if data.get("tls_client_certificate_bound_access_tokens") not in (None, False):
         raise _invalid(

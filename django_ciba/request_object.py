@@ -48,6 +48,11 @@ STRING_PARAMETERS = (
 ACCEPTED_TYPES = frozenset({"oauth-authz-req+jwt", "jwt"})
 REQUIRED_CLAIMS = ("aud", "iss", "exp", "iat", "nbf", "jti")
 MAX_JTI_LENGTH = 256
+#: SR-08: a client that registered a signing algorithm (or signs) before registering its keys.
+NO_KEYS = (
+    "Signed authentication requests cannot be verified: the client has registered no keys. "
+    "Register jwks or jwks_uri first (client configuration update, RFC 7592)."
+)
 
 
 def signing_required(ciba: CibaClient) -> bool:
@@ -75,12 +80,14 @@ def unpack_signed_request(
         raise InvalidRequest("request_uri is not supported; send the signed request in request.")
     token = form.get("request")
     if token is None:
+        if signing_required(ciba) and ciba.request_signing_alg and not ciba.has_keys:
+            raise InvalidRequest(NO_KEYS)
         if signing_required(ciba):
             raise InvalidRequest("This client must send a signed authentication request (request parameter).")
         return form
     _check_form(form)
     if not ciba.has_keys:
-        raise InvalidRequest("Signed authentication request refused: the client has registered no keys.")
+        raise InvalidRequest(NO_KEYS)
     try:
         header, claims = verify_client_jwt(token, ciba, algorithms=accepted_algorithms(ciba))
     except ClientJwtError as exc:

@@ -65,7 +65,20 @@ class CibaClientForm(forms.ModelForm):
         except InvalidClientMetadata as exc:
             name, _sep, message = exc.description.partition(": ")
             self.add_error(name if name in self.fields else None, message)
+        self._check_signing_keys(cleaned, stored)
         return cleaned
+
+    def _check_signing_keys(self, cleaned: dict[str, Any], stored: CibaClient | None) -> None:
+        """REG-04: an operator setting a request signing algorithm gives the keys with it.
+
+        Dynamic registration may store the algorithm before the keys (the client adds them with
+        RFC 7592); such a row can still be edited here as long as the algorithm stays the same.
+        """
+        alg = cleaned.get("request_signing_alg") or ""
+        has_keys = bool(cleaned.get("jwks") or cleaned.get("jwks_uri"))
+        unchanged = stored is not None and stored.request_signing_alg == alg and not stored.has_keys
+        if alg and not has_keys and not unchanged and "request_signing_alg" in self.fields:
+            self.add_error("request_signing_alg", _("Signed requests need a JWK set or a JWK set URL."))
 
 
 class CibaClientInline(admin.StackedInline):

@@ -245,10 +245,8 @@ class CibaClient(models.Model):
             raise ValidationError(
                 {"token_endpoint_auth_method": _("private_key_jwt needs a JWK set or a JWK set URL.")}
             )
-        if self.request_signing_alg and not self.has_keys:
-            raise ValidationError(
-                {"request_signing_alg": _("Signed requests need a JWK set or a JWK set URL.")}
-            )
+        # A request signing algorithm without keys is allowed: the keys may follow (RFC 7592), and
+        # until they do request_object refuses the client's requests with invalid_request.
         problem = sector_problem(self)
         if problem is not None and not self._sector_unchanged():
             raise ValidationError({problem[0]: problem[1]})

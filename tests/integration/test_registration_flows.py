@@ -10,6 +10,8 @@ on the Redis broker delivering the push, and the HTTPS callback receiver (truste
    access token, its push received by the receiver.
 2. A poll client registered with private_key_jwt, a ``jwks_uri`` (served by the receiver) and
    ``subject_type: pairwise``, which polls, then reads and deletes its registration (RFC 7592).
+3. The Gluu-style push client of tests/unit/test_registration_examples.py:
+   its signing algorithm registered without keys, refused until an RFC 7592 update adds them.
 
 Nothing is mocked: user codes are checked by tests/integration/user_codes.py, imported by the
 served processes through ``CIBA_EXAMPLE_SETTINGS``; decisions come from ``manage.py ciba_approve``.
@@ -26,11 +28,13 @@ import pytest
 import requests
 
 from django_ciba.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
+from django_ciba.request_object import NO_KEYS
 from django_ciba.testing import client_assertion, make_client_key, request_object
 from tests.integration import user_codes
 from tests.integration.receiver import Reply
 from tests.integration.services import Deadline
 from tests.integration.test_delivery_flows import FAST, SESSION
+from tests.unit.test_registration_examples import GLUU_STYLE_PUSH
 from tests.unit.test_registration_flows import documented_push_registration
 
 
@@ -313,3 +317,75 @@ def test_pairwise_private_key_jwt_poll_client_registers_polls_and_deletes(op, ca
     response = authenticated("bc-authorize", scope="openid", login_hint=USERNAME)
     assert error_of(response) == (401, "invalid_client"), response.text
     deadline.left()  # still within the budget
+
+
+# --------------------------------------------------------------------------------------------
+# 3. A Gluu-style push client: signing algorithm first, keys later
+
+
+def test_gluu_style_push_client_adds_its_keys_later_and_receives_its_push(op, callback_receiver):
+    # REG-04, SR-08, AERR-01: registered with RS256 and no keys, refused until an RFC 7592 update
+    # adds them; REG-05: this OP offers user codes, so the client's true is kept and enforced.
+    project, deadline, user_pk = op
+    metadata = {
+        **GLUU_STYLE_PUSH,
+        "backchannel_client_notification_endpoint": callback_receiver.url("/gluu-push"),
+    }
+    registered = register(project, metadata)
+    client_id, secret = registered["client_id"], registered["client_secret"]
+    assert registered["backchannel_authentication_request_signing_alg"] == "RS256"
+    assert registered["backchannel_user_code_parameter"] is True
+    assert "jwks" not in registered and "jwks_uri" not in registered
+    client = types.SimpleNamespace(client_id=client_id)
+    kid = "gluu-style-it"
+    private_key, public_jwk = make_client_key("RS256", kid=kid)
+    notification_token = "gluu-" + secrets.token_urlsafe(32)
+
+    def bc_authorize(**params) -> requests.Response:
+        return SESSION.post(
+            f"{project.issuer}/bc-authorize", data=params, auth=(client_id, secret), timeout=15
+        )
+
+    def signed() -> str:
+        return request_object(
+            client,
+            private_key,
+            issuer=project.issuer,
+            alg="RS256",
+            kid=kid,
+            scope="openid profile",
+            login_hint=USERNAME,
+            user_code=USER_CODE,
+            client_notification_token=notification_token,
+        )
+
+    for response in (
+        bc_authorize(request=signed()),
+        bc_authorize(
+            scope="openid",
+            login_hint=USERNAME,
+            user_code=USER_CODE,
+            client_notification_token=notification_token,
+        ),
+    ):
+        assert response.status_code == 400, response.text
+        assert response.json() == {"error": "invalid_request", "error_description": NO_KEYS}
+
+    manage = {"Authorization": f"Bearer {registered['registration_access_token']}"}
+    update = {**metadata, "client_id": client_id, "jwks": {"keys": [public_jwk]}}
+    response = SESSION.put(registered["registration_client_uri"], json=update, headers=manage, timeout=15)
+    assert response.status_code == 200, response.text
+    assert response.json()["jwks"] == {"keys": [public_jwk]}
+    assert "client_secret" not in response.json()  # the method did not change: the secret stays
+
+    project.start_worker(timeout=deadline.left(40))
+    response = bc_authorize(request=signed())
+    assert response.status_code == 200, response.text
+    auth_req_id = response.json()["auth_req_id"]
+    assert "approved" in project.manage("ciba_approve", auth_req_id)
+    [push] = callback_receiver.wait_for(1, path="/gluu-push", timeout=deadline.left(30))
+    assert push.headers["Authorization"] == f"Bearer {notification_token}"
+    body = push.json()
+    assert body["auth_req_id"] == auth_req_id
+    assert verified_id_token(project, body["id_token"], client_id)["sub"] == user_pk
+    assert callback_receiver.errors == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from io import StringIO
 from urllib.parse import urlencode
@@ -484,4 +485,107 @@ def test_create_private_key_jwt_client_needs_rs256_id_tokens(tmp_path, settings)
     path, _, _ = _jwks_file(tmp_path)
     with pytest.raises(CommandError, match="OIDC_RSA_PRIVATE_KEY"):
         run("ciba_create_client", "--name", "HS", "--auth-method", "private_key_jwt", "--jwks-file", path)
+    assert not CibaClient.objects.exists()
+
+
+# --------------------------------------------------------------------------------------------
+# ciba_create_client: help, scopes, --application (an existing DOT site; REG-01, REG-07)
+
+
+def test_create_client_help_states_every_options_default(capsys):
+    # Every option of ciba_create_client says what happens when it is left out.
+    with pytest.raises(SystemExit):
+        call_command("ciba_create_client", "--help")
+    text = capsys.readouterr().out
+    own_options = text.split("options:", 1)[1].split("\n  --rate-limit N/SECONDS", 1)[0]
+    # One block per option: argparse starts each at a line indented by two spaces with "-".
+    blocks = {
+        block.split()[0].rstrip(","): " ".join(block.split())
+        for block in re.split(r"\n(?=  -)", own_options)
+        if block.strip().startswith("--")
+    }
+    expected = {
+        "--name",
+        "--application",
+        "--mode",
+        "--notification-endpoint",
+        "--auth-method",
+        "--scope",
+        "--jwks-file",
+        "--jwks-uri",
+        "--signing-alg",
+        "--auth-signing-alg",
+        "--subject-type",
+        "--sector-identifier-uri",
+    }
+    assert set(blocks) == expected
+    assert [option for option, block in blocks.items() if "(default:" not in block] == []
+    assert "(default: poll)" in blocks["--mode"]
+    assert "(default: client_secret_basic)" in blocks["--auth-method"]
+    assert "(default: public)" in blocks["--subject-type"]
+
+
+@pytest.mark.django_db
+def test_create_client_scope_must_be_offered_by_dot():
+    # The scopes of --scope are checked against DOT's scopes backend, naming the unknown ones.
+    with pytest.raises(CommandError, match=r"unknown scope\(s\) paymnets, emial"):
+        run("ciba_create_client", "--name", "Typo", "--scope", "openid paymnets emial")
+    assert not get_application_model().objects.filter(name="Typo").exists()
+    data = json.loads(run("ciba_create_client", "--name", "Fine", "--scope", "openid  email openid"))
+    assert data["scope"] == "openid email"
+
+
+@pytest.mark.django_db
+def test_create_client_for_an_existing_application(client, user):
+    # An existing DOT Application gets a CIBA registration; its secret, name and grant stay as they are.
+    Application = get_application_model()
+    app = Application.objects.create(
+        name="Existing site client",
+        client_type=Application.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
+        client_secret="existing-secret-" + "s" * 30,
+        hash_client_secret=True,
+        algorithm="RS256",
+    )
+    stored_secret = Application.objects.get(pk=app.pk).client_secret
+    out = run("ciba_create_client", "--application", app.client_id, "--mode", "poll", "--scope", "openid")
+    data = json.loads(out)
+    assert data["client_id"] == app.client_id and data["name"] == "Existing site client"
+    assert "client_secret" not in data and "existing-secret" not in out
+    app.refresh_from_db()
+    assert app.client_secret == stored_secret and app.name == "Existing site client"
+    ciba = CibaClient.objects.get(application=app)
+    assert ciba.delivery_mode == "poll" and ciba.scope == "openid"
+    assert ciba.ciba_only is False  # it keeps the client_credentials grant it had
+    # BC-03: the site's own credentials work at bc-authorize.
+    start(client, app, "existing-secret-" + "s" * 30, scope="openid")
+    # A second registration is refused, and nothing changes.
+    with pytest.raises(CommandError, match="already has a CIBA registration"):
+        run("ciba_create_client", "--application", app.client_id, "--mode", "poll")
+    assert CibaClient.objects.filter(application=app).count() == 1
+
+
+@pytest.mark.django_db
+def test_create_client_for_an_unknown_or_public_application_is_refused():
+    Application = get_application_model()
+    with pytest.raises(CommandError, match="no Application has client_id"):
+        run("ciba_create_client", "--application", "no-such-client")
+    public = Application.objects.create(
+        name="SPA",
+        client_type=Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_AUTHORIZATION_CODE,
+        redirect_uris="https://spa.example.com/cb",
+    )
+    with pytest.raises(CommandError, match="confidential"):
+        run("ciba_create_client", "--application", public.client_id)
+    with pytest.raises(CommandError):
+        run("ciba_create_client", "--application", public.client_id, "--name", "Both")
+    assert not CibaClient.objects.exists()
+
+
+@pytest.mark.django_db
+def test_create_client_signing_alg_needs_keys():
+    # REG-04: an operator gives the keys with the algorithm (dynamic registration may add them later).
+    with pytest.raises(CommandError, match="--signing-alg needs the client's keys"):
+        run("ciba_create_client", "--name", "Unkeyed", "--signing-alg", "PS256")
     assert not CibaClient.objects.exists()

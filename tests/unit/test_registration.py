@@ -139,8 +139,11 @@ def test_poll_client_without_redirect_uris_is_201(client, open_registration):
 
 
 @pytest.mark.django_db
-def test_push_client_with_jwks_user_code_and_signed_requests_is_201(client, open_registration, rsa_jwk):
+def test_push_client_with_jwks_user_code_and_signed_requests_is_201(
+    client, open_registration, rsa_jwk, ciba_settings
+):
     # REG-02, REG-04, REG-05: push with an https endpoint, RS256 signed requests, user codes.
+    ciba_settings.set(USER_CODE_SUPPORTED=True, USER_CODE_VERIFIER="hmac.compare_digest")
     metadata = {
         **PUSH,
         "grant_types": [CIBA_GRANT_TYPE],
@@ -470,10 +473,22 @@ def test_unsupported_request_signing_alg_is_refused(client, open_registration, r
 
 
 @pytest.mark.django_db
-def test_request_signing_alg_without_keys_is_refused(client, open_registration):
-    # REG-04: the OP could not verify the client's signed requests.
+def test_request_signing_alg_may_come_before_the_keys(client, open_registration):
+    # REG-04: the keys may follow with an RFC 7592 update; until then request_object refuses the
+    # client's requests (test_registration_examples completes such a client's flow).
     metadata = {**POLL, "backchannel_authentication_request_signing_alg": "PS256"}
-    assert_refused(register(client, metadata), "backchannel_authentication_request_signing_alg")
+    body = registered(client, metadata)
+    assert body["backchannel_authentication_request_signing_alg"] == "PS256"
+    ciba = CibaClient.objects.get(application__client_id=body["client_id"])
+    assert ciba.request_signing_alg == "PS256" and not ciba.has_keys
+
+
+@pytest.mark.django_db
+def test_user_code_parameter_is_granted_false_when_the_op_has_no_user_codes(client, open_registration):
+    # REG-05, RFC 7591 §3.2.1: not refused; registered and answered as false.
+    body = registered(client, {**POLL, "backchannel_user_code_parameter": True})
+    assert body["backchannel_user_code_parameter"] is False
+    assert CibaClient.objects.get(application__client_id=body["client_id"]).user_code_parameter is False
 
 
 @pytest.mark.django_db

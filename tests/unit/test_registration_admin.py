@@ -169,3 +169,29 @@ def test_ciba_client_admin_changes_the_subject_type(admin_http, registered):
     ciba.refresh_from_db()
     assert ciba.subject_type == "public"
     assert ciba.registration_access_token_hash  # untouched by the admin form
+
+
+@pytest.mark.django_db
+def test_ciba_client_admin_needs_keys_for_a_new_signing_alg_but_keeps_a_registered_one(admin_http, client):
+    # REG-04: the model accepts an algorithm before the keys (dynamic registration adds them with
+    # RFC 7592); an operator setting one in the admin must give the keys with it.
+    app, _ = create_ciba_client("Signer")
+    ciba = app.ciba
+    data = {
+        "application": app.pk,
+        "enabled": "on",
+        "delivery_mode": "poll",
+        "token_endpoint_auth_method": "client_secret_basic",
+        "request_signing_alg": "PS256",
+        "subject_type": "public",
+    }
+    response = admin_http.post(f"{CLIENTS}{ciba.pk}/change/", data)
+    assert response.status_code == 200 and "Signed requests need a JWK set" in response.content.decode()
+    ciba.refresh_from_db()
+    assert ciba.request_signing_alg == ""
+    # A row registered with the algorithm and no keys yet stays editable (here: disabled).
+    CibaClient.objects.filter(pk=ciba.pk).update(request_signing_alg="PS256")
+    response = admin_http.post(f"{CLIENTS}{ciba.pk}/change/", {**data, "enabled": ""})
+    assert response.status_code == 302, response.content
+    ciba.refresh_from_db()
+    assert (ciba.enabled, ciba.request_signing_alg) == (False, "PS256")

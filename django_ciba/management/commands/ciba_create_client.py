@@ -1,11 +1,13 @@
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from oauth2_provider.models import get_application_model
+from oauth2_provider.models import AbstractApplication, get_application_model
+from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 
 from django_ciba.client_keys import InvalidClientKeys, parse_jwks, supported_algorithms
@@ -18,48 +20,96 @@ from django_ciba.sectors import validate_sector
 
 class Command(BaseCommand):
     help = (
-        "Create a confidential DOT Application registered for CIBA; prints its credentials as JSON. "
-        "A private_key_jwt client needs its public keys (--jwks-file or --jwks-uri) and gets no "
-        "usable client_secret."
+        "Create a confidential DOT Application registered for CIBA, or (--application) give an existing "
+        "confidential Application a CIBA registration; prints the client as JSON. A new client's "
+        "client_secret is printed once; a private_key_jwt client needs its public keys (--jwks-file or "
+        "--jwks-uri) and gets no usable client_secret."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--name", required=True)
-        parser.add_argument("--mode", choices=DeliveryMode.values, default=DeliveryMode.POLL)
-        parser.add_argument("--notification-endpoint", default="")
-        parser.add_argument(
-            "--auth-method", choices=AuthMethod.values, default=AuthMethod.CLIENT_SECRET_BASIC
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument(
+            "--name",
+            help="Name of the new Application (default: none; required unless --application is given).",
         )
-        parser.add_argument("--scope", default="", help="Scopes the client may request (default: any).")
+        target.add_argument(
+            "--application",
+            metavar="CLIENT_ID",
+            help=(
+                "Add the CIBA registration to this existing confidential Application instead of creating "
+                "one; its secret, name and grant stay as they are and no secret is printed "
+                "(default: none, a new Application is created)."
+            ),
+        )
+        parser.add_argument(
+            "--mode",
+            choices=DeliveryMode.values,
+            default=DeliveryMode.POLL,
+            help="backchannel_token_delivery_mode; one of CIBA['DELIVERY_MODES'] (default: poll).",
+        )
+        parser.add_argument(
+            "--notification-endpoint",
+            metavar="URL",
+            default="",
+            help="backchannel_client_notification_endpoint, https; required for ping and push "
+            "(default: none).",
+        )
+        parser.add_argument(
+            "--auth-method",
+            choices=AuthMethod.values,
+            default=AuthMethod.CLIENT_SECRET_BASIC,
+            help="token_endpoint_auth_method (default: client_secret_basic).",
+        )
+        parser.add_argument(
+            "--scope",
+            default="",
+            help=(
+                "Space-separated scopes the client may request, each one DOT offers "
+                "(OAUTH2_PROVIDER['SCOPES'] or its scopes backend) (default: empty, any scope)."
+            ),
+        )
         keys = parser.add_mutually_exclusive_group()
-        keys.add_argument("--jwks-file", metavar="FILE", help="The client's public keys: a JSON JWK set.")
         keys.add_argument(
-            "--jwks-uri", metavar="URL", default="", help="Where the client publishes its JWK set."
+            "--jwks-file", metavar="FILE", help="The client's public keys: a JSON JWK set (default: none)."
+        )
+        keys.add_argument(
+            "--jwks-uri",
+            metavar="URL",
+            default="",
+            help="Where the client publishes its JWK set, https (default: none).",
         )
         parser.add_argument(
             "--signing-alg",
             metavar="ALG",
             default="",
-            help="backchannel_authentication_request_signing_alg: the client signs its requests with ALG.",
+            help=(
+                "backchannel_authentication_request_signing_alg: the client signs its requests with ALG; "
+                "needs --jwks-file or --jwks-uri (default: none, unsigned requests)."
+            ),
         )
         parser.add_argument(
             "--auth-signing-alg",
             metavar="ALG",
             default="",
-            help="token_endpoint_auth_signing_alg: the only algorithm accepted for its client assertions.",
+            help=(
+                "token_endpoint_auth_signing_alg: the only algorithm accepted for its client assertions "
+                "(default: none, any of CIBA['SIGNING_ALGORITHMS'])."
+            ),
         )
         parser.add_argument(
             "--subject-type",
             choices=SubjectType.values,
             default=SubjectType.PUBLIC,
             help="pairwise needs a sector the client proves: a push notification endpoint, the "
-            "--jwks-uri of a private_key_jwt client, or a --sector-identifier-uri listing one of them.",
+            "--jwks-uri of a private_key_jwt client, or a --sector-identifier-uri listing one of them "
+            "(default: public).",
         )
         parser.add_argument(
             "--sector-identifier-uri",
             metavar="URL",
             default="",
-            help="A JSON list of the client's URLs (fetched now); its host is the pairwise sector.",
+            help="A JSON list of the client's URLs (fetched now); its host is the pairwise sector "
+            "(default: none).",
         )
 
         parser.add_argument(
@@ -84,26 +134,26 @@ class Command(BaseCommand):
         request_alg = _algorithm(options["signing_alg"], "--signing-alg")
         auth_alg = _algorithm(options["auth_signing_alg"], "--auth-signing-alg")
         jwks = _read_jwks(options["jwks_file"]) if options["jwks_file"] else None
-        Application = get_application_model()
-        algorithm = "RS256" if oauth2_settings.OIDC_RSA_PRIVATE_KEY else "HS256"
-        if private_key_jwt and algorithm == "HS256":
-            # HS256 ID tokens are keyed with the client secret, which such a client never learns.
-            raise CommandError(
-                "private_key_jwt clients need RS256 ID tokens: set OAUTH2_PROVIDER['OIDC_RSA_PRIVATE_KEY']."
-            )
-        # A private_key_jwt client still gets a (hashed, never shown) random secret, as DOT's
-        # Application requires one; the validator refuses secrets for such clients anyway.
-        secret = generate_client_secret()
+        if request_alg and not (jwks or options["jwks_uri"]):
+            # Dynamic registration lets a client add its keys later (RFC 7592); an operator has them now.
+            raise CommandError("--signing-alg needs the client's keys: give --jwks-file or --jwks-uri.")
+        scope = _scope(options["scope"])
+        existing = options["application"] is not None
         with transaction.atomic():
-            application = Application(
-                name=options["name"],
-                client_type=Application.CLIENT_CONFIDENTIAL,
-                authorization_grant_type=Application.GRANT_CLIENT_CREDENTIALS,
-                client_secret=secret,
-                hash_client_secret=algorithm == "RS256",
-                algorithm=algorithm,
-            )
-            application.save()
+            if existing:
+                application = _existing_application(options["application"])
+                secret = None
+            else:
+                application, secret = _new_application(options["name"])
+            if private_key_jwt and application.algorithm != AbstractApplication.RS256_ALGORITHM:
+                # HS256 ID tokens are keyed with the client secret, which such a client never learns.
+                raise CommandError(
+                    "private_key_jwt clients need RS256 ID tokens: set "
+                    + ("the Application's algorithm to RS256 and " if existing else "")
+                    + "OAUTH2_PROVIDER['OIDC_RSA_PRIVATE_KEY']."
+                )
+            if not existing:
+                application.save()
             ciba = CibaClient(
                 application=application,
                 delivery_mode=options["mode"],
@@ -115,8 +165,9 @@ class Command(BaseCommand):
                 jwks_uri=options["jwks_uri"],
                 subject_type=options["subject_type"],
                 sector_identifier_uri=options["sector_identifier_uri"],
-                scope=" ".join(options["scope"].split()),
-                ciba_only=True,
+                scope=scope,
+                # A new Application is for CIBA only; an existing one keeps the grant it had.
+                ciba_only=not existing,
             )
             if options["rate_limit"] is not None:
                 ciba.rate_limit_requests, ciba.rate_limit_period = options["rate_limit"]
@@ -130,7 +181,7 @@ class Command(BaseCommand):
                 raise CommandError(exc.description)
             ciba.save()
         credentials = {"client_id": application.client_id}
-        if not private_key_jwt:
+        if secret is not None and not private_key_jwt:
             credentials["client_secret"] = secret
         self.stdout.write(
             json.dumps(
@@ -150,6 +201,55 @@ class Command(BaseCommand):
                 }
             )
         )
+
+
+def _new_application(name: str) -> tuple[Any, str]:
+    """An unsaved confidential Application and its secret (hashed when ID tokens are RS256)."""
+    Application = get_application_model()
+    algorithm = (
+        AbstractApplication.RS256_ALGORITHM
+        if oauth2_settings.OIDC_RSA_PRIVATE_KEY
+        else AbstractApplication.HS256_ALGORITHM
+    )
+    # A private_key_jwt client still gets a (hashed, never shown) random secret, as DOT's
+    # Application requires one; the validator refuses secrets for such clients anyway.
+    secret = generate_client_secret()
+    application = Application(
+        name=name,
+        client_type=AbstractApplication.CLIENT_CONFIDENTIAL,
+        authorization_grant_type=AbstractApplication.GRANT_CLIENT_CREDENTIALS,
+        client_secret=secret,
+        hash_client_secret=algorithm == AbstractApplication.RS256_ALGORITHM,
+        algorithm=algorithm,
+    )
+    return application, secret
+
+
+def _existing_application(client_id: str) -> Any:
+    """The confidential Application ``client_id``, locked, that has no CIBA registration yet."""
+    Application = get_application_model()
+    application = Application.objects.select_for_update().filter(client_id=client_id).first()
+    if application is None:
+        raise CommandError(f"--application: no Application has client_id {client_id!r}.")
+    if application.client_type != AbstractApplication.CLIENT_CONFIDENTIAL:
+        raise CommandError("--application: CIBA clients must be confidential; this Application is public.")
+    if CibaClient.objects.filter(application=application).exists():
+        raise CommandError(
+            "--application: this Application already has a CIBA registration; change it in the admin."
+        )
+    return application
+
+
+def _scope(value: str) -> str:
+    """The space-separated scopes of ``--scope``, each one DOT's scopes backend offers."""
+    tokens = list(dict.fromkeys(value.split()))
+    offered = get_scopes_backend().get_all_scopes()
+    unknown = [token for token in tokens if token not in offered]
+    if unknown:
+        raise CommandError(
+            f"--scope: unknown scope(s) {', '.join(unknown)}; DOT offers {', '.join(sorted(offered))}."
+        )
+    return " ".join(tokens)
 
 
 def _algorithm(value: str, option: str) -> str:
