@@ -97,8 +97,10 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
         unknown = sorted(set(ciba_settings.user_settings) - set(DEFAULTS))
     except CibaConfigurationError as exc:
         return [checks.Error(str(exc), id="django_ciba.E010")]
-    if unknown:
-        error(f"Unknown CIBA settings: {', '.join(unknown)}.", 11)
+    for name in unknown:
+        errors.append(
+            checks.Error(f"Unknown CIBA setting {name!r}.", hint=_nearest(name), id="django_ciba.E011")
+        )
     for name in ("DEFAULT_EXPIRES_IN", "MAX_EXPIRES_IN", "INTERVAL", "BINDING_MESSAGE_MAX_LENGTH"):
         if not _positive_int(getattr(ciba_settings, name)):
             error(f"CIBA[{name!r}] must be a positive integer.", 12)
@@ -131,6 +133,16 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     if not resolvers:
         error("CIBA['USER_RESOLVERS'] must name at least one resolver.", 20)
     return errors
+
+
+def _nearest(name: Any) -> str:
+    """The hint of E011: the valid key closest to ``name``, if one is close."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name).upper(), list(DEFAULTS), n=1, cutoff=0.6)
+    if close:
+        return f"Did you mean {close[0]!r}? The valid keys are listed on the settings page."
+    return "Remove it; the valid keys are listed on the settings page."
 
 
 def _positive_number(value: Any) -> bool:
@@ -278,7 +290,7 @@ def check_client_key_settings(app_configs: Any = None, **kwargs: Any) -> list[ch
 @checks.register()
 def check_abuse_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Rate limits, pending limits, approval fatigue, user_code lockout, abuse reports and their cache
-    (E060-E063, W064-W065, E066-E068, W066)."""
+    (E060-E063, W064-W065, E066-E068, W066, E108-E109)."""
     from django.conf import settings
     from django.core.cache import InvalidCacheBackendError, caches
     from django.core.cache.backends.db import DatabaseCache
@@ -297,9 +309,10 @@ def check_abuse_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.
         _ = ciba_settings.user_settings
     except CibaConfigurationError:
         return []  # reported as E010
-    for name in ("CLIENT_RATE_LIMIT", "USER_RATE_LIMIT", "ABUSE_REPORT_LIMIT"):
+    # One ID per setting: E060 the client limit, E108 the user limit, E109 the abuse-report limit.
+    for name, number in (("CLIENT_RATE_LIMIT", 60), ("USER_RATE_LIMIT", 108), ("ABUSE_REPORT_LIMIT", 109)):
         if not _none_or_pair(getattr(ciba_settings, name)):
-            error(f"CIBA[{name!r}] must be None or [requests, seconds], two positive integers.", 60)
+            error(f"CIBA[{name!r}] must be None or [requests, seconds], two positive integers.", number)
     if not _none_or_positive_int(ciba_settings.MAX_PENDING_PER_USER):
         error("CIBA['MAX_PENDING_PER_USER'] must be None or a positive integer.", 61)
     errors.extend(_check_prompt_settings(error))
