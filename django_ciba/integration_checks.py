@@ -1,4 +1,4 @@
-"""System checks of how django-ciba is wired into the project (E100-E105, W106-W107).
+"""System checks of how django-ciba is wired into the project (E100-E105, W106-W107, E110).
 
 Each of these misconfigurations passes Django's own checks and only shows at run time: the URLs
 mounted in the wrong order, no usable OpenID Connect signing key, tasks that no worker ever runs.
@@ -206,3 +206,41 @@ def celery_messages(app: Any, settings: Any) -> list[checks.CheckMessage]:
             )
         )
     return messages
+
+
+@checks.register()
+def check_decision_policies(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """E110: ``DECISION_POLICIES`` is not a list of importable policies (every bc-authorize fails)."""
+    from .conf import DEFAULTS, ciba_settings
+    from .exceptions import CibaConfigurationError
+
+    try:
+        policies = ciba_settings.user_settings.get("DECISION_POLICIES", DEFAULTS["DECISION_POLICIES"])
+    except CibaConfigurationError:
+        return []  # reported as E010
+    problem = None
+    if not isinstance(policies, list | tuple):
+        problem = f"a list of import strings is expected, not {type(policies).__name__}"
+    else:
+        from django.utils.module_loading import import_string
+
+        for entry in policies:
+            if not isinstance(entry, str):
+                if not callable(entry):
+                    problem = f"{entry!r} is neither an import string nor a policy"
+                continue
+            try:
+                import_string(entry)
+            except ImportError as exc:
+                problem = f"{entry!r} cannot be imported ({exc})"
+    if problem is None:
+        return []
+    return [
+        checks.Error(
+            f"CIBA['DECISION_POLICIES'] cannot be used: {problem}. Every backchannel authentication "
+            "request would fail.",
+            hint="List the import paths of DecisionPolicy subclasses, e.g. "
+            "['django_ciba.policies.PreAuthorizationPolicy'], or [] to always ask the user.",
+            id="django_ciba.E110",
+        )
+    ]

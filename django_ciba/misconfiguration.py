@@ -37,6 +37,7 @@ SETTINGS_CHECKS: tuple[Callable[..., Iterable[checks.CheckMessage]], ...] = (
     client_checks.check_jwks_fetch_settings,
     assurance_checks.check_assurance_settings,
     integration_checks.check_oidc_signing_key,
+    integration_checks.check_decision_policies,
 )
 
 
