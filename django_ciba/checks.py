@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core import checks
 
-from .conf import DEFAULTS, ciba_settings
+from .conf import DEFAULTS, ciba_settings, nearest_setting
 from .exceptions import CibaConfigurationError
 from .hashers import check_hasher_configuration
 
@@ -98,8 +98,14 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     except CibaConfigurationError as exc:
         return [checks.Error(str(exc), id="django_ciba.E010")]
     for name in unknown:
+        close = nearest_setting(name)
+        hint = f"Did you mean {close!r}? " if close else "Remove it. "
         errors.append(
-            checks.Error(f"Unknown CIBA setting {name!r}.", hint=_nearest(name), id="django_ciba.E011")
+            checks.Error(
+                f"Unknown CIBA setting {name!r}.",
+                hint=f"{hint}The valid keys are listed on the settings page.",
+                id="django_ciba.E011",
+            )
         )
     for name in ("DEFAULT_EXPIRES_IN", "MAX_EXPIRES_IN", "INTERVAL", "BINDING_MESSAGE_MAX_LENGTH"):
         if not _positive_int(getattr(ciba_settings, name)):
@@ -133,16 +139,6 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
     if not resolvers:
         error("CIBA['USER_RESOLVERS'] must name at least one resolver.", 20)
     return errors
-
-
-def _nearest(name: Any) -> str:
-    """The hint of E011: the valid key closest to ``name``, if one is close."""
-    import difflib
-
-    close = difflib.get_close_matches(str(name).upper(), list(DEFAULTS), n=1, cutoff=0.6)
-    if close:
-        return f"Did you mean {close[0]!r}? The valid keys are listed on the settings page."
-    return "Remove it; the valid keys are listed on the settings page."
 
 
 def _positive_number(value: Any) -> bool:
