@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.core import checks
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.http import Http404, HttpRequest, HttpResponse
 
 from . import assurance_checks, client_checks, integration_checks
 from . import checks as ciba_checks
@@ -26,6 +27,9 @@ from .middleware import DATABASE_UNAVAILABLE, unavailable_response
 
 
 logger = logging.getLogger("django_ciba.misconfiguration")
+
+#: Exceptions Django turns into a 4xx answer: not failures, so never a 503.
+ANSWERS: tuple[type[Exception], ...] = (Http404, PermissionDenied, SuspiciousOperation, BadRequest)
 
 #: The system checks of settings alone: no database, no network, cheap enough for an error path.
 SETTINGS_CHECKS: tuple[Callable[..., Iterable[checks.CheckMessage]], ...] = (
@@ -60,7 +64,7 @@ def misconfigured_response(request: HttpRequest, exc: BaseException) -> HttpResp
     None when the settings check out (``exc`` is then a bug, for Django to report) and for a
     database outage (answered by :class:`~django_ciba.middleware.DatabaseUnavailableMiddleware`).
     """
-    if isinstance(exc, DATABASE_UNAVAILABLE) or not isinstance(exc, Exception):
+    if isinstance(exc, (*DATABASE_UNAVAILABLE, *ANSWERS)) or not isinstance(exc, Exception):
         return None
     problems = configuration_errors()
     if not problems:

@@ -127,3 +127,19 @@ def test_a_failure_with_valid_settings_is_left_to_django(served, user, poll_clie
     application, secret = poll_client
     response = bc_authorize(served, application, secret, login_hint="alice", scope="openid")
     assert response.status_code == 500
+
+
+def test_only_failures_become_503(ciba_settings, rf):
+    # A 4xx answer (Http404, PermissionDenied...) and a database outage (the middleware's 503) are
+    # left alone; any other exception under invalid settings is the 503.
+    from django.core.exceptions import PermissionDenied
+    from django.db import OperationalError
+    from django.http import Http404
+
+    from django_ciba.misconfiguration import misconfigured_response
+
+    ciba_settings.set(CLIENT_RATE_LIMIT=120)
+    request = rf.post("/o/bc-authorize")
+    for exc in (Http404(), PermissionDenied(), OperationalError()):
+        assert misconfigured_response(request, exc) is None
+    assert misconfigured_response(request, TypeError("'int' object is not subscriptable")).status_code == 503
