@@ -182,14 +182,15 @@ def celery_messages(app: Any, settings: Any) -> list[checks.CheckMessage]:
         ("CELERY_TASK_ALWAYS_EAGER", "task_always_eager"),
         ("CELERY_BROKER_URL", "broker_url"),
     ):
-        if hasattr(settings, setting) and getattr(settings, setting) != conf.get(key):
+        # Compared by truth value: an empty URL and no URL are the same configuration.
+        if hasattr(settings, setting) and (getattr(settings, setting) or None) != (conf.get(key) or None):
             ignored.append(setting)
     messages: list[checks.CheckMessage] = []
     if ignored:
         messages.append(
             checks.Warning(
-                f"{' and '.join(ignored)} do not reach the Celery app django-ciba's tasks run on "
-                f"({app.main!r}): no project Celery app reads the CELERY_* settings.",
+                f"The Celery app django-ciba's tasks run on ({app.main!r}) has not read "
+                f"{' and '.join(ignored)}: no project Celery app reads the CELERY_* settings.",
                 hint=CELERY_HINT,
                 id="django_ciba.W106",
             )

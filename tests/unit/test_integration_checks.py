@@ -310,3 +310,10 @@ def test_e110_unusable_decision_policies(ciba_settings, served, user, poll_clien
     assert response.status_code == status, response.content
     if status == 503:
         assert response.json()["error"] == "temporarily_unavailable"
+
+
+def test_celery_empty_broker_url_setting_matches_no_broker():
+    app = Celery("project", set_as_current=False)
+    app.conf.update(task_always_eager=True)
+    settings_ = SimpleNamespace(CELERY_BROKER_URL="", CELERY_TASK_ALWAYS_EAGER=True)
+    assert celery_messages(app, settings_) == []
