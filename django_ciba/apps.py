@@ -16,6 +16,7 @@ class DjangoCibaConfig(AppConfig):
             assurance_checks,  # noqa: F401  (registers the assurance system checks)
             checks,  # noqa: F401  (registers the system checks)
             client_checks,  # noqa: F401  (registers the client key and sector checks)
+            integration_checks,  # noqa: F401  (registers the URL, signing key and Celery checks)
             log_redaction,
         )
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core import checks
 
-from .conf import DEFAULTS, ciba_settings
+from .conf import DEFAULTS, ciba_settings, nearest_setting
 from .exceptions import CibaConfigurationError
 from .hashers import check_hasher_configuration
 
@@ -97,8 +97,16 @@ def check_ciba_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
         unknown = sorted(set(ciba_settings.user_settings) - set(DEFAULTS))
     except CibaConfigurationError as exc:
         return [checks.Error(str(exc), id="django_ciba.E010")]
-    if unknown:
-        error(f"Unknown CIBA settings: {', '.join(unknown)}.", 11)
+    for name in unknown:
+        close = nearest_setting(name)
+        hint = f"Did you mean {close!r}? " if close else "Remove it. "
+        errors.append(
+            checks.Error(
+                f"Unknown CIBA setting {name!r}.",
+                hint=f"{hint}The valid keys are listed on the settings page.",
+                id="django_ciba.E011",
+            )
+        )
     for name in ("DEFAULT_EXPIRES_IN", "MAX_EXPIRES_IN", "INTERVAL", "BINDING_MESSAGE_MAX_LENGTH"):
         if not _positive_int(getattr(ciba_settings, name)):
             error(f"CIBA[{name!r}] must be a positive integer.", 12)
@@ -278,7 +286,7 @@ def check_client_key_settings(app_configs: Any = None, **kwargs: Any) -> list[ch
 @checks.register()
 def check_abuse_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Rate limits, pending limits, approval fatigue, user_code lockout, abuse reports and their cache
-    (E060-E063, W064-W065, E066-E068, W066)."""
+    (E060-E063, W064-W065, E066-E068, W066, E108-E109)."""
     from django.conf import settings
     from django.core.cache import InvalidCacheBackendError, caches
     from django.core.cache.backends.db import DatabaseCache
@@ -297,9 +305,10 @@ def check_abuse_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.
         _ = ciba_settings.user_settings
     except CibaConfigurationError:
         return []  # reported as E010
-    for name in ("CLIENT_RATE_LIMIT", "USER_RATE_LIMIT", "ABUSE_REPORT_LIMIT"):
+    # One ID per setting: E060 the client limit, E108 the user limit, E109 the abuse-report limit.
+    for name, number in (("CLIENT_RATE_LIMIT", 60), ("USER_RATE_LIMIT", 108), ("ABUSE_REPORT_LIMIT", 109)):
         if not _none_or_pair(getattr(ciba_settings, name)):
-            error(f"CIBA[{name!r}] must be None or [requests, seconds], two positive integers.", 60)
+            error(f"CIBA[{name!r}] must be None or [requests, seconds], two positive integers.", number)
     if not _none_or_positive_int(ciba_settings.MAX_PENDING_PER_USER):
         error("CIBA['MAX_PENDING_PER_USER'] must be None or a positive integer.", 61)
     errors.extend(_check_prompt_settings(error))

@@ -217,6 +217,14 @@ def _import(path: str, name: str) -> Any:
         raise CibaConfigurationError(f"Could not import {path!r} for CIBA[{name!r}]: {exc}") from exc
 
 
+def nearest_setting(name: Any) -> str | None:
+    """The valid key closest to an unknown ``name`` (a misspelling, the wrong case), or None."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name).upper(), list(DEFAULTS), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 ciba_settings = CibaSettings(DEFAULTS)
 
 

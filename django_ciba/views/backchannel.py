@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from ..backchannel import acknowledge, start_authentication
 from ..client_auth import authenticate_client
 from ..exceptions import CibaError, InvalidRequest, MethodNotAllowed
+from ..misconfiguration import misconfigured_response
 from ..params import parse_form
 
 
@@ -55,6 +56,10 @@ class ProtocolErrorMixin:
             return response
         if isinstance(exc, drf_exceptions.APIException | RequestDataTooBig):
             return error_response(InvalidRequest("The request is malformed."))
+        # Invalid settings (a check error): 503 temporarily_unavailable JSON, not a 500.
+        unavailable = misconfigured_response(self.request, exc)  # type: ignore[attr-defined]
+        if unavailable is not None:
+            return unavailable
         return super().handle_exception(exc)  # type: ignore[misc]
 
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 from urllib.parse import urlparse
 
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
 from django.urls import reverse
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import ConnectDiscoveryInfoView
@@ -14,7 +15,11 @@ from oauth2_provider.views import ConnectDiscoveryInfoView
 from ..client_keys import supported_algorithms
 from ..conf import ciba_settings
 from ..constants import CIBA_GRANT_TYPE
+from ..misconfiguration import guarded
 from ..models import AuthMethod
+
+
+logger = logging.getLogger("django_ciba.views.discovery")
 
 
 def absolute_url(request: Any, path: str) -> str:
@@ -56,9 +61,30 @@ def ciba_metadata(request: Any, base: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-class CibaConnectDiscoveryInfoView(ConnectDiscoveryInfoView):
-    """Mount before DOT's URLs, on the same path, so this document is the one served."""
+OIDC_DISABLED = "OpenID Connect is not enabled on this server."
 
+
+class CibaConnectDiscoveryInfoView(ConnectDiscoveryInfoView):
+    """Mount before DOT's URLs, on the same path, so this document is the one served.
+
+    With ``OIDC_ENABLED`` off (check E001) there is no document: the answer is 503
+    ``temporarily_unavailable`` JSON, whatever ``DEBUG`` says (DOT's view raises with ``DEBUG`` on,
+    a 500, and answers an empty 404 with it off).
+    """
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not oauth2_settings.OIDC_ENABLED:
+            logger.error(
+                "Answered 503 to %s: OAUTH2_PROVIDER['OIDC_ENABLED'] is off (check E001).", request.path
+            )
+            response = JsonResponse(
+                {"error": "temporarily_unavailable", "error_description": OIDC_DISABLED}, status=503
+            )
+            response["Cache-Control"] = "no-store"
+            return response
+        return super().dispatch(request, *args, **kwargs)
+
+    @guarded  # invalid settings (a check error): 503 JSON, not a 500
     def get(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
         response = super().get(request, *args, **kwargs)
         if response.status_code != 200:

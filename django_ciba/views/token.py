@@ -23,6 +23,8 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import TokenView as DOTTokenView
 
+from ..misconfiguration import guarded
+
 
 DEVICE_CODE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 ISSUED = "_ciba_issued_token_response"
@@ -52,6 +54,7 @@ class TokenView(DOTTokenView):
         response["Allow"] = "POST"
         return response
 
+    @guarded  # invalid settings (a check error, e.g. no signing key): 503 JSON, not a 500
     def post(self, request: Any, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             grant_types = request.POST.getlist("grant_type")

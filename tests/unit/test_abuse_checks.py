@@ -54,7 +54,10 @@ def test_registered_with_django_check_framework(ciba_settings, debug):
     assert "django_ciba.E061" in [message.id for message in checks.run_checks()]
 
 
-@pytest.mark.parametrize("name", ["CLIENT_RATE_LIMIT", "USER_RATE_LIMIT", "ABUSE_REPORT_LIMIT"])
+@pytest.mark.parametrize(
+    "name, number",
+    [("CLIENT_RATE_LIMIT", "E060"), ("USER_RATE_LIMIT", "E108"), ("ABUSE_REPORT_LIMIT", "E109")],
+)
 @pytest.mark.parametrize(
     "value",
     [
@@ -71,10 +74,12 @@ def test_registered_with_django_check_framework(ciba_settings, debug):
         {},
     ],
 )
-def test_e060_malformed_limits(ciba_settings, debug, name, value):
-    # SEC-07: a limit is None or [requests, seconds], two positive integers.
+def test_e060_e108_e109_malformed_limits(ciba_settings, debug, name, number, value):
+    # SEC-07: a limit is None or [requests, seconds], two positive integers; each limit has its own ID.
     ciba_settings.set(**{name: value})
-    assert ids(check_abuse_settings()) == ["django_ciba.E060"]
+    messages = check_abuse_settings()
+    assert ids(messages) == [f"django_ciba.{number}"]
+    assert name in messages[0].msg
 
 
 @pytest.mark.parametrize("value", [[3, 60], (3, 60)])

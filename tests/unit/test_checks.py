@@ -171,6 +171,18 @@ def test_e011_unknown_setting():
         messages = check_ciba_settings()
     assert ids(messages) == ["django_ciba.E011"]
     assert "INTERVALL" in messages[0].msg
+    # The hint names the nearest valid key.
+    assert "'INTERVAL'" in messages[0].hint
+
+
+def test_e011_one_message_per_unknown_key_with_its_nearest_key():
+    with override_settings(CIBA={"CLIENT_RATELIMIT": [5, 60], "user_rate_limit": [5, 60], "COLOUR": "red"}):
+        messages = check_ciba_settings()
+    assert ids(messages) == ["django_ciba.E011"] * 3
+    hints = {message.msg: message.hint for message in messages}
+    assert "'CLIENT_RATE_LIMIT'" in hints["Unknown CIBA setting 'CLIENT_RATELIMIT'."]
+    assert "'USER_RATE_LIMIT'" in hints["Unknown CIBA setting 'user_rate_limit'."]
+    assert "Did you mean" not in hints["Unknown CIBA setting 'COLOUR'."]
 
 
 @pytest.mark.parametrize(

@@ -131,11 +131,13 @@ def test_acr_values_supported_only_when_configured(document, client, ciba_settin
     assert document["acr_values_supported"] == ["urn:example:loa:1", "urn:example:loa:2"]
 
 
-def test_oidc_disabled_returns_dot_error_not_500(client):
-    # DISC-07: without OIDC the document is not served, and the CIBA view does not crash.
+def test_oidc_disabled_returns_error_json_not_500(client):
+    # DISC-07: without OIDC (check E001) the document is not served, and the CIBA view does not
+    # crash: 503 temporarily_unavailable JSON (test_integration_checks covers DEBUG on and off).
     with override_settings(OAUTH2_PROVIDER=provider(OIDC_ENABLED=False)):
         response = client.get(DISCOVERY_URL)
-    assert 400 <= response.status_code < 500
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable"
 
 
 def test_signed_request_algorithms_are_advertised_without_symmetric_ones(document, ciba_settings):

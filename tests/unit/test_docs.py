@@ -22,3 +22,16 @@ def test_every_protocol_error_is_documented():
         if isinstance(cls, type) and issubclass(cls, exceptions.CibaError)
     }
     assert sorted(code for code in codes if f"``{code}``" not in text) == []
+
+
+def test_every_setting_states_its_type():
+    # Each key's entry (the ``KEY`` line and its indented description) says "*Type:* ...".
+    import re
+
+    text = (DOCS / "settings.rst").read_text()
+    untyped = []
+    for name in DEFAULTS:
+        match = re.search(rf"^(?:``[^\n]*)?``{name}``[^\n]*\n((?:    [^\n]*\n)+)", text, re.MULTILINE)
+        if match is None or "*Type:*" not in match.group(1):
+            untyped.append(name)
+    assert untyped == []
