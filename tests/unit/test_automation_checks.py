@@ -14,6 +14,13 @@ SECRET = "s3cret-for-the-conformance-suite-0123456789"
 LOOPBACK = "http://127.0.0.1:8000/o"
 
 
+@pytest.fixture(autouse=True)
+def _debug_off(settings):
+    """DEBUG off, as the test settings say (pinned: another module's override may leak DEBUG on).
+    Requested first, so that ``settings`` is restored after ``ciba_settings``."""
+    settings.DEBUG = False
+
+
 def ids(messages):
     return sorted(message.id for message in messages)
 

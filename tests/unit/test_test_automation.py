@@ -28,6 +28,13 @@ ENDPOINT = "https://rp.example.com/ciba/cb"
 URL = "/o/ciba/test-automation/"
 
 
+@pytest.fixture(autouse=True)
+def _debug_off(settings):
+    """DEBUG off, as the test settings say (pinned: another module's override may leak DEBUG on).
+    Requested first, so that ``settings`` is restored after ``ciba_settings``."""
+    settings.DEBUG = False
+
+
 def automation_url(secret: str = SECRET, **params: str) -> str:
     return f"{URL}?{urlencode({'secret': secret, **params})}"
 
