@@ -14,6 +14,7 @@ class DjangoCibaConfig(AppConfig):
         from . import (
             assurance,
             assurance_checks,  # noqa: F401  (registers the assurance system checks)
+            automation_checks,  # noqa: F401  (registers the test automation checks)
             checks,  # noqa: F401  (registers the system checks)
             client_checks,  # noqa: F401  (registers the client key and sector checks)
             integration_checks,  # noqa: F401  (registers the URL, signing key and Celery checks)

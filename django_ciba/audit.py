@@ -8,7 +8,8 @@ signal carries a secret (no auth_req_id, token, client_notification_token or use
 
 Event names are stable: ``created``, ``device_notified``, ``approved``, ``denied``, ``expired``,
 ``failed``, ``tokens_issued``, ``delivered``, ``delivery_failed``, ``abuse_reported``.
-Actors: ``client:<client_id>``, ``user:<pk>``, ``operator:<pk>``, ``policy:<name>``, ``system``.
+Actors: ``client:<client_id>``, ``user:<pk>``, ``operator:<pk>``, ``policy:<name>``,
+``test-automation`` (the conformance suite's approval URL), ``system``.
 """
 
 from __future__ import annotations

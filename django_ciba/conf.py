@@ -165,6 +165,11 @@ DEFAULTS: dict[str, Any] = {
     "WEBPUSH_VAPID_PRIVATE_KEY": None,
     "WEBPUSH_VAPID_PUBLIC_KEY": None,
     "WEBPUSH_VAPID_SUBJECT": None,
+    # The automated approval URL of the OpenID conformance suite (django_ciba.automation), for
+    # test deployments only: ENABLED (off by default), SECRET (its own, in the URL) and
+    # ALLOWED_ISSUER (the one issuer where it may run although the deployment looks like
+    # production: DEBUG off and a non-loopback issuer).
+    "TEST_AUTOMATION": {"ENABLED": False, "SECRET": "", "ALLOWED_ISSUER": None},
 }
 
 IMPORT_STRINGS = ("USER_RESOLVERS", "USER_CODE_VERIFIER", "DECISION_POLICIES", "AUTHENTICATION_CONTEXT")

@@ -5,11 +5,16 @@ validated, and the whole token response when a token is issued by the refresh-to
 client-credentials and password grants. :class:`RedactTokens` is attached to those loggers when
 django-ciba starts (``AppConfig.ready``), so such a record keeps its message but loses its
 arguments. Other records pass unchanged.
+
+:class:`RedactAutomationQuery` does the same for the request lines that Django's development
+server logs (``django.server``): the query string of the conformance suite's automated approval
+URL holds its secret and an auth_req_id, and is replaced by ``[redacted]``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 
 
 GRANT_LOGGERS = (
@@ -29,6 +34,9 @@ TOKEN_MESSAGES = frozenset(
     }
 )
 REDACTED = "[redacted]"
+#: The logger of ``runserver``'s request lines, and the query of the automated approval URL in one.
+SERVER_LOGGER = "django.server"
+AUTOMATION_QUERY = re.compile(r"(/ciba/test-automation/?)\?[^\s]*")
 
 
 class RedactTokens(logging.Filter):
@@ -41,9 +49,26 @@ class RedactTokens(logging.Filter):
         return True
 
 
+class RedactAutomationQuery(logging.Filter):
+    """Replace the query string of the automated approval URL in a logged request line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and record.args and isinstance(record.args[0], str):
+            line = AUTOMATION_QUERY.sub(rf"\1?{REDACTED}", record.args[0])
+            if line != record.args[0]:
+                record.args = (line, *record.args[1:])
+        return True
+
+
+def _add_once(name: str, kind: type[logging.Filter]) -> None:
+    logger = logging.getLogger(name)
+    if not any(isinstance(existing, kind) for existing in logger.filters):
+        logger.addFilter(kind())
+
+
 def install() -> None:
-    """Attach :class:`RedactTokens` to oauthlib's grant loggers (once)."""
+    """Attach :class:`RedactTokens` to oauthlib's grant loggers and :class:`RedactAutomationQuery`
+    to the development server's (once)."""
     for name in GRANT_LOGGERS:
-        logger = logging.getLogger(name)
-        if not any(isinstance(existing, RedactTokens) for existing in logger.filters):
-            logger.addFilter(RedactTokens())
+        _add_once(name, RedactTokens)
+    _add_once(SERVER_LOGGER, RedactAutomationQuery)

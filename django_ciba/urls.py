@@ -43,4 +43,7 @@ urlpatterns = [
     path("ciba/webpush/subscribe/", views.WebPushSubscribeView.as_view(), name="webpush-subscribe"),
     path("ciba/webpush/unsubscribe/", views.WebPushUnsubscribeView.as_view(), name="webpush-unsubscribe"),
     path("ciba/sw.js", views.ServiceWorkerView.as_view(), name="service-worker"),
+    # The OpenID conformance suite's automated approval URL: a 404 unless CIBA["TEST_AUTOMATION"]
+    # enables it on a test deployment (django_ciba.automation).
+    path("ciba/test-automation/", views.AutomatedApprovalView.as_view(), name="test-automation"),
 ]

@@ -1,3 +1,4 @@
+from .automation import AutomatedApprovalView
 from .backchannel import BackchannelAuthenticationView
 from .device import (
     DeviceRequestApproveView,
@@ -14,6 +15,7 @@ from .webpush import ServiceWorkerView, WebPushSubscribeView, WebPushUnsubscribe
 
 
 __all__ = [
+    "AutomatedApprovalView",
     "BackchannelAuthenticationView",
     "CibaConnectDiscoveryInfoView",
     "ClientConfigurationView",
