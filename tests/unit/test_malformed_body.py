@@ -164,9 +164,11 @@ def test_a_browser_gets_an_html_page(http):
 
 
 @pytest.mark.django_db
-@override_settings(DEBUG=True)
 def test_without_the_middleware_debug_turned_the_400_into_a_500(http, settings):
     # Why the middleware exists (and what W090 warns about): DOT's userinfo view reads the form.
+    # Both through the settings fixture, which restores them (override_settings combined with it
+    # left DEBUG on for the modules after this one).
+    settings.DEBUG = True
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != middleware.MALFORMED_BODY_MIDDLEWARE_PATH]
     observed = observe(http, "/o/userinfo/", "access_token=x".encode("utf-16"), f"{FORM}; charset=utf-16")
     assert observed.status_code == 500
