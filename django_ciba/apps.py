@@ -17,6 +17,7 @@ class DjangoCibaConfig(AppConfig):
             checks,  # noqa: F401  (registers the system checks)
             client_checks,  # noqa: F401  (registers the client key and sector checks)
             log_redaction,
+            page_checks,  # noqa: F401  (registers the approval pages' checks)
         )
 
         log_redaction.install()  # oauthlib logs some tokens at DEBUG

@@ -9,6 +9,7 @@ from .discovery import CibaConnectDiscoveryInfoView
 from .introspect import IntrospectTokenView
 from .pages import RequestDetailView, RequestListView, RequestResultView
 from .registration import ClientConfigurationView, ClientRegistrationView
+from .signin import SignInView, SignOutView
 from .token import TokenView
 from .webpush import ServiceWorkerView, WebPushSubscribeView, WebPushUnsubscribeView
 
@@ -27,6 +28,8 @@ __all__ = [
     "RequestListView",
     "RequestResultView",
     "ServiceWorkerView",
+    "SignInView",
+    "SignOutView",
     "TokenView",
     "WebPushSubscribeView",
     "WebPushUnsubscribeView",
