@@ -19,6 +19,7 @@ class DjangoCibaConfig(AppConfig):
             client_checks,  # noqa: F401  (registers the client key and sector checks)
             integration_checks,  # noqa: F401  (registers the URL, signing key and Celery checks)
             log_redaction,
+            page_checks,  # noqa: F401  (registers the approval pages' checks)
         )
 
         log_redaction.install()  # oauthlib logs some tokens at DEBUG

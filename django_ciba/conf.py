@@ -170,6 +170,11 @@ DEFAULTS: dict[str, Any] = {
     # ALLOWED_ISSUER (the one issuer where it may run although the deployment looks like
     # production: DEBUG off and a non-loopback issuer).
     "TEST_AUTOMATION": {"ENABLED": False, "SECRET": "", "ALLOWED_ISSUER": None},
+    # The approval pages: the name of this service shown on them (None: the host the user reached),
+    # and where they send a visitor who is not signed in (a URL name, path or URL). None: the
+    # project's LOGIN_URL when it sets or serves one, else the sign-in page shipped with the pages.
+    "SERVICE_NAME": None,
+    "LOGIN_URL": None,
 }
 
 IMPORT_STRINGS = ("USER_RESOLVERS", "USER_CODE_VERIFIER", "DECISION_POLICIES", "AUTHENTICATION_CONTEXT")

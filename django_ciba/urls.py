@@ -38,6 +38,9 @@ urlpatterns = [
     path("ciba/requests/", views.RequestListView.as_view(), name="requests"),
     path("ciba/requests/<int:pk>/", views.RequestDetailView.as_view(), name="request"),
     path("ciba/requests/<int:pk>/result/", views.RequestResultView.as_view(), name="request-result"),
+    # Their sign-in and sign-out (used unless the project has its own; see CIBA["LOGIN_URL"]).
+    path("ciba/login/", views.SignInView.as_view(), name="login"),
+    path("ciba/logout/", views.SignOutView.as_view(), name="logout"),
     # Web Push: this browser's subscription (JSON, session + CSRF) and the service worker, whose
     # default scope (ciba/) covers the approval pages.
     path("ciba/webpush/subscribe/", views.WebPushSubscribeView.as_view(), name="webpush-subscribe"),

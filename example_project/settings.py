@@ -80,11 +80,8 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
 STATIC_URL = "static/"
-# End users sign in with django.contrib.auth's login view (example_project/templates/registration/);
-# the approval pages send them there and back (?next=), a plain login lands on their requests.
-LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "django_ciba:requests"
-LOGOUT_REDIRECT_URL = "login"
+# End users sign in on the approval pages' own sign-in page (django_ciba:login, o/ciba/login/):
+# this project has no login page of its own, so the pages need no LOGIN_URL setting.
 
 # Client secrets are machine-generated (384 bits): one salted HMAC-SHA256 instead of PBKDF2's
 # million rounds on every poll. User passwords keep Django's default hasher (listed first).

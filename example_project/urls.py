@@ -7,8 +7,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    # End-user sign-in for the approval pages (login, logout, password change and reset).
-    path("accounts/", include("django.contrib.auth.urls")),
     path("o/", include("django_ciba.urls")),
     path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
     # The OpenAPI description of the CIBA endpoints (YAML; ?format=json for JSON) and a viewer.

@@ -10,6 +10,7 @@ from .discovery import CibaConnectDiscoveryInfoView
 from .introspect import IntrospectTokenView
 from .pages import RequestDetailView, RequestListView, RequestResultView
 from .registration import ClientConfigurationView, ClientRegistrationView
+from .signin import SignInView, SignOutView
 from .token import TokenView
 from .webpush import ServiceWorkerView, WebPushSubscribeView, WebPushUnsubscribeView
 
@@ -29,6 +30,8 @@ __all__ = [
     "RequestListView",
     "RequestResultView",
     "ServiceWorkerView",
+    "SignInView",
+    "SignOutView",
     "TokenView",
     "WebPushSubscribeView",
     "WebPushUnsubscribeView",

@@ -21,6 +21,7 @@ from django.shortcuts import render
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -30,7 +31,7 @@ from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import csrf_protect
 from oauth2_provider.scopes import get_scopes_backend
 
-from .. import assurance, decisions
+from .. import assurance, decisions, page_settings
 from ..exceptions import (
     InsufficientAssurance,
     InvalidDecision,
@@ -89,6 +90,8 @@ class RequestSummary:
     seconds_left: int = 0
     time_left: str = ""
     expires_at: datetime | None = None
+    requested_at: datetime | None = None
+    requested_ago: str = ""
     url: str = ""
 
     @property
@@ -140,6 +143,7 @@ def format_time_left(seconds: int) -> str:
 def summarize(auth_request: AuthenticationRequest) -> RequestSummary:
     client = auth_request.client
     seconds = auth_request.seconds_left()
+    age = max(0, int((timezone.now() - auth_request.created_at).total_seconds()))
     return RequestSummary(
         auth_request=auth_request,
         client_name=client.name or client.client_id,
@@ -149,6 +153,8 @@ def summarize(auth_request: AuthenticationRequest) -> RequestSummary:
         seconds_left=seconds,
         time_left=format_time_left(seconds),
         expires_at=auth_request.expires_at,
+        requested_at=auth_request.created_at,
+        requested_ago=format_time_left(age),
         url=reverse("django_ciba:request", kwargs={"pk": auth_request.pk}),
     )
 
@@ -169,7 +175,14 @@ def result_url(pk: int, *, already: bool = False) -> str:
 @method_decorator(secure_page, name="dispatch")
 @method_decorator(csrf_protect, name="dispatch")
 class ApprovalPageMixin(LoginRequiredMixin):
-    """Sign-in required (``settings.LOGIN_URL``), CSRF protected, never framed or cached."""
+    """Sign-in required (:func:`django_ciba.page_settings.login_url`), CSRF protected, never framed
+    or cached. Every page gets ``service_name`` in its context."""
+
+    def get_login_url(self) -> str:
+        return page_settings.login_url()
+
+    def page_context(self, **context: Any) -> dict[str, Any]:
+        return {"service_name": page_settings.service_name(self.request), **context}
 
     def get_auth_request(self, pk: Any) -> AuthenticationRequest:
         """The signed-in user's request; another user's request, or none, is a 404."""
@@ -186,18 +199,18 @@ class RequestListView(ApprovalPageMixin, View):
 
     def get(self, request: HttpRequest) -> HttpResponse:
         pending = [summarize(auth_request) for auth_request in decisions.requests_for_user(request.user)]
-        context = {
-            "requests": pending,
-            "webpush_available": template_exists(WEBPUSH_TEMPLATE),
-        }
+        context = self.page_context(
+            requests=pending,
+            webpush_available=template_exists(WEBPUSH_TEMPLATE),
+        )
         return render(request, self.template_name, context)
 
 
 class RequestDetailView(ApprovalPageMixin, View):
     """One pending request (GET) and the user's decision on it (POST ``action``: approve, deny, report).
 
-    ``approve`` grants the ticked ``scope`` values (``openid`` always stays); without any ``scope``
-    value every requested scope is granted.
+    ``approve`` grants ``openid`` and the ticked ``scope`` values: consent is opt-in, so the
+    optional scopes start unticked and a POST without any ``scope`` grants ``openid`` alone.
     """
 
     template_name = "django_ciba/pages/detail.html"
@@ -233,12 +246,11 @@ class RequestDetailView(ApprovalPageMixin, View):
             raise Http404(_("No such request."))
         return HttpResponseRedirect(result_url(auth_request.pk))
 
-    def granted_scopes(self, auth_request: AuthenticationRequest) -> list[str] | None:
-        ticked = self.request.POST.getlist("scope")
-        if not ticked:
-            return None
+    def granted_scopes(self, auth_request: AuthenticationRequest) -> list[str]:
+        """The required scopes the request has, then the ticked ones (never more than requested:
+        :func:`decisions.approve` refuses a scope that was not requested)."""
         required = [scope for scope in auth_request.scopes if scope in REQUIRED_SCOPES]
-        return list(dict.fromkeys([*required, *ticked]))
+        return list(dict.fromkeys([*required, *self.request.POST.getlist("scope")]))
 
     def get_decision_kwargs(self) -> dict[str, Any]:
         """Extra arguments of :func:`decisions.approve`: the session's ``context``, from
@@ -258,7 +270,7 @@ class RequestDetailView(ApprovalPageMixin, View):
         """The request with its choices; a request that can no longer be answered shows its outcome."""
         if auth_request.status != Status.PENDING or auth_request.is_expired():
             return HttpResponseRedirect(result_url(auth_request.pk, already=True))
-        context = {"request_summary": summarize(auth_request), "error": error}
+        context = self.page_context(request_summary=summarize(auth_request), error=error)
         return render(self.request, self.template_name, context, status=status or (400 if error else 200))
 
 
@@ -272,14 +284,14 @@ class RequestResultView(ApprovalPageMixin, View):
         outcome = self.outcome(auth_request)
         if outcome == "pending":
             return HttpResponseRedirect(reverse("django_ciba:request", kwargs={"pk": auth_request.pk}))
-        context = {
-            "outcome": outcome,
-            "status": auth_request.status,
-            "status_label": auth_request.get_status_display(),
-            "already_decided": request.GET.get("already") == "1" and outcome != "expired",
-            "request_summary": summarize(auth_request),
-            "reported": outcome == "reported",
-        }
+        context = self.page_context(
+            outcome=outcome,
+            status=auth_request.status,
+            status_label=auth_request.get_status_display(),
+            already_decided=request.GET.get("already") == "1" and outcome != "expired",
+            request_summary=summarize(auth_request),
+            reported=outcome == "reported",
+        )
         return render(request, self.template_name, context)
 
     def outcome(self, auth_request: AuthenticationRequest) -> str:

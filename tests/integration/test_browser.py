@@ -176,7 +176,7 @@ def sign_in(page, op: OP, shot=None) -> None:
     """On the login page: fill in the labelled fields and submit."""
     from playwright.sync_api import expect
 
-    expect(page).to_have_url(re.compile(r"/accounts/login/\?next="))
+    expect(page).to_have_url(re.compile(r"/o/ciba/login/\?next="))
     expect(page.get_by_role("heading", name="Sign in", level=1)).to_be_visible()
     page.get_by_label("Username").fill(op.username)
     page.get_by_label("Password").fill(op.password)
@@ -212,8 +212,12 @@ def check_detail_page(page) -> None:
     message = page.locator("#binding-message")
     expect(message).to_have_text(BINDING_MESSAGE)
     expect(message).to_be_visible()
-    expect(page.get_by_role("checkbox", name="See your name")).to_be_checked()
-    expect(page.get_by_role("checkbox", name="See your e-mail address")).to_be_checked()
+    # Consent is opt-in: the optional scopes start unticked.
+    expect(page.get_by_role("checkbox", name="See your name")).not_to_be_checked()
+    expect(page.get_by_role("checkbox", name="See your e-mail address")).not_to_be_checked()
+    # Trust cues: this service (the host, CIBA["SERVICE_NAME"] being unset) and the request's age.
+    expect(page.locator(".service")).to_contain_text(f"{CLIENT_NAME} asks to use your 127.0.0.1")
+    expect(page.locator(".requested")).to_contain_text("Requested less than a minute ago")
     for name in ("Approve", "Deny", "I did not request this"):
         expect(page.get_by_role("button", name=name, exact=True)).to_be_visible()
     # The binding message is the most prominent text on the page.
@@ -233,6 +237,8 @@ def test_sign_in_approve_and_the_poll_gets_tokens(op, browser, screenshots):
     page = new_page(browser)
     open_from_list(page, op, shot=screenshots)
     check_detail_page(page)
+    page.get_by_role("checkbox", name="See your name").check()
+    page.get_by_role("checkbox", name="See your e-mail address").check()
     screenshots(page, "approval")
     page.get_by_role("button", name="Approve", exact=True).click()
     expect(page).to_have_url(re.compile(r"/o/ciba/requests/\d+/result/$"))
@@ -336,6 +342,7 @@ def test_assurance_comes_from_the_sign_in_and_survives_refreshes(op, browser, sc
     )
     time.sleep(2.5)  # the click comes well after the sign-in
     page.goto(approval_url(op))
+    page.get_by_role("checkbox", name="Keep access while you are away").check()  # offline_access
     clicked = time.time()
     page.get_by_role("button", name="Approve", exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Request approved")

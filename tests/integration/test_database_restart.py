@@ -202,7 +202,7 @@ def starter_thread(op, load: Load, clients: dict, unredeemed: list) -> None:
 
 def sign_in(op) -> requests.Session:
     http = session()
-    login = f"{op.base_url}/accounts/login/"
+    login = f"{op.base_url}/o/ciba/login/"
     http.get(login, timeout=10).raise_for_status()
     response = http.post(
         login,

@@ -254,9 +254,9 @@ def test_production_like_push_through_the_celery_worker(tmp_path):
         assert answer.json()["status"] == "pending", answer.json()
 
         user = http()
-        user.get(f"{base}/accounts/login/", timeout=15)
+        user.get(f"{base}/o/ciba/login/", timeout=15)
         signed_in = user.post(
-            f"{base}/accounts/login/",
+            f"{base}/o/ciba/login/",
             data={"username": "demo", "password": PASSWORD, "csrfmiddlewaretoken": user.cookies["csrftoken"]},
             timeout=30,
         )

@@ -81,12 +81,12 @@ def controls(response) -> Controls:
 @pytest.mark.django_db
 @pytest.mark.parametrize("target", ["list", "detail", "result"])
 def test_anonymous_is_sent_to_the_login_page(client, pending, target):
-    # AD-01: the user signs in with Django's auth (settings.LOGIN_URL) and comes back (?next=).
+    # AD-01: the user signs in (here on the shipped page, as this project has no login page of its
+    # own; see test_pages_signin.py) and comes back (?next=).
     url = {"list": LIST_URL, "detail": detail_url(pending.pk), "result": result_url(pending.pk)}[target]
     response = client.get(url)
     assert response.status_code == 302
-    assert response["Location"].startswith(settings.LOGIN_URL)
-    assert response["Location"] == f"{settings.LOGIN_URL}?next={url}"
+    assert response["Location"] == f"{reverse('django_ciba:login')}?next={url}"
 
 
 @pytest.mark.django_db
@@ -94,7 +94,7 @@ def test_anonymous_is_sent_to_the_login_page(client, pending, target):
 def test_anonymous_post_decides_nothing(client, pending, action):
     response = client.post(detail_url(pending.pk), {"action": action})
     assert response.status_code == 302
-    assert response["Location"].startswith(settings.LOGIN_URL)
+    assert response["Location"].startswith(reverse("django_ciba:login"))
     pending.refresh_from_db()
     assert pending.status == Status.PENDING
     assert not AbuseReport.objects.exists()
@@ -260,12 +260,18 @@ def test_detail_page(alice, app, pending):
     assert re.search(r'class="binding-message binding-message--prominent"[^>]*>Code 4711</p>', page)
     assert "This request expires in 4 minutes" in page
     parsed = controls(response)
-    assert [button["text"] for button in parsed.buttons] == ["Approve", "Deny", "I did not request this"]
-    # openid cannot be unticked: it is sent as a hidden field; profile is a ticked checkbox.
+    # The header's "Sign out" (the shipped sign-out: this project has none), then the decision.
+    assert [button["text"] for button in parsed.buttons] == [
+        "Sign out",
+        "Approve",
+        "Deny",
+        "I did not request this",
+    ]
+    # openid cannot be unticked: it is sent as a hidden field; profile is an unticked checkbox.
     openid = [i for i in parsed.inputs if i.get("name") == "scope" and i.get("value") == "openid"]
     assert openid == [{"type": "hidden", "name": "scope", "value": "openid"}]
     profile = [i for i in parsed.inputs if i.get("value") == "profile"]
-    assert profile and profile[0]["type"] == "checkbox" and "checked" in profile[0]
+    assert profile and profile[0]["type"] == "checkbox" and "checked" not in profile[0]
     assert "Profile" in page
 
 
@@ -310,9 +316,11 @@ def test_long_binding_message_is_shown_in_full(alice, app, user):
 
 
 @pytest.mark.django_db
-def test_approve_grants_every_requested_scope(alice, user, app):
+def test_approve_grants_the_ticked_scopes(alice, user, app):
     request = make_request(app, user, scope="openid profile email")
-    response = alice.post(detail_url(request.pk), {"action": "approve"})
+    response = alice.post(
+        detail_url(request.pk), {"action": "approve", "scope": ["openid", "profile", "email"]}
+    )
     assert response.status_code == 302
     assert response["Location"] == result_url(request.pk)
     request.refresh_from_db()

@@ -28,6 +28,8 @@ import sys
 import textwrap
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +47,7 @@ CIBA_GRANT = "urn:openid:params:grant-type:ciba"
 SHELL = ("pip", "startproject", "key", "migrate", "check", "user", "client", "runserver", "discovery")
 SHELL += ("bc-authorize", "poll", "approve")
 PYTHON = ("settings", "celery", "init", "urls")
+TEXT = ("pages",)  # an address the reader opens in a browser (tests/integration/test_quickstart_pages.py)
 
 
 def extract_snippets(text: str, marker: str = "quickstart") -> dict[str, tuple[str, str]]:
@@ -84,7 +87,9 @@ def snippets() -> dict[str, tuple[str, str]]:
 
 
 def test_every_snippet_is_marked_and_well_formed(snippets):
-    assert set(snippets) == set(SHELL) | set(PYTHON)
+    assert set(snippets) == set(SHELL) | set(PYTHON) | set(TEXT)
+    for name in TEXT:
+        assert snippets[name][0] == "text", name
     for name in SHELL:
         assert snippets[name][0] == "shell", name
     for name in PYTHON:
@@ -93,6 +98,7 @@ def test_every_snippet_is_marked_and_well_formed(snippets):
         compile(code, f"quickstart:{name}", "exec")
     assert "django-admin startproject mysite" in snippets["startproject"][1]
     assert DOC_ADDRESS in snippets["settings"][1] and DOC_ADDRESS in snippets["runserver"][1]
+    assert snippets["pages"][1].strip() == f"http://{DOC_ADDRESS}/o/ciba/requests/"
 
 
 def test_the_settings_are_under_15_lines(snippets):
@@ -213,15 +219,15 @@ def project(snippets, tmp_path_factory) -> Project:
     return Project(root=root, address=address, code=code, env=env)
 
 
-def test_the_quickstart_turns_a_fresh_project_into_a_ciba_op(project, tmp_path):
-    code, env, root = project.code, dict(project.env), project.root
-    # 8. The server, in its own session so that the autoreloader's child goes with it.
-    log = tmp_path / "runserver.log"
+@contextmanager
+def runserver(project: Project, log: Path) -> Iterator[str]:
+    """Step 8: the server, in its own session so that the autoreloader's child goes with it; yields
+    the issuer once the discovery document answers, and stops the server afterwards."""
     with log.open("w") as output:
         server = subprocess.Popen(
-            ["bash", "-euo", "pipefail", "-c", code["runserver"]],
-            cwd=root,
-            env=env,
+            ["bash", "-euo", "pipefail", "-c", project.code["runserver"]],
+            cwd=project.root,
+            env=project.env,
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -229,6 +235,20 @@ def test_the_quickstart_turns_a_fresh_project_into_a_ciba_op(project, tmp_path):
     try:
         issuer = f"http://{project.address}/o"
         wait_until_serving(f"{issuer}/.well-known/openid-configuration", server, log, time.monotonic() + 30)
+        yield issuer
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def test_the_quickstart_turns_a_fresh_project_into_a_ciba_op(project, tmp_path):
+    code, env, root = project.code, dict(project.env), project.root
+    log = tmp_path / "runserver.log"
+    with runserver(project, log) as issuer:
         discovery = json_answer(code["discovery"], root, env)
         assert discovery["issuer"] == issuer
         assert discovery["backchannel_authentication_endpoint"] == f"{issuer}/bc-authorize"
@@ -261,13 +281,14 @@ def test_the_quickstart_turns_a_fresh_project_into_a_ciba_op(project, tmp_path):
         # The auth_req_id is used up.
         again = json_answer(code["poll"], root, env)
         assert again["error"] == "invalid_grant", again
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+
+        # 11, in a browser: the approval pages work without another setting. Without Chromium
+        # here, only the way in: the sign-in page they send alice to exists (the browser part is
+        # tests/integration/test_quickstart_pages.py).
+        with urllib.request.urlopen(code["pages"].strip(), timeout=10) as response:
+            assert response.status == 200
+            assert response.url == f"{issuer}/ciba/login/?next=/o/ciba/requests/"
+            assert b"<h1>Sign in</h1>" in response.read()
 
 
 def test_the_testing_page_example_passes_in_the_quickstart_project(project):

@@ -415,7 +415,8 @@ def _poll_refresh_flow(secrets, user, other_user):
     secrets.add("poll.auth_req_id", auth_req_id)
     assert poll(Client(), application, secret, auth_req_id).json()["error"] == "authorization_pending"
     assert browser.get(f"/o/ciba/requests/{auth_request.pk}/").status_code == 200
-    assert browser.post(f"/o/ciba/requests/{auth_request.pk}/", {"action": "approve"}).status_code == 302
+    ticked = {"action": "approve", "scope": ["openid", "offline_access"]}  # "Stay signed in" ticked
+    assert browser.post(f"/o/ciba/requests/{auth_request.pk}/", ticked).status_code == 302
     answer = poll(Client(), application, secret, auth_req_id).json()
     assert "access_token" in answer, answer
     _tokens(secrets, "poll", answer)
