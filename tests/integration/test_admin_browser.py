@@ -44,7 +44,8 @@ def wait_for(project, code: str, timeout: float = 40) -> None:
 
 @pytest.fixture
 def console(served_project, callback_receiver):
-    """The served OP with a worker, a superuser, and requests in every state: ``(project, password)``."""
+    """The served OP with a worker, a superuser ``root``, requests in every state and a ping that is
+    never answered: ``(project, root's password, the receiver's origin)``."""
     project = served_project
     project.env["CIBA_EXAMPLE_SETTINGS"] = json.dumps(FAST)
     project.env["CIBA_EXAMPLE_SWEEP_SECONDS"] = "1"
@@ -84,7 +85,7 @@ def console(served_project, callback_receiver):
         "print(not D.objects.filter(kind='device').exclude(status='delivered').exists() "
         "and D.objects.filter(kind='ping', attempts__gte=1).exclude(last_error='').exists())",
     )
-    return project, password
+    return project, password, callback_receiver.base_url
 
 
 def sign_in_to_admin(browser, project, password: str):
@@ -134,7 +135,7 @@ def test_request_list_and_outbox_fit_1280_pixels(console, browser, screenshots):
     no horizontal scrolling, every header cell within the viewport."""
     from playwright.sync_api import expect
 
-    project, password = console
+    project, password, receiver = console
     page = sign_in_to_admin(browser, project, password)
 
     page.goto(f"{project.base_url}/admin/django_ciba/authenticationrequest/")
@@ -159,8 +160,12 @@ def test_request_list_and_outbox_fit_1280_pixels(console, browser, screenshots):
     edges = column_right_edges(page, columns)
     assert all(edge <= visible_right_edge(page) for edge in edges.values()), edges
     assert horizontal_overflow(page) <= 0
+    # The ping's error is cut to fit; the whole of it is the cell's tooltip.
     last_errors = page.locator("#result_list td.field-last_error_short")
     expect(last_errors.filter(has_text=re.compile(r"\w"))).to_have_count(1)
+    error = last_errors.locator("span[title]")
+    expect(error).to_have_attribute("title", re.compile(rf"^Outbound POST to {re.escape(receiver)} failed"))
+    assert error.inner_text().endswith("…") and len(error.inner_text()) <= 40
     # Delivered notifications have no next attempt.
     delivered = page.locator("#result_list tbody tr").filter(has_text="Delivered")
     expect(delivered).to_have_count(4)
