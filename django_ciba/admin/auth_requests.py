@@ -184,7 +184,15 @@ class RequestEventInline(admin.TabularInline):
 @admin.register(Delivery)
 class DeliveryAdmin(OperatorActions, DeliveryDisplays, admin.ModelAdmin):
     # The last HTTP status is in the last error ("HTTP 503") and on the delivery's page.
-    list_display = ("id", "request", "kind_short", "status", "attempts", "next_attempt", "last_error_short")
+    list_display = (
+        "id",
+        "request_number",
+        "kind_short",
+        "status",
+        "attempts",
+        "next_attempt",
+        "last_error_short",
+    )
     list_filter = ("status", "kind", "created_at")
     list_select_related = ("auth_request",)
     search_fields = ("=id", "=auth_request__id")
@@ -199,12 +207,12 @@ class DeliveryAdmin(OperatorActions, DeliveryDisplays, admin.ModelAdmin):
     def has_add_permission(self, request: Any) -> bool:
         return False
 
-    @admin.display(description=_("request"), ordering="auth_request")
-    def request(self, obj: Delivery) -> str:
-        return f"#{obj.auth_request_id}"
-
     def has_change_permission(self, request: Any, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("request"), ordering="auth_request")
+    def request_number(self, obj: Delivery) -> str:
+        return f"#{obj.auth_request_id}"
 
     @admin.action(description=_("Retry selected pending deliveries now"), permissions=["operate"])
     def retry_now(self, request: Any, queryset: Any) -> None:

@@ -194,7 +194,7 @@ def test_the_outbox_cuts_a_long_last_error_and_keeps_it_in_a_tooltip(console, us
     visible = re.sub(r"<[^>]+>", "", long)
     assert visible.endswith("…") and len(visible) <= 40 and LONG_ERROR.startswith(visible[:-1])
     assert re.findall(r'<td class="field-kind_short">(.*?)</td>', html) == ["Device"] * 3
-    assert re.findall(r'<td class="field-request">(.*?)</td>', html) == [f"#{auth_request.pk}"] * 3
+    assert re.findall(r'<td class="field-request_number">(.*?)</td>', html) == [f"#{auth_request.pk}"] * 3
 
 
 def test_truncated():
