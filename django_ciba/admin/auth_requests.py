@@ -24,12 +24,15 @@ from django.utils.translation import ngettext
 from .. import audit, decisions, outbox
 from ..exceptions import DecisionError
 from ..models import AuthenticationRequest, Delivery, RequestEvent
+from .displays import NOTHING, ActorNames, short_datetime, truncated
 
 
 Status = AuthenticationRequest.Status
 #: Statuses with a clock running: waiting for the user, or approved but not redeemed yet.
 LIVE = (Status.PENDING, Status.APPROVED)
 RESENT = "device_notification_resent"
+#: The console's own stylesheet: compact lists that fit an ordinary desktop width.
+CONSOLE_CSS = {"all": ("django_ciba/admin.css",)}
 
 
 def user_search_fields(prefix: str = "user__") -> tuple[str, ...]:
@@ -85,20 +88,48 @@ DELIVERY_FIELDS = (
     "status",
     "error",
     "attempts",
-    "next_attempt_at",
+    "next_attempt",
     "last_status_code",
     "last_error",
     "created_at",
     "finished_at",
 )
+#: Short names of the delivery kinds, for the lists (the detail page shows the full name).
+SHORT_KINDS = {
+    Delivery.Kind.DEVICE: _("Device"),
+    Delivery.Kind.PING: _("Ping"),
+    Delivery.Kind.PUSH_TOKENS: _("Push (tokens)"),
+    Delivery.Kind.PUSH_ERROR: _("Push (error)"),
+}
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryDisplays:
+    """Cells shared by the outbox and the deliveries on a request's page."""
+
+    @admin.display(description=_("kind"), ordering="kind")
+    def kind_short(self, obj: Delivery) -> str:
+        return str(SHORT_KINDS.get(obj.kind, obj.get_kind_display()))
+
+    @admin.display(description=_("next attempt"), ordering="next_attempt_at")
+    def next_attempt(self, obj: Delivery) -> Any:
+        """Only a pending delivery has a next attempt; a finished one shows nothing."""
+        if obj.status != Delivery.Status.PENDING:
+            return NOTHING
+        return short_datetime(obj.next_attempt_at)
+
+    @admin.display(description=_("last error"), ordering="last_error")
+    def last_error_short(self, obj: Delivery) -> Any:
+        return truncated(obj.last_error)
+
+
+class DeliveryInline(DeliveryDisplays, admin.TabularInline):
+    """The deliveries of a request, in as many columns as fit; each links to its full page."""
+
     model = Delivery
     extra = 0
     can_delete = False
-    fields = DELIVERY_FIELDS
-    readonly_fields = DELIVERY_FIELDS
+    fields = ("kind", "status", "attempts", "next_attempt", "last_error_short", "finished_at")
+    readonly_fields = fields
     ordering = ("created_at", "pk")
     show_change_link = True
 
@@ -117,6 +148,10 @@ class RequestEventInline(admin.TabularInline):
     ordering = ("created_at", "pk")
     verbose_name = _("history entry")
     verbose_name_plural = _("history")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.actor_names = ActorNames()
 
     def has_add_permission(self, request: Any, obj: Any = None) -> bool:
         return False
@@ -138,16 +173,8 @@ class RequestEventInline(admin.TabularInline):
 
     @admin.display(description=_("by"))
     def who(self, obj: RequestEvent) -> str:
-        """The actor, with the username for ``user:<pk>`` and ``operator:<pk>``."""
-        kind, _sep, ident = obj.actor.partition(":")
-        if kind not in ("user", "operator") or not ident:
-            return obj.actor
-        User = get_user_model()
-        try:
-            name = User.objects.filter(pk=ident).values_list(User.USERNAME_FIELD, flat=True).first()
-        except (ValueError, TypeError):
-            name = None
-        return f"{obj.actor} ({name})" if name else obj.actor
+        """The actor, named: the client's name, or the username of a user or operator."""
+        return self.actor_names.label(obj)
 
     @admin.display(description=_("detail"))
     def details(self, obj: RequestEvent) -> str:
@@ -155,8 +182,17 @@ class RequestEventInline(admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(OperatorActions, admin.ModelAdmin):
-    list_display = ("id", "auth_request", "kind", "status", "attempts", "last_status_code", "next_attempt_at")
+class DeliveryAdmin(OperatorActions, DeliveryDisplays, admin.ModelAdmin):
+    # The last HTTP status is in the last error ("HTTP 503") and on the delivery's page.
+    list_display = (
+        "id",
+        "request_number",
+        "kind_short",
+        "status",
+        "attempts",
+        "next_attempt",
+        "last_error_short",
+    )
     list_filter = ("status", "kind", "created_at")
     list_select_related = ("auth_request",)
     search_fields = ("=id", "=auth_request__id")
@@ -165,11 +201,18 @@ class DeliveryAdmin(OperatorActions, admin.ModelAdmin):
     readonly_fields = fields
     actions = ("retry_now",)
 
+    class Media:
+        css = CONSOLE_CSS
+
     def has_add_permission(self, request: Any) -> bool:
         return False
 
     def has_change_permission(self, request: Any, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("request"), ordering="auth_request")
+    def request_number(self, obj: Delivery) -> str:
+        return f"#{obj.auth_request_id}"
 
     @admin.action(description=_("Retry selected pending deliveries now"), permissions=["operate"])
     def retry_now(self, request: Any, queryset: Any) -> None:
@@ -190,16 +233,9 @@ class DeliveryAdmin(OperatorActions, admin.ModelAdmin):
 
 @admin.register(AuthenticationRequest)
 class AuthenticationRequestAdmin(OperatorActions, admin.ModelAdmin):
-    list_display = (
-        "id",
-        "client",
-        "user",
-        "status",
-        "delivery_mode",
-        "created_at",
-        "expires_at",
-        "time_left",
-    )
+    # Creation is in the date hierarchy, the filters and on each request's page; the list is
+    # newest first. Its column would push expiry and time left out of an ordinary screen.
+    list_display = ("id", "client", "user", "status", "mode", "expires", "time_left")
     list_filter = ("status", TimeLeftFilter, "delivery_mode", "client", "created_at")
     list_select_related = ("client", "user")
     search_fields = ("=id", *user_search_fields(), "client__name", "client__client_id")
@@ -232,17 +268,28 @@ class AuthenticationRequestAdmin(OperatorActions, admin.ModelAdmin):
     readonly_fields = fields
     inlines = [RequestEventInline, DeliveryInline]
 
+    class Media:
+        css = CONSOLE_CSS
+
     def has_add_permission(self, request: Any) -> bool:
         return False
 
     def has_change_permission(self, request: Any, obj: Any = None) -> bool:
         return False
 
+    @admin.display(description=_("mode"), ordering="delivery_mode")
+    def mode(self, obj: AuthenticationRequest) -> str:
+        return str(obj.get_delivery_mode_display())
+
+    @admin.display(description=_("expires at"), ordering="expires_at")
+    def expires(self, obj: AuthenticationRequest) -> Any:
+        return short_datetime(obj.expires_at)
+
     @admin.display(description=_("time left"), ordering="expires_at")
-    def time_left(self, obj: AuthenticationRequest) -> str | None:
-        """Time until expiry while the clock runs; "expired" once past it; nothing when finished."""
+    def time_left(self, obj: AuthenticationRequest) -> str:
+        """Time until expiry while the clock runs; "expired" once past it; "—" when finished."""
         if obj.status not in LIVE:
-            return None
+            return NOTHING
         if obj.is_expired():
             return str(_("expired"))
         return format_seconds(obj.seconds_left())

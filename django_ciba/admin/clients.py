@@ -14,10 +14,11 @@ from django import forms
 from django.contrib import admin
 from django.db import models
 from django.utils.translation import gettext_lazy as _
-from oauth2_provider.models import get_application_model
+from oauth2_provider.models import AbstractApplication, get_application_model
 
+from ..constants import CIBA_GRANT_TYPE
 from ..exceptions import InvalidClientMetadata
-from ..models import CibaClient, InitialAccessToken
+from ..models import CibaClient, DeliveryMode, InitialAccessToken
 from ..models.clients import SECTOR_FIELDS
 from ..sectors import validate_sector
 
@@ -45,11 +46,58 @@ CIBA_CLIENT_FIELDS = (
 URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
 
 
+class OptionalJSONField(forms.JSONField):
+    """A JSON field left empty when there is no value, instead of showing ``null``."""
+
+    def prepare_value(self, value: Any) -> Any:
+        return "" if value is None else super().prepare_value(value)
+
+
+def grant_types_note(ciba: CibaClient | None) -> str:
+    """Which grants the token endpoint accepts for this registration, and why DOT's single
+    "authorization grant type" of the application (often "Client credentials") is not the list."""
+    if ciba is None or ciba.pk is None:
+        return str(
+            _(
+                "The CIBA grant and refresh_token, from this registration. DOT's “authorization grant "
+                "type” of the application adds at most one grant; with “CIBA only”, client_credentials "
+                "is refused."
+            )
+        )
+    if not ciba.enabled:
+        return str(_("None: the registration is disabled, so every grant is refused."))
+    grants = [CIBA_GRANT_TYPE] if ciba.delivery_mode != DeliveryMode.PUSH else []
+    grants.append("refresh_token")
+    application = ciba.application
+    if (
+        application.authorization_grant_type == AbstractApplication.GRANT_CLIENT_CREDENTIALS
+        and ciba.ciba_only
+    ):
+        note = _(
+            "CIBA only: client_credentials is refused; DOT's “authorization grant type” "
+            "(“Client credentials”) is not used for CIBA."
+        )
+    else:
+        grants.append(str(application.get_authorization_grant_type_display()))
+        note = _("The last one is DOT's “authorization grant type” of the application.")
+    text = f"{', '.join(grants)}. {note}"
+    if ciba.delivery_mode == DeliveryMode.PUSH:
+        text += " " + str(_("Push: the tokens are sent to the notification endpoint, never polled."))
+    return text
+
+
 class CibaClientForm(forms.ModelForm):
     """Checks a pairwise sector as registration does, fetching a ``sector_identifier_uri`` (REG-06).
 
-    Nothing is checked or fetched when none of the fields the sector depends on changed.
+    Nothing is checked or fetched when none of the fields the sector depends on changed. An
+    empty JWK set shows as an empty box (not ``null``); left empty, it stays empty.
     """
+
+    class Meta:
+        model = CibaClient
+        fields = ("jwks",)  # the admin names the fields it shows
+        field_classes = {"jwks": OptionalJSONField}
+        widgets = {"jwks": forms.Textarea(attrs={"placeholder": _("none"), "rows": 4})}
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -87,8 +135,13 @@ class CibaClientInline(admin.StackedInline):
     can_delete = True
     extra = 0
     max_num = 1
-    fields = CIBA_CLIENT_FIELDS
+    fields = (*CIBA_CLIENT_FIELDS, "grant_types")
+    readonly_fields = ("grant_types",)
     formfield_overrides = URL_FIELDS
+
+    @admin.display(description=_("grant types"))
+    def grant_types(self, obj: CibaClient | None) -> str:
+        return grant_types_note(obj)
 
 
 @admin.register(CibaClient)
@@ -105,10 +158,21 @@ class CibaClientAdmin(admin.ModelAdmin):
     list_select_related = ("application",)
     search_fields = ("application__name", "application__client_id")
     raw_id_fields = ("application",)
-    fields = ("application", *CIBA_CLIENT_FIELDS, "registered_dynamically", "created_at", "updated_at")
-    readonly_fields = ("registered_dynamically", "created_at", "updated_at")
+    fields = (
+        "application",
+        *CIBA_CLIENT_FIELDS,
+        "grant_types",
+        "registered_dynamically",
+        "created_at",
+        "updated_at",
+    )
+    readonly_fields = ("grant_types", "registered_dynamically", "created_at", "updated_at")
     formfield_overrides = URL_FIELDS
     form = CibaClientForm
+
+    @admin.display(description=_("grant types"))
+    def grant_types(self, obj: CibaClient | None) -> str:
+        return grant_types_note(obj)
 
     @admin.display(description=_("registered dynamically"), boolean=True)
     def registered_dynamically(self, obj: CibaClient) -> bool:

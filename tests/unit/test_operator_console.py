@@ -231,7 +231,7 @@ def test_time_left_column_and_filters(console, user, poll_client):
     }
     assert re.search(r'class="field-time_left">4 min \d\d s<', rows[live.pk])
     assert 'class="field-time_left">expired<' in rows[overdue.pk]
-    assert 'class="field-time_left">-<' in rows[denied.pk]
+    assert 'class="field-time_left">—<' in rows[denied.pk]  # finished: no time left
 
     def found(**query):
         return {row.pk for row in console.get(REQUESTS, query).context["cl"].result_list}
@@ -264,8 +264,8 @@ def test_history_shows_each_transition_in_order_with_its_actor(console, client, 
     events = re.findall(r'field-event">\s*<p>(\w+)</p>', history_html)
     assert events == ["created", "device_notified", "approved", "tokens_issued"]
     assert len(re.findall(r'field-at">\s*<p>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \w+</p>', history_html)) == 4
-    assert f"user:{user.pk} (alice)" in history_html
-    assert f"client:{app.client_id}" in history_html
+    assert f"alice (user:{user.pk})" in history_html
+    assert f"{app.name} (client:{app.client_id})" in history_html
     assert "kind=device" in history_html  # the event's detail
     assert 'name="events-MAX_NUM_FORMS" value="0"' in history_html  # nothing can be added
     assert "events-0-DELETE" not in history_html and 'name="events-0-event"' not in history_html
