@@ -33,6 +33,7 @@ from .receiver import CallbackReceiver
 
 
 CALLBACK_TIMEOUT = 20.0  # seconds; callbacks are held back until the bc-authorize answer is sent
+SETTLE_TIMEOUT = 5.0  # seconds the OP's task may take to record a callback's outcome
 RT_HASH_CLAIM = "urn:openid:params:jwt:claim:rt_hash"
 
 
@@ -169,6 +170,21 @@ def approve(demo: Demo, notification: Any) -> None:
     demo.out.show("request", f"#{request.pk} {request.status}, acr {request.acr}, amr {request.amr}")
 
 
+def settled_deliveries(auth_request_pk: int, timeout: float = SETTLE_TIMEOUT) -> list[Delivery]:
+    """The request's outbox rows once none is pending any more (at most ``timeout`` seconds).
+
+    The receiver has the callback as soon as the OP's task sent it, but the task records the
+    outcome only after reading the answer: on a busy machine the row can still be pending here.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        deliveries = list(Delivery.objects.filter(auth_request_id=auth_request_pk).order_by("pk"))
+        pending = any(d.status == Delivery.Status.PENDING for d in deliveries)
+        if not pending or time.monotonic() >= deadline:
+            return deliveries
+        time.sleep(0.05)
+
+
 def callback_received(demo: Demo, client: DemoClient, notification: Any, kind: str) -> dict[str, Any]:
     """The client's receiver got the OP's callback with the right bearer token and accepted it."""
     out = demo.out
@@ -190,7 +206,7 @@ def callback_received(demo: Demo, client: DemoClient, notification: Any, kind: s
     out.show("body", body)
     out.show("bearer token", "matches the client_notification_token" if callback.bearer_ok else "WRONG")
     out.show("receiver answered", str(callback.status))
-    deliveries = Delivery.objects.filter(auth_request_id=notification.auth_request_pk).order_by("pk")
+    deliveries = settled_deliveries(notification.auth_request_pk)
     out.show(
         "OP outbox (tasks run in-process: no broker)",
         ", ".join(f"{d.kind} {d.status} after {d.attempts} attempt(s)" for d in deliveries),
