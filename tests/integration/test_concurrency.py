@@ -263,7 +263,14 @@ def test_concurrent_registration_updates_leave_one_consistent_client(transaction
     from django_ciba.constants import CIBA_GRANT_TYPE
     from django_ciba.models import CibaClient
 
-    settings.CIBA = {**settings.CIBA, "REGISTRATION_OPEN": True}
+    # User codes supported, so that backchannel_user_code_parameter is stored as sent (an OP
+    # without them grants false whatever the body says, RFC 7591 3.2.1).
+    settings.CIBA = {
+        **settings.CIBA,
+        "REGISTRATION_OPEN": True,
+        "USER_CODE_SUPPORTED": True,
+        "USER_CODE_VERIFIER": "hmac.compare_digest",
+    }
     base = {
         "backchannel_token_delivery_mode": "poll",
         "grant_types": [CIBA_GRANT_TYPE],
