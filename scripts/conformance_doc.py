@@ -4,6 +4,10 @@ Usage::
 
     python scripts/conformance_doc.py SOURCE.md > docs/conformance.rst
     python scripts/conformance_doc.py SOURCE.md --output docs/conformance.rst
+    python scripts/conformance_doc.py --refresh docs/conformance.rst
+
+``--refresh`` needs no source: it rewrites only the "Implemented in" and "Tested in" cells of the
+page in place, from the tree (after code or tests started or stopped citing an ID).
 
 SOURCE.md is the paraphrased requirement list (``ciba-requirements.md``): ``## N. Title`` headings,
 each followed by a table whose rows start with ``| <ID> |``. The page gets one section per heading
@@ -211,11 +215,35 @@ def render(markdown: str, root: Path = ROOT) -> str:
     return "\n".join(lines)
 
 
+#: One row of a generated page: the ID cell, four cells of text, then the two computed cells.
+ROW = re.compile(r"^(   \* - \*\*([A-Z]+-\d+)\*\*\n(?:     - .*\n){4})     - .*\n     - .*\n", re.M)
+
+
+def refresh(page: str, root: Path = ROOT) -> str:
+    """``page`` (a generated conformance page) with its two computed columns recomputed from the tree."""
+    implemented, tested = scan(root)
+
+    def row(match: re.Match[str]) -> str:
+        ident = match.group(2)
+        return (
+            f"{match.group(1)}     - {references(implemented.get(ident, []))}\n"
+            f"     - {references(tested.get(ident, []))}\n"
+        )
+
+    return ROW.sub(row, page)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("source", type=Path, help="the requirement tables (ciba-requirements.md)")
+    parser.add_argument("source", type=Path, nargs="?", help="the requirement tables (ciba-requirements.md)")
     parser.add_argument("--output", type=Path, help="write here instead of standard output")
+    parser.add_argument("--refresh", type=Path, metavar="PAGE", help="recompute PAGE's two computed columns")
     args = parser.parse_args(argv)
+    if args.refresh:
+        args.refresh.write_text(refresh(args.refresh.read_text(encoding="utf-8")), encoding="utf-8")
+        return 0
+    if args.source is None:
+        parser.error("give SOURCE.md, or --refresh PAGE")
     text = render(args.source.read_text(encoding="utf-8"))
     if args.output:
         args.output.write_text(text, encoding="utf-8")

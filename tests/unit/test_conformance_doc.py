@@ -1,5 +1,6 @@
 """docs/conformance.rst resolves every requirement ID cited in the code and tests, and its
-"Implemented in" / "Tested in" columns match the tree (regenerate with scripts/conformance_doc.py)."""
+"Implemented in" / "Tested in" columns match the tree (refresh them with
+``python scripts/conformance_doc.py --refresh docs/conformance.rst``)."""
 
 import importlib.util
 import re
@@ -46,4 +47,4 @@ def test_the_implemented_and_tested_columns_are_current():
         for ident in documented()
     }
     stale = {ident: cells for ident, cells in documented().items() if cells != expected[ident]}
-    assert stale == {}, "regenerate docs/conformance.rst with scripts/conformance_doc.py"
+    assert stale == {}, "run: python scripts/conformance_doc.py --refresh docs/conformance.rst"
