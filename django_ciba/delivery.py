@@ -294,7 +294,7 @@ def _finish(delivery: Delivery, status: str, now: datetime, **fields: object) ->
 
 
 def _abandon_push(auth_request: AuthenticationRequest, now: datetime) -> None:
-    """A push that never arrived: its tokens must not stay usable (issue: revoke, mark failed)."""
+    """A push that never arrived: its tokens must not stay usable (revoke them, mark the request failed)."""
     push.revoke_pushed_tokens(auth_request)
     if AuthenticationRequest.objects.fail(auth_request.pk, from_states=(Status.CONSUMED,), now=now):
         audit.transition(auth_request, signals.auth_request_failed, detail={"reason": "push_undelivered"})

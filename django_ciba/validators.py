@@ -38,7 +38,8 @@ def token_hash(value: str) -> str:
 class CibaValidatorMixin:
     def _load_application(self, client_id: str, request: Any) -> Any:
         """DOT's lookup, with the CIBA registration joined in: the poll's hot path then needs one
-        query for the client instead of two (issue 4: a pending poll costs at most 2 queries).
+        query for the client instead of two (a pending poll costs at most 2 queries, see
+        docs/performance.rst).
 
         The prefetched row is handed to DOT through ``request.client``, which DOT reuses after its
         own ``is_usable`` check; an unknown client_id (or a client ID metadata document URL) falls
