@@ -27,14 +27,13 @@ from django.db import models, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 from oauth2_provider.models import AbstractApplication, get_application_model
-from oauth2_provider.settings import oauth2_settings
 
 from .client_information import client_information
 from .client_metadata import field_error, validate_metadata
 from .conf import ciba_settings
 from .exceptions import InvalidClientMetadata, InvalidToken
 from .models import CibaClient, InitialAccessToken
-from .secrets import generate_client_secret
+from .secrets import generate_client_secret, id_token_algorithm
 from .sectors import check_sector_identifier
 
 
@@ -228,11 +227,7 @@ def register(data: dict[str, Any], *, initial_access_token: str | None = None) -
     """
     grant = None if ciba_settings.REGISTRATION_OPEN else _find_initial_access_token(initial_access_token)
     Application = get_application_model()
-    algorithm = (
-        AbstractApplication.RS256_ALGORITHM
-        if oauth2_settings.OIDC_RSA_PRIVATE_KEY
-        else AbstractApplication.HS256_ALGORITHM
-    )
+    algorithm = id_token_algorithm()
     secret = generate_client_secret()
     application = Application(
         client_type=AbstractApplication.CLIENT_CONFIDENTIAL,

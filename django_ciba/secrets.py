@@ -18,6 +18,7 @@ from urllib.parse import unquote_plus
 from django.conf import settings
 from django.contrib.auth.hashers import get_hasher, identify_hasher, make_password
 from django.db import DatabaseError, transaction
+from oauth2_provider.models import AbstractApplication
 from oauth2_provider.settings import oauth2_settings
 
 from .hashers import MIN_SECRET_LENGTH, ClientSecretHasher
@@ -27,6 +28,14 @@ logger = logging.getLogger(__name__)
 
 SECRET_BYTES = 48
 """Random bytes in a generated secret: 384 bits, 64 URL-safe characters."""
+
+
+def id_token_algorithm() -> str:
+    """The ID-token algorithm of a new Application: RS256 with an OIDC key, else HS256 (then DOT
+    signs with the client secret, which must stay readable: not hashed)."""
+    if oauth2_settings.OIDC_RSA_PRIVATE_KEY:
+        return AbstractApplication.RS256_ALGORITHM
+    return AbstractApplication.HS256_ALGORITHM
 
 
 def generate_client_secret() -> str:

@@ -120,16 +120,20 @@ def test_gluu_style_push_client_registers_its_algorithm_before_its_keys(
         **auth,
     )
     private_key, public_jwk = make_client_key("RS256", kid="branch-1")
-    signed = request_object(
-        ciba.application,
-        private_key,
-        issuer=ISSUER,
-        alg="RS256",
-        kid="branch-1",
-        scope="openid",
-        login_hint="alice",
-        client_notification_token=token,
-    )
+
+    def sign() -> str:
+        return request_object(
+            ciba.application,
+            private_key,
+            issuer=ISSUER,
+            alg="RS256",
+            kid="branch-1",
+            scope="openid",
+            login_hint="alice",
+            client_notification_token=token,
+        )
+
+    signed = sign()
     early = client.post("/o/bc-authorize", data=urlencode({"request": signed}), content_type=FORM, **auth)
     for response in (unsigned, early):
         assert response.status_code == 400, response.content
@@ -148,16 +152,7 @@ def test_gluu_style_push_client_registers_its_algorithm_before_its_keys(
     assert updated.status_code == 200, updated.content
     assert updated.json()["jwks"] == {"keys": [public_jwk]}
     assert updated.json()["backchannel_user_code_parameter"] is False
-    signed = request_object(
-        ciba.application,
-        private_key,
-        issuer=ISSUER,
-        alg="RS256",
-        kid="branch-1",
-        scope="openid",
-        login_hint="alice",
-        client_notification_token=token,
-    )
+    signed = sign()
     response = client.post("/o/bc-authorize", data=urlencode({"request": signed}), content_type=FORM, **auth)
     assert response.status_code == 200, response.content
     auth_req_id = response.json()["auth_req_id"]

@@ -8,13 +8,12 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.scopes import get_scopes_backend
-from oauth2_provider.settings import oauth2_settings
 
 from django_ciba.client_keys import InvalidClientKeys, parse_jwks, supported_algorithms
 from django_ciba.conf import ciba_settings
 from django_ciba.exceptions import InvalidClientMetadata
 from django_ciba.models import AuthMethod, CibaClient, DeliveryMode, SubjectType
-from django_ciba.secrets import generate_client_secret
+from django_ciba.secrets import generate_client_secret, id_token_algorithm
 from django_ciba.sectors import validate_sector
 
 
@@ -206,11 +205,7 @@ class Command(BaseCommand):
 def _new_application(name: str) -> tuple[Any, str]:
     """An unsaved confidential Application and its secret (hashed when ID tokens are RS256)."""
     Application = get_application_model()
-    algorithm = (
-        AbstractApplication.RS256_ALGORITHM
-        if oauth2_settings.OIDC_RSA_PRIVATE_KEY
-        else AbstractApplication.HS256_ALGORITHM
-    )
+    algorithm = id_token_algorithm()
     # A private_key_jwt client still gets a (hashed, never shown) random secret, as DOT's
     # Application requires one; the validator refuses secrets for such clients anyway.
     secret = generate_client_secret()
