@@ -1,12 +1,12 @@
 """Approval-to-callback latency (ping and push) and its baselines, measured in the harness process.
 
-Each seeded ping or push request is approved with ``django_ciba.decisions.approve`` inside an outer
+Each seeded ping or push request is approved with ``django_ciba.approval.decisions.approve`` inside an outer
 transaction whose first ``on_commit`` hook stamps the commit (it runs before the outbox dispatch
 hook that ``approve`` registers); the loopback HTTPS receiver stamps the arrival with the same
 monotonic clock. One approval at a time, so these are latencies, not throughput.
 
 Baselines: a no-op Celery task's round trip (enqueue -> worker -> result in Redis -> caller), one
-direct ``django_ciba.outbound.post_json`` to the receiver, and a Celery task that makes that POST
+direct ``django_ciba.core.outbound.post_json`` to the receiver, and a Celery task that makes that POST
 (enqueue -> arrival), the floor for any worker-delivered callback.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 
 from django.db import transaction
 
-from django_ciba import decisions
-from django_ciba.outbound import post_json
+from django_ciba.approval import decisions
+from django_ciba.core.outbound import post_json
 
 
 def percentile(values: list[float], pct: float) -> float:

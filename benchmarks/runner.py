@@ -255,7 +255,9 @@ class Bench:
             result["large_control"], result["large"] = self.block(
                 plan, a.connections, a.duration, a.warmup, a.rounds
             )
-        self.log("purging finished rows (django_ciba.maintenance.purge_finished) under pending-poll load")
+        self.log(
+            "purging finished rows (django_ciba.delivery.maintenance.purge_finished) under pending-poll load"
+        )
         window = min(5.0, a.duration)
 
         def run_window(seconds: float) -> dict:

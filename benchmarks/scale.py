@@ -1,6 +1,6 @@
 """Scale: cleanup of a million finished rows, batch by batch, while pending polls keep running.
 
-``django_ciba.maintenance.purge_finished`` runs in a thread of the harness process; every SQL
+``django_ciba.delivery.maintenance.purge_finished`` runs in a thread of the harness process; every SQL
 statement it sends is timed through ``connection.execute_wrapper``. A batch is the pk-selecting
 query (``ORDER BY ... LIMIT``) plus the deletes that follow it; each delete batch commits on its
 own (autocommit), so the longest batch bounds how long any row lock is held. Meanwhile wrk sends
@@ -25,7 +25,7 @@ def purge_with_load(run_window: Any, *, window: float, batch_size: int | None = 
     """Run the purge in a thread; ``run_window(seconds)`` (a wrk run) repeats until it is done."""
     from django.db import connection, connections
 
-    from django_ciba import maintenance
+    from django_ciba.delivery import maintenance
 
     from .seed import row_count
 

@@ -1,7 +1,7 @@
 """Seeding with bulk inserts, in the harness process (Django set up on ``benchmarks.settings``).
 
 Requests are written straight into the table, with auth_req_ids made by
-``django_ciba.identifiers`` and stored, as the library does, only as their SHA-256 (ping and push
+``django_ciba.core.identifiers`` and stored, as the library does, only as their SHA-256 (ping and push
 requests also keep them sealed). Filler rows (finished requests older than the retention) are
 cloned from one template row by ``INSERT ... SELECT ... FROM generate_series`` in chunks: a million
 rows in seconds, without a million Python objects.
@@ -18,9 +18,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
-from django_ciba.identifiers import hash_auth_req_id, new_auth_req_id
+from django_ciba.core.identifiers import hash_auth_req_id, new_auth_req_id
+from django_ciba.core.sealing import seal
 from django_ciba.models import AuthenticationRequest, CibaClient, DeliveryMode
-from django_ciba.sealing import seal
 from django_ciba.testing import basic_auth, create_ciba_client
 
 

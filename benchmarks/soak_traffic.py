@@ -1,7 +1,7 @@
 """The soak's mixed traffic, in the soak process (Django set up on ``benchmarks.settings``).
 
 New flows start at a steady rate for the whole traffic window, spread over poll, ping and push
-clients; each flow is approved, denied (``django_ciba.decisions`` in this process, as the
+clients; each flow is approved, denied (``django_ciba.approval.decisions`` in this process, as the
 authentication device would) or left to expire. Client threads run every timed action from one
 schedule: bc-authorize, polls every ``interval`` (``slow_down`` makes it 5 s longer), the
 decisions, the token request after a ping, an occasional replay of a redeemed ``auth_req_id``.
@@ -32,8 +32,8 @@ import jwt
 import requests
 from django.db import close_old_connections, transaction
 
-from django_ciba import decisions
-from django_ciba.identifiers import hash_auth_req_id
+from django_ciba.approval import decisions
+from django_ciba.core.identifiers import hash_auth_req_id
 from django_ciba.models import AuthenticationRequest
 
 from .callbacks import percentile

@@ -16,7 +16,7 @@ def noop() -> float:
 
 @shared_task(name="benchmarks.post", ignore_result=True)
 def post(url: str) -> int:
-    """One callback-like POST through django_ciba.outbound from the worker (no database work)."""
-    from django_ciba.outbound import post_json
+    """One callback-like POST through django_ciba.core.outbound from the worker (no database work)."""
+    from django_ciba.core.outbound import post_json
 
     return post_json(url, b'{"benchmark":"baseline"}', headers={"Authorization": "Bearer baseline"}).status

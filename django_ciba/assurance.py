@@ -30,9 +30,9 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from oauth2_provider.models import get_refresh_token_model
 
-from .conf import ciba_settings
-from .exceptions import CibaConfigurationError, InsufficientAssurance
-from .models import TokenAssurance
+from django_ciba.core.conf import ciba_settings
+from django_ciba.exceptions import CibaConfigurationError, InsufficientAssurance
+from django_ciba.models import TokenAssurance
 
 
 #: Session key holding when the session's user signed in (seconds since the epoch).

@@ -21,10 +21,10 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import signals
+from django_ciba import signals
 
 
-logger = logging.getLogger("django_ciba.audit")
+logger = logging.getLogger(__name__)
 
 SYSTEM = "system"
 
@@ -55,7 +55,7 @@ def client_actor(application: Any) -> str:
 
 def record(auth_request: Any, event: str, *, actor: str = SYSTEM, **detail: Any) -> None:
     """Write one audit row for ``auth_request`` and log it (``detail`` must hold no secret)."""
-    from .models import RequestEvent
+    from django_ciba.models import RequestEvent
 
     RequestEvent.objects.create(
         auth_request_id=auth_request.pk,

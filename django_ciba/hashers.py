@@ -29,7 +29,7 @@ MIN_SECRET_LENGTH = 32
 """Shortest secret :class:`ClientSecretHasher` will hash (characters).
 
 A fast hash is only safe for secrets nobody could guess; length is the cheap proxy for "machine
-generated" (DOT's own generator makes 128 characters, ``django_ciba.secrets`` 64).
+generated" (DOT's own generator makes 128 characters, ``django_ciba.clients.secrets`` 64).
 """
 
 

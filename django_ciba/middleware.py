@@ -46,7 +46,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 
-logger = logging.getLogger("django_ciba.middleware")
+logger = logging.getLogger(__name__)
 
 #: The dotted path to put in ``MIDDLEWARE``.
 MIDDLEWARE_PATH = "django_ciba.middleware.DatabaseUnavailableMiddleware"

@@ -11,7 +11,7 @@ from typing import Any
 
 from oauth2_provider.oauth2_backends import OAuthLibCore as DOTOAuthLibCore
 
-from .constants import CIBA_GRANT_TYPE
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 
 
 class CibaOAuthLibCoreMixin:

@@ -3,7 +3,7 @@
 Every device notification and client callback starts as a :class:`~django_ciba.models.Delivery`
 row created in the same database transaction as the request or decision it reports. Only after
 that transaction commits is a Celery task enqueued; if the broker is down, the row stays due and the
-periodic sweep (:func:`django_ciba.maintenance.sweep_outbox`) enqueues it later. So a result is
+periodic sweep (:func:`django_ciba.delivery.maintenance.sweep_outbox`) enqueues it later. So a result is
 never lost, only delayed.
 """
 
@@ -19,11 +19,11 @@ from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
 
-from .conf import ciba_settings
-from .models import AuthenticationRequest, Delivery, DeliveryMode
+from django_ciba.core.conf import ciba_settings
+from django_ciba.models import AuthenticationRequest, Delivery, DeliveryMode
 
 
-logger = logging.getLogger("django_ciba.outbox")
+logger = logging.getLogger(__name__)
 
 Kind = Delivery.Kind
 
@@ -70,7 +70,7 @@ def dispatch(delivery_pk: int, *, at: datetime | None = None) -> None:
     With tasks running in-process (``task_always_eager``), a delivery due later is left to the
     sweep instead of being run at once.
     """
-    from .tasks import deliver
+    from django_ciba.tasks import deliver
 
     eager = bool(deliver.app.conf.task_always_eager)
     if at is not None and at <= timezone.now():

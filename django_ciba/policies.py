@@ -1,6 +1,6 @@
 """Decision policies consulted at bc-authorize: ask the user, approve now, or deny now.
 
-:func:`decide` is called by :func:`django_ciba.backchannel.start_authentication` once the client is
+:func:`decide` is called by :func:`django_ciba.bc_authorize.service.start_authentication` once the client is
 authenticated, the request validated and the user resolved, before anything is stored. It asks the
 policies of ``CIBA["DECISION_POLICIES"]`` in order; the first one that does not answer "ask the
 user" decides. :func:`apply` then carries out an immediate decision on the freshly stored request,
@@ -27,13 +27,13 @@ from typing import Any
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import decisions
-from .conf import ciba_settings
-from .exceptions import CibaError
-from .models import PreAuthorization
+from django_ciba.approval import decisions
+from django_ciba.core.conf import ciba_settings
+from django_ciba.exceptions import CibaError
+from django_ciba.models import PreAuthorization
 
 
-logger = logging.getLogger("django_ciba.policies")
+logger = logging.getLogger(__name__)
 
 ASK = "ask"
 APPROVE = "approve"
@@ -239,7 +239,7 @@ def decide(*, application: Any, ciba: Any, user: Any, scopes: list[str], request
 def apply(decision: Decision, auth_request: Any) -> None:
     """Carry out an immediate decision on the freshly stored request (inside its transaction).
 
-    Approval and denial go through :mod:`django_ciba.decisions`, like a user's: the same atomic
+    Approval and denial go through :mod:`django_ciba.approval.decisions`, like a user's: the same atomic
     transition, audit event (with the policy as actor) and client callback (ping or push, held back
     until the ``bc-authorize`` answer has been sent). The device is not notified. Nobody
     authenticated, so no ``acr``, ``amr`` or ``auth_time`` is recorded and the ID tokens carry none

@@ -18,9 +18,14 @@ from django.contrib.auth import get_user_model
 from django.utils.module_loading import import_string
 from oauth2_provider.settings import oauth2_settings
 
-from .conf import ciba_settings
-from .exceptions import CibaConfigurationError, ExpiredLoginHintToken, InvalidRequest, UnknownUserId
-from .subjects import user_by_public_subject, user_for_subject
+from django_ciba.clients.subjects import user_by_public_subject, user_for_subject
+from django_ciba.core.conf import ciba_settings
+from django_ciba.exceptions import (
+    CibaConfigurationError,
+    ExpiredLoginHintToken,
+    InvalidRequest,
+    UnknownUserId,
+)
 
 
 class BaseUserResolver:

@@ -6,9 +6,9 @@ from typing import Any
 
 from oauthlib.openid import Server as OpenIDServer
 
-from .constants import CIBA_GRANT_TYPE
-from .grant_rules import check_registered_scopes
-from .grants import OpenIDCibaGrant
+from django_ciba.core.constants import CIBA_GRANT_TYPE
+from django_ciba.tokens.grant import OpenIDCibaGrant
+from django_ciba.tokens.rules import check_registered_scopes
 
 
 # Token-endpoint grants that never ask the validator's validate_scopes: their scopes come from an
@@ -23,7 +23,7 @@ class CibaServerMixin:
     DOT's ``server_kwargs`` (device-flow options such as ``pre_token``) are deliberately not passed
     to the CIBA grant. The refresh_token and CIBA grants also check the scopes they are about to
     grant against the client's registered ``scope``
-    (:func:`~django_ciba.grant_rules.check_registered_scopes`).
+    (:func:`~django_ciba.tokens.rules.check_registered_scopes`).
     """
 
     grant_types: dict[str, Any]

@@ -36,7 +36,7 @@ EXTRA_ARGUMENTS = frozenset({"kind"})
 
 def send(signal: Signal, auth_request: object, **extra: str) -> None:
     """Send ``signal`` for ``auth_request`` with the documented, secret-free arguments."""
-    from .models import AuthenticationRequest
+    from django_ciba.models import AuthenticationRequest
 
     assert isinstance(auth_request, AuthenticationRequest)
     unknown = set(extra) - EXTRA_ARGUMENTS

@@ -22,7 +22,7 @@ TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True
 @shared_task(name="django_ciba.deliver", **TASK_OPTIONS)
 def deliver(delivery_pk: int) -> str:
     """Attempt one outbox delivery (device notification, ping or push)."""
-    from . import delivery
+    from django_ciba.delivery import worker as delivery
 
     return delivery.deliver(delivery_pk)
 
@@ -30,7 +30,7 @@ def deliver(delivery_pk: int) -> str:
 @shared_task(name="django_ciba.sweep_outbox", **TASK_OPTIONS)
 def sweep_outbox() -> int:
     """Re-enqueue overdue deliveries (lost messages, crashed workers)."""
-    from . import maintenance
+    from django_ciba.delivery import maintenance
 
     return maintenance.sweep_outbox()
 
@@ -38,7 +38,7 @@ def sweep_outbox() -> int:
 @shared_task(name="django_ciba.expire_requests", **TASK_OPTIONS)
 def expire_requests() -> int:
     """Expire overdue requests and push ``expired_token`` to push clients."""
-    from . import maintenance
+    from django_ciba.delivery import maintenance
 
     return maintenance.expire_overdue()
 
@@ -46,7 +46,7 @@ def expire_requests() -> int:
 @shared_task(name="django_ciba.purge_finished", **TASK_OPTIONS)
 def purge_finished() -> int:
     """Delete finished requests older than ``CIBA["RETENTION"]``."""
-    from . import maintenance
+    from django_ciba.delivery import maintenance
 
     return maintenance.purge_finished()
 

@@ -16,9 +16,9 @@ from django.test import override_settings
 from oauth2_provider.models import get_application_model
 from oauth2_provider.settings import oauth2_settings
 
-from .constants import CIBA_GRANT_TYPE
-from .models import AuthMethod, CibaClient, DeliveryMode
-from .secrets import generate_client_secret
+from django_ciba.clients.secrets import generate_client_secret
+from django_ciba.core.constants import CIBA_GRANT_TYPE
+from django_ciba.models import AuthMethod, CibaClient, DeliveryMode
 
 
 FORM = "application/x-www-form-urlencoded"
@@ -68,8 +68,8 @@ def create_auth_request(
 
     from django.utils import timezone
 
-    from .identifiers import hash_auth_req_id, new_auth_req_id
-    from .models import AuthenticationRequest
+    from django_ciba.core.identifiers import hash_auth_req_id, new_auth_req_id
+    from django_ciba.models import AuthenticationRequest
 
     values = {
         "auth_req_id_hash": hash_auth_req_id(new_auth_req_id()),
@@ -110,7 +110,7 @@ def start_request(
 
     Fails with an AssertionError showing the error JSON when the OP refuses the request.
     """
-    from .models import AuthenticationRequest
+    from django_ciba.models import AuthenticationRequest
 
     response = bc_authorize(http_client, application, secret, path=path, **params)
     assert response.status_code == 200, response.content
@@ -257,7 +257,7 @@ if pytest is not None:
 
         Needs ``CIBA["NOTIFICATION_BACKEND"]`` set to ``django_ciba.backends.locmem.LocmemBackend``.
         """
-        from .backends import locmem
+        from django_ciba.backends import locmem
 
         locmem.reset()
         yield locmem.outbox

@@ -6,7 +6,7 @@ path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
 
 from django.urls import path, re_path
 
-from . import views
+from django_ciba import views
 
 
 app_name = "django_ciba"
@@ -47,6 +47,6 @@ urlpatterns = [
     path("ciba/webpush/unsubscribe/", views.WebPushUnsubscribeView.as_view(), name="webpush-unsubscribe"),
     path("ciba/sw.js", views.ServiceWorkerView.as_view(), name="service-worker"),
     # The OpenID conformance suite's automated approval URL: a 404 unless CIBA["TEST_AUTOMATION"]
-    # enables it on a test deployment (django_ciba.automation).
+    # enables it on a test deployment (django_ciba.approval.automation).
     path("ciba/test-automation/", views.AutomatedApprovalView.as_view(), name="test-automation"),
 ]

@@ -13,11 +13,14 @@ from django.utils import timezone
 from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.oauth2_validators import OAuth2Validator as DOTOAuth2Validator
 
-from . import assurance, client_assertion, grant_rules, polling
-from .constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
-from .models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
-from .secrets import upgrade_client_secret_from_request
-from .subjects import pairwise_sector, subject_for
+from django_ciba import assurance
+from django_ciba.clients import assertions as client_assertion
+from django_ciba.clients.secrets import upgrade_client_secret_from_request
+from django_ciba.clients.subjects import pairwise_sector, subject_for
+from django_ciba.core.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
+from django_ciba.models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
+from django_ciba.tokens import polling
+from django_ciba.tokens import rules as grant_rules
 
 
 # What validate_ciba_auth_req_id reads before it knows the request is approved (polling.py too).
@@ -25,7 +28,7 @@ POLL_FIELDS = ("id", "auth_req_id_hash", "client_id", "status", "expires_at", "i
 
 
 def get_ciba_client(application: Any) -> CibaClient | None:
-    """The application's enabled CIBA registration, or None (see :mod:`django_ciba.grant_rules`)."""
+    """The application's enabled CIBA registration, or None (see :mod:`django_ciba.tokens.rules`)."""
     return grant_rules.get_enabled_registration(application)
 
 
@@ -68,10 +71,10 @@ class CibaValidatorMixin:
         method (REG-07), at the backchannel and token endpoints and for DOT's other grants.
 
         A request carrying ``client_assertion`` or ``client_assertion_type`` is checked as a
-        ``private_key_jwt`` assertion only (:mod:`django_ciba.client_assertion`). A CIBA client must
+        ``private_key_jwt`` assertion only (:mod:`django_ciba.clients.assertions`). A CIBA client must
         use the method it registered, and only one method per request (RFC 6749 §2.3). After a
         successful secret check, a secret still stored with a slow password hasher is re-hashed
-        with ``CLIENT_SECRET_HASHER`` (see :mod:`django_ciba.secrets`).
+        with ``CLIENT_SECRET_HASHER`` (see :mod:`django_ciba.clients.secrets`).
         """
         if client_assertion.presented(request):
             return self._authenticate_client_assertion(request)
@@ -157,7 +160,7 @@ class CibaValidatorMixin:
         """DOT's check, within the registered ``scope`` of a CIBA client (every grant that asks).
 
         oauthlib asks at the authorization endpoint (code, implicit), for client_credentials,
-        password and the device code; :func:`~django_ciba.grant_rules.check_registered_scopes`
+        password and the device code; :func:`~django_ciba.tokens.rules.check_registered_scopes`
         covers the grants that do not ask (refresh_token, the CIBA grant).
         """
         if not grant_rules.scopes_allowed(client, scopes):

@@ -34,7 +34,7 @@ def _reset_notifications(ciba_notifications):
 def _clear_cache():
     from django.core.cache import cache
 
-    from django_ciba import timing
+    from django_ciba.bc_authorize import timing
 
     cache.clear()
     timing.reset()  # answer-time samples of earlier tests

@@ -11,14 +11,24 @@ No secret is ever shown or searchable (see each module).
 
 from django.contrib import admin
 
-from .auth_requests import AuthenticationRequestAdmin, DeliveryAdmin, DeliveryInline, RequestEventInline
-from .clients import (
+from django_ciba.admin.auth_requests import (
+    AuthenticationRequestAdmin,
+    DeliveryAdmin,
+    DeliveryInline,
+    RequestEventInline,
+)
+from django_ciba.admin.clients import (
     CibaClientAdmin,
     CibaClientInline,
     InitialAccessTokenAdmin,
     add_inline_to_application_admin,
 )
-from .device import AbuseReportAdmin, PreAuthorizationAdmin, PreAuthorizationForm, WebPushSubscriptionAdmin
+from django_ciba.admin.end_users import (
+    AbuseReportAdmin,
+    PreAuthorizationAdmin,
+    PreAuthorizationForm,
+    WebPushSubscriptionAdmin,
+)
 
 
 __all__ = [

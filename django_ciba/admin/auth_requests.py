@@ -21,10 +21,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .. import audit, decisions, outbox
-from ..exceptions import DecisionError
-from ..models import AuthenticationRequest, Delivery, RequestEvent
-from .displays import NOTHING, ActorNames, short_datetime, truncated
+from django_ciba import audit, outbox
+from django_ciba.admin.displays import NOTHING, ActorNames, short_datetime, truncated
+from django_ciba.approval import decisions
+from django_ciba.exceptions import DecisionError
+from django_ciba.models import AuthenticationRequest, Delivery, RequestEvent
 
 
 Status = AuthenticationRequest.Status

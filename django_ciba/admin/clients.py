@@ -16,11 +16,11 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication, get_application_model
 
-from ..constants import CIBA_GRANT_TYPE
-from ..exceptions import InvalidClientMetadata
-from ..models import CibaClient, DeliveryMode, InitialAccessToken
-from ..models.clients import SECTOR_FIELDS
-from ..sectors import validate_sector
+from django_ciba.clients.sectors import validate_sector
+from django_ciba.core.constants import CIBA_GRANT_TYPE
+from django_ciba.exceptions import InvalidClientMetadata
+from django_ciba.models import CibaClient, DeliveryMode, InitialAccessToken
+from django_ciba.models.clients import SECTOR_FIELDS
 
 
 CIBA_CLIENT_FIELDS = (

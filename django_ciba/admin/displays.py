@@ -20,7 +20,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from oauth2_provider.models import get_application_model
 
-from ..models import RequestEvent
+from django_ciba.models import RequestEvent
 
 
 #: What a cell shows when there is nothing to show (finished: no time left, no next attempt).

@@ -10,9 +10,14 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
-from ..conf import ciba_settings
-from ..exceptions import CibaConfigurationError
-from .base import BaseNotificationBackend, DeviceNotification, NotificationError, PermanentNotificationError
+from django_ciba.backends.base import (
+    BaseNotificationBackend,
+    DeviceNotification,
+    NotificationError,
+    PermanentNotificationError,
+)
+from django_ciba.core.conf import ciba_settings
+from django_ciba.exceptions import CibaConfigurationError
 
 
 __all__ = [

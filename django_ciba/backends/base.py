@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core import checks
 
-from ..exceptions import CibaConfigurationError
+from django_ciba.exceptions import CibaConfigurationError
 
 
 @dataclass(frozen=True)

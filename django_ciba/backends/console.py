@@ -7,7 +7,7 @@ import threading
 from datetime import UTC
 from typing import Any, TextIO
 
-from .base import BaseNotificationBackend, DeviceNotification
+from django_ciba.backends.base import BaseNotificationBackend, DeviceNotification
 
 
 # One lock for all instances: get_backend() builds a new backend per call, and blocks written by

@@ -9,7 +9,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
 
-from .base import BaseNotificationBackend, DeviceNotification, NotificationError, PermanentNotificationError
+from django_ciba.backends.base import (
+    BaseNotificationBackend,
+    DeviceNotification,
+    NotificationError,
+    PermanentNotificationError,
+)
 
 
 SUBJECT_TEMPLATE = "django_ciba/notification/email_subject.txt"

@@ -10,7 +10,12 @@ import threading
 from collections import deque
 from typing import Any
 
-from .base import BaseNotificationBackend, DeviceNotification, NotificationError, PermanentNotificationError
+from django_ciba.backends.base import (
+    BaseNotificationBackend,
+    DeviceNotification,
+    NotificationError,
+    PermanentNotificationError,
+)
 
 
 #: Every notification delivered by a :class:`LocmemBackend`, oldest first.

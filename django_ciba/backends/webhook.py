@@ -17,8 +17,13 @@ from typing import Any
 
 from django.core import checks
 
-from ..exceptions import CibaConfigurationError
-from .base import BaseNotificationBackend, DeviceNotification, NotificationError, PermanentNotificationError
+from django_ciba.backends.base import (
+    BaseNotificationBackend,
+    DeviceNotification,
+    NotificationError,
+    PermanentNotificationError,
+)
+from django_ciba.exceptions import CibaConfigurationError
 
 
 EVENT_TYPE = "ciba.authentication_request"
@@ -139,7 +144,7 @@ class WebhookBackend(BaseNotificationBackend):
         return f"<{type(self).__name__} url={self.url!r}>"
 
     def check(self) -> list[checks.CheckMessage]:
-        from .. import outbound
+        from django_ciba.core import outbound
 
         messages: list[checks.CheckMessage] = []
         where = "CIBA['NOTIFICATION_BACKEND']['OPTIONS']"
@@ -181,7 +186,7 @@ class WebhookBackend(BaseNotificationBackend):
         return messages
 
     def notify(self, notification: DeviceNotification) -> None:
-        from .. import outbound
+        from django_ciba.core import outbound
 
         if not self.url or not self._secret:
             raise PermanentNotificationError(

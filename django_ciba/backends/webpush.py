@@ -12,7 +12,7 @@ each notification this backend POSTs to every subscription of the user:
 * ``TTL`` (seconds until the request expires), ``Urgency`` and ``Topic: ciba-<pk>`` (a retry
   replaces a message still queued for the same request).
 
-The POST goes through :mod:`django_ciba.outbound` (https only, public addresses, no redirects,
+The POST goes through :mod:`django_ciba.core.outbound` (https only, public addresses, no redirects,
 timeouts). Answers: 2xx delivered; 404/410 the subscription expired and is deleted ("pruned");
 408, 429 and 5xx retried; any other answer fails that subscription. The notification counts as
 delivered when at least one subscription accepted it.
@@ -39,12 +39,17 @@ from django.core import checks
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from ..conf import ciba_settings
-from ..exceptions import CibaConfigurationError
-from .base import BaseNotificationBackend, DeviceNotification, NotificationError, PermanentNotificationError
+from django_ciba.backends.base import (
+    BaseNotificationBackend,
+    DeviceNotification,
+    NotificationError,
+    PermanentNotificationError,
+)
+from django_ciba.core.conf import ciba_settings
+from django_ciba.exceptions import CibaConfigurationError
 
 
-logger = logging.getLogger("django_ciba.backends.webpush")
+logger = logging.getLogger(__name__)
 
 CONTENT_ENCODING = "aes128gcm"
 URGENCIES = ("very-low", "low", "normal", "high")
@@ -357,7 +362,7 @@ class WebPushBackend(BaseNotificationBackend):
     # --- sending --------------------------------------------------------------------------
 
     def notify(self, notification: DeviceNotification) -> None:
-        from ..models import WebPushSubscription
+        from django_ciba.models import WebPushSubscription
 
         config = vapid_config()  # CibaConfigurationError: a permanent, logged failure
         subscriptions = list(WebPushSubscription.objects.filter(user_id=notification.user.pk).order_by("pk"))
@@ -386,7 +391,7 @@ class WebPushBackend(BaseNotificationBackend):
     def _send(
         self, subscription: Any, plaintext: bytes, headers: dict[str, str], config: VapidConfig
     ) -> _Result:
-        from .. import outbound
+        from django_ciba.core import outbound
 
         origin = push_service_origin(subscription.endpoint)
         try:

@@ -8,7 +8,7 @@ from oauth2_provider.settings import oauth2_settings
 
 
 def seal_notification_tokens(apps, schema_editor):
-    from django_ciba.sealing import seal
+    from django_ciba.core.sealing import seal
 
     AuthenticationRequest = apps.get_model("django_ciba", "AuthenticationRequest")
     rows = AuthenticationRequest.objects.exclude(client_notification_token="")

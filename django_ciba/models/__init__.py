@@ -1,9 +1,16 @@
 """django-ciba's models: per-client CIBA metadata and the authentication requests themselves."""
 
-from .assurance import TokenAssurance
-from .auth_requests import AuthenticationRequest, Delivery, JwtUse, RequestEvent
-from .clients import AuthMethod, CibaClient, DeliveryMode, InitialAccessToken, PairwiseSubject, SubjectType
-from .device import AbuseReport, PreAuthorization, WebPushSubscription
+from django_ciba.models.assurance import TokenAssurance
+from django_ciba.models.auth_requests import AuthenticationRequest, Delivery, JwtUse, RequestEvent
+from django_ciba.models.clients import (
+    AuthMethod,
+    CibaClient,
+    DeliveryMode,
+    InitialAccessToken,
+    PairwiseSubject,
+    SubjectType,
+)
+from django_ciba.models.end_users import AbuseReport, PreAuthorization, WebPushSubscription
 
 
 __all__ = [

@@ -10,8 +10,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.settings import oauth2_settings
 
-from ..querysets import AuthenticationRequestQuerySet, DeliveryQuerySet
-from .clients import DeliveryMode
+from django_ciba.models.clients import DeliveryMode
+from django_ciba.models.querysets import AuthenticationRequestQuerySet, DeliveryQuerySet
 
 
 class AuthenticationRequest(models.Model):
@@ -53,7 +53,7 @@ class AuthenticationRequest(models.Model):
         default=False,
         help_text=_("The user's authentication device was asked; False when a decision policy decided."),
     )
-    # Kept sealed (encrypted, see django_ciba.sealing) for ping and push callbacks only.
+    # Kept sealed (encrypted, see django_ciba.core.sealing) for ping and push callbacks only.
     auth_req_id_sealed = models.TextField(_("sealed auth_req_id"), blank=True, editable=False)
     client_notification_token_sealed = models.TextField(
         _("sealed client notification token"), blank=True, editable=False
@@ -103,7 +103,7 @@ class AuthenticationRequest(models.Model):
             models.Index(fields=["user", "status", "expires_at"], name="ciba_authreq_user_pending"),
             # Expiry and cleanup scan by status and expiry.
             models.Index(fields=["status", "expires_at"], name="ciba_authreq_status_expiry"),
-            # The abuse controls count a user's recent prompts per client (django_ciba.prompt_limits).
+            # The abuse controls count a user's recent prompts per client (bc_authorize.prompt_limits).
             models.Index(fields=["user", "client", "created_at"], name="ciba_authreq_user_client"),
         ]
 
@@ -120,13 +120,13 @@ class AuthenticationRequest(models.Model):
 
     def get_client_notification_token(self) -> str:
         """The client_notification_token in clear ("" when none was sent)."""
-        from ..sealing import unseal
+        from django_ciba.core.sealing import unseal
 
         return unseal(self.client_notification_token_sealed) if self.client_notification_token_sealed else ""
 
     def get_auth_req_id(self) -> str:
         """The auth_req_id in clear; kept (sealed) for ping and push requests only, else ""."""
-        from ..sealing import unseal
+        from django_ciba.core.sealing import unseal
 
         return unseal(self.auth_req_id_sealed) if self.auth_req_id_sealed else ""
 

@@ -202,7 +202,7 @@ class CibaClient(models.Model):
                     {"notification_endpoint": _("The notification endpoint must be https.")}
                 )
         if self.notification_endpoint:
-            from ..outbound import UnsafeDestination, validate_endpoint_url
+            from django_ciba.core.outbound import UnsafeDestination, validate_endpoint_url
 
             try:
                 validate_endpoint_url(self.notification_endpoint)  # SEC-01, SEC-05
@@ -225,8 +225,8 @@ class CibaClient(models.Model):
             )
 
     def _clean_keys(self) -> None:
-        from ..client_keys import InvalidClientKeys, parse_jwks
-        from ..outbound import UnsafeDestination, validate_endpoint_url
+        from django_ciba.clients.keys import InvalidClientKeys, parse_jwks
+        from django_ciba.core.outbound import UnsafeDestination, validate_endpoint_url
 
         if self.jwks and self.jwks_uri:
             raise ValidationError({"jwks": _("Register either a JWK set or a JWK set URL, not both.")})

@@ -12,8 +12,8 @@ from drf_spectacular.extensions import OpenApiViewExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers
 
-from ..serializers import ApproveSerializer, AuthenticationRequestSerializer
-from . import schemas
+from django_ciba.approval.serializers import ApproveSerializer, AuthenticationRequestSerializer
+from django_ciba.openapi import schemas
 
 
 FORM = "application/x-www-form-urlencoded"
@@ -34,7 +34,7 @@ def errors(serializer: Any, **by_status: str) -> dict[int, OpenApiResponse]:
 
 
 class BackchannelAuthenticationSchema(OpenApiViewExtension):
-    target_class = "django_ciba.views.backchannel.BackchannelAuthenticationView"
+    target_class = "django_ciba.views.bc_authorize.BackchannelAuthenticationView"
 
     def view_replacement(self) -> Any:
         return replace(
@@ -157,7 +157,7 @@ def _device(
 
 
 class DeviceListSchema(OpenApiViewExtension):
-    target_class = "django_ciba.views.device.DeviceRequestListView"
+    target_class = "django_ciba.views.device_api.DeviceRequestListView"
 
     def view_replacement(self) -> Any:
         listed = AuthenticationRequestSerializer(many=True)
@@ -165,7 +165,7 @@ class DeviceListSchema(OpenApiViewExtension):
 
 
 class DeviceDetailSchema(OpenApiViewExtension):
-    target_class = "django_ciba.views.device.DeviceRequestDetailView"
+    target_class = "django_ciba.views.device_api.DeviceRequestDetailView"
 
     def view_replacement(self) -> Any:
         return replace(
@@ -174,7 +174,7 @@ class DeviceDetailSchema(OpenApiViewExtension):
 
 
 class DeviceApproveSchema(OpenApiViewExtension):
-    target_class = "django_ciba.views.device.DeviceRequestApproveView"
+    target_class = "django_ciba.views.device_api.DeviceRequestApproveView"
 
     def view_replacement(self) -> Any:
         return replace(
@@ -193,7 +193,7 @@ class DeviceApproveSchema(OpenApiViewExtension):
 
 
 class DeviceDenySchema(OpenApiViewExtension):
-    target_class = "django_ciba.views.device.DeviceRequestDenyView"
+    target_class = "django_ciba.views.device_api.DeviceRequestDenyView"
 
     def view_replacement(self) -> Any:
         return replace(

@@ -11,8 +11,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.views import APIView
 
-from . import schemas
-from .extensions import CLIENT_AUTH, FORM, UNAVAILABLE, errors
+from django_ciba.openapi import schemas
+from django_ciba.openapi.extensions import CLIENT_AUTH, FORM, UNAVAILABLE, errors
 
 
 class TokenEndpoint(APIView):

@@ -1,6 +1,6 @@
 """Documentation-only serializers: the shapes of the CIBA requests, answers and callbacks.
 
-Nothing here validates input (the endpoints do that themselves, see :mod:`django_ciba.params`);
+Nothing here validates input (the endpoints do that themselves, see :mod:`django_ciba.bc_authorize.params`);
 these classes only tell drf-spectacular what goes over the wire.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from ..constants import CIBA_GRANT_TYPE
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 
 
 def error_serializer(name: str, codes: list[str]) -> type[serializers.Serializer]:

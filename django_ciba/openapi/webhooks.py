@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, OpenApiWebhook, PolymorphicProxySerializer, extend_schema
 
-from . import schemas
+from django_ciba.openapi import schemas
 
 
 RECEIVED = {

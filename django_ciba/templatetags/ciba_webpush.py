@@ -14,7 +14,7 @@ from django import template
 from django.templatetags.static import static
 from django.urls import reverse
 
-from ..conf import ciba_settings
+from django_ciba.core.conf import ciba_settings
 
 
 register = template.Library()

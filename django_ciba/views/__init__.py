@@ -1,18 +1,18 @@
-from .automation import AutomatedApprovalView
-from .backchannel import BackchannelAuthenticationView
-from .device import (
+from django_ciba.views.automation import AutomatedApprovalView
+from django_ciba.views.bc_authorize import BackchannelAuthenticationView
+from django_ciba.views.device_api import (
     DeviceRequestApproveView,
     DeviceRequestDenyView,
     DeviceRequestDetailView,
     DeviceRequestListView,
 )
-from .discovery import CibaConnectDiscoveryInfoView
-from .introspect import IntrospectTokenView
-from .pages import RequestDetailView, RequestListView, RequestResultView
-from .registration import ClientConfigurationView, ClientRegistrationView
-from .signin import SignInView, SignOutView
-from .token import TokenView
-from .webpush import ServiceWorkerView, WebPushSubscribeView, WebPushUnsubscribeView
+from django_ciba.views.discovery import CibaConnectDiscoveryInfoView
+from django_ciba.views.introspect import IntrospectTokenView
+from django_ciba.views.pages import RequestDetailView, RequestListView, RequestResultView
+from django_ciba.views.registration import ClientConfigurationView, ClientRegistrationView
+from django_ciba.views.signin import SignInView, SignOutView
+from django_ciba.views.token import TokenView
+from django_ciba.views.webpush import ServiceWorkerView, WebPushSubscribeView, WebPushUnsubscribeView
 
 
 __all__ = [

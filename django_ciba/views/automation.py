@@ -1,5 +1,5 @@
 """``POST ciba/test-automation/?secret=...&auth_req_id=...&action=allow|deny``: the automated
-approval URL of the OpenID conformance suite (:mod:`django_ciba.automation`), test deployments only.
+approval URL of the OpenID conformance suite (:mod:`django_ciba.approval.automation`), test deployments only.
 
 Switched off, misconfigured, refused as production, or called with a wrong secret, it is a 404
 like any unknown URL. The secret and the auth_req_id travel in the query string, so Django's
@@ -16,8 +16,8 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 
-from .. import automation
-from ..exceptions import DecisionError
+from django_ciba.approval import automation
+from django_ciba.exceptions import DecisionError
 
 
 def json_response(body: dict[str, str], status: int = 200) -> HttpResponse:

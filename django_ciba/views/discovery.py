@@ -12,14 +12,14 @@ from django.urls import reverse
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import ConnectDiscoveryInfoView
 
-from ..client_keys import supported_algorithms
-from ..conf import ciba_settings
-from ..constants import CIBA_GRANT_TYPE
-from ..misconfiguration import guarded
-from ..models import AuthMethod
+from django_ciba.checks.serving import guarded
+from django_ciba.clients.keys import supported_algorithms
+from django_ciba.core.conf import ciba_settings
+from django_ciba.core.constants import CIBA_GRANT_TYPE
+from django_ciba.models import AuthMethod
 
 
-logger = logging.getLogger("django_ciba.views.discovery")
+logger = logging.getLogger(__name__)
 
 
 def absolute_url(request: Any, path: str) -> str:

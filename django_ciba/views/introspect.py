@@ -16,7 +16,7 @@ from django.http import HttpResponse, JsonResponse
 from oauth2_provider.models import get_access_token_model
 from oauth2_provider.views import IntrospectTokenView as DOTIntrospectTokenView
 
-from ..grant_rules import is_disabled
+from django_ciba.tokens.rules import is_disabled
 
 
 class IntrospectTokenView(DOTIntrospectTokenView):

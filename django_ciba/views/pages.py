@@ -1,7 +1,7 @@
 """The approval pages: the signed-in user's pending requests, one request, and the outcome (AD-01..AD-03).
 
 Plain Django views rendering overridable templates (``django_ciba/pages/*.html``); nothing here
-needs JavaScript. The rules live in :mod:`django_ciba.decisions`; these views only translate its
+needs JavaScript. The rules live in :mod:`django_ciba.approval.decisions`; these views only translate its
 answers into pages. Every page is CSRF protected, may not be framed, is never cached and sends no
 cross-origin referrer. ``CIBA["APPROVAL_URL"]`` should point at :class:`RequestDetailView`.
 """
@@ -31,15 +31,16 @@ from django.views.decorators.clickjacking import xframe_options_deny
 from django.views.decorators.csrf import csrf_protect
 from oauth2_provider.scopes import get_scopes_backend
 
-from .. import assurance, decisions, page_settings
-from ..exceptions import (
+from django_ciba import assurance
+from django_ciba.approval import decisions, page_settings
+from django_ciba.exceptions import (
     InsufficientAssurance,
     InvalidDecision,
     RequestExpired,
     RequestNotFound,
     RequestNotPending,
 )
-from ..models import AbuseReport, AuthenticationRequest
+from django_ciba.models import AbuseReport, AuthenticationRequest
 
 
 WEBPUSH_TEMPLATE = "django_ciba/pages/_webpush.html"
@@ -175,7 +176,7 @@ def result_url(pk: int, *, already: bool = False) -> str:
 @method_decorator(secure_page, name="dispatch")
 @method_decorator(csrf_protect, name="dispatch")
 class ApprovalPageMixin(LoginRequiredMixin):
-    """Sign-in required (:func:`django_ciba.page_settings.login_url`), CSRF protected, never framed
+    """Sign-in required (:func:`django_ciba.approval.page_settings.login_url`), CSRF protected, never framed
     or cached. Every page gets ``service_name`` in its context."""
 
     def get_login_url(self) -> str:

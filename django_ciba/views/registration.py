@@ -1,6 +1,6 @@
 """``POST /register`` (RFC 7591) and ``GET/PUT/DELETE /register/<client_id>`` (RFC 7592).
 
-Thin DRF views over :mod:`django_ciba.registration`: every failure is the protocol's error JSON
+Thin DRF views over :mod:`django_ciba.clients.registration`: every failure is the protocol's error JSON
 (``invalid_client_metadata``, ``invalid_redirect_uri``, ``invalid_software_statement`` or a 401
 ``invalid_token``), never HTML or a 500 for a bad request.
 """
@@ -17,11 +17,11 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import registration
-from ..conf import ciba_settings
-from ..exceptions import InvalidClientMetadata, MethodNotAllowed
-from .backchannel import NO_STORE, ProtocolErrorMixin, error_response
-from .discovery import absolute_url
+from django_ciba.clients import registration
+from django_ciba.core.conf import ciba_settings
+from django_ciba.exceptions import InvalidClientMetadata, MethodNotAllowed
+from django_ciba.views.bc_authorize import NO_STORE, ProtocolErrorMixin, error_response
+from django_ciba.views.discovery import absolute_url
 
 
 def client_uri(request: Any, client_id: str) -> str:

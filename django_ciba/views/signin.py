@@ -15,8 +15,8 @@ from typing import Any
 from django.contrib.auth import views as auth_views
 from django.utils.decorators import method_decorator
 
-from .. import page_settings
-from .pages import secure_page
+from django_ciba.approval import page_settings
+from django_ciba.views.pages import secure_page
 
 
 #: Where a plain sign-in (without ``next``) and a sign-out lead: the list of pending requests.

@@ -23,13 +23,13 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider.views import TokenView as DOTTokenView
 
-from ..misconfiguration import guarded
+from django_ciba.checks.serving import guarded
 
 
 DEVICE_CODE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 ISSUED = "_ciba_issued_token_response"
 
-logger = logging.getLogger("django_ciba.views.token")
+logger = logging.getLogger(__name__)
 
 
 def error_response(status: int, error: str, description: str) -> HttpResponse:

@@ -23,11 +23,11 @@ from rest_framework import status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from .. import outbound
-from ..backends.webpush import parse_auth_secret, parse_public_key
-from ..conf import ciba_settings
-from ..models import WebPushSubscription
-from .device import DeviceAPIView
+from django_ciba.backends.webpush import parse_auth_secret, parse_public_key
+from django_ciba.core import outbound
+from django_ciba.core.conf import ciba_settings
+from django_ciba.models import WebPushSubscription
+from django_ciba.views.device_api import DeviceAPIView
 
 
 #: A user's subscriptions beyond this many are dropped, oldest first, when another is added.

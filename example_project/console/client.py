@@ -18,7 +18,7 @@ from typing import Any
 import jwt
 import requests
 
-from django_ciba.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
+from django_ciba.core.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
 from example_project.demo.flows import RT_HASH_CLAIM, callback_path, token_hash
 from example_project.demo.output import redact, short
 

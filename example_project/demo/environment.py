@@ -26,8 +26,8 @@ from django.test import override_settings
 from oauth2_provider.models import get_application_model
 
 from django_ciba.backends import locmem
+from django_ciba.clients.secrets import generate_client_secret
 from django_ciba.models import CibaClient
-from django_ciba.secrets import generate_client_secret
 
 from .receiver import CallbackReceiver
 
@@ -78,7 +78,7 @@ def demo_settings(receiver: CallbackReceiver) -> Iterator[dict[str, Any]]:
         allowed.append(LOOPBACK)
     ciba.update(OUTBOUND_ALLOWED_NETWORKS=allowed, NOTIFICATION_BACKEND=LOCMEM_BACKEND)
     saved = os.environ.get("REQUESTS_CA_BUNDLE")
-    os.environ["REQUESTS_CA_BUNDLE"] = receiver.ca_file  # read by django_ciba.outbound per call
+    os.environ["REQUESTS_CA_BUNDLE"] = receiver.ca_file  # read by django_ciba.core.outbound per call
     locmem.reset()
     try:
         with override_settings(CIBA=ciba):

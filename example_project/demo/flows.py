@@ -1,7 +1,7 @@
 """The three CIBA flows as a client and the user's device live them, printed step by step.
 
 The client side talks to the OP over HTTP with ``requests`` and checks the ID token with PyJWT
-only, as an independent client would; the device side calls :mod:`django_ciba.decisions`, as an
+only, as an independent client would; the device side calls :mod:`django_ciba.approval.decisions`, as an
 authentication device's backend does. Callbacks are delivered by django-ciba's outbox task, which
 runs in-process without a broker, to the demo's own HTTPS receiver.
 """
@@ -20,11 +20,11 @@ import requests
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
 
-from django_ciba import decisions
+from django_ciba.approval import decisions
 from django_ciba.assurance import AuthenticationContext
 from django_ciba.backends import locmem
 from django_ciba.backends.console import ConsoleBackend
-from django_ciba.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
+from django_ciba.core.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest, Delivery
 
 from .environment import DemoClient
@@ -161,7 +161,7 @@ def device_notified(demo: Demo, client: DemoClient) -> Any:
 
 
 def approve(demo: Demo, notification: Any) -> None:
-    demo.out.step("On the device, the user approves (django_ciba.decisions.approve)")
+    demo.out.step("On the device, the user approves (django_ciba.approval.decisions.approve)")
     request = decisions.get_for_user(demo.user, notification.auth_request_pk)
     # The simulated device signed the user in with a password just now; the server derives the
     # acr from that (django_ciba.assurance), the device does not choose it.

@@ -26,7 +26,7 @@ import jwt
 import pytest
 import requests
 
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from tests.integration.conftest import require
 from tests.integration.services import ROOT, ServedProject
 
@@ -154,7 +154,7 @@ def approval_url(op: OP) -> str:
     """The link a device notification carries for the newest request (CIBA["APPROVAL_URL"])."""
     return op.project.shell(
         "from django_ciba.models import AuthenticationRequest; "
-        "from django_ciba.delivery import build_notification; "
+        "from django_ciba.delivery.worker import build_notification; "
         "print(build_notification(AuthenticationRequest.objects.latest('pk')).approval_url)"
     )
 

@@ -17,7 +17,7 @@ import types
 
 import pytest
 
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.testing import client_assertion, make_client_key
 from tests.integration.receiver import Reply
 from tests.integration.services import Deadline

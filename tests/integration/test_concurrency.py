@@ -18,7 +18,7 @@ from django.db import connections
 from django.test import Client
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 
-from django_ciba import decisions
+from django_ciba.approval import decisions
 from django_ciba.exceptions import DecisionError
 from django_ciba.models import AuthenticationRequest
 from django_ciba.testing import bc_authorize, create_ciba_client, poll
@@ -260,7 +260,7 @@ def test_concurrent_registration_updates_leave_one_consistent_client(transaction
 
     from oauth2_provider.models import get_application_model
 
-    from django_ciba.constants import CIBA_GRANT_TYPE
+    from django_ciba.core.constants import CIBA_GRANT_TYPE
     from django_ciba.models import CibaClient
 
     # User codes supported, so that backchannel_user_code_parameter is stored as sent (an OP

@@ -16,7 +16,7 @@ import sys
 import pytest
 import requests
 
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from tests.integration.services import ROOT
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from tests.integration.receiver import Reply
 from tests.integration.services import Deadline, wait_until
 
@@ -40,7 +40,7 @@ SETTINGS = {
     "OUTBOUND_CONNECT_TIMEOUT": 2,
     "OUTBOUND_READ_TIMEOUT": 3,
     # Long enough to outlast the outage: a worker that delivered while the database was down
-    # records it within its lease (django_ciba.delivery), so nobody sends that ping again.
+    # records it within its lease (django_ciba.delivery.worker), so nobody sends that ping again.
     "DELIVERY_LEASE": 12,
     "ACKNOWLEDGEMENT_GRACE": 3,
     "INTERVAL": 1,

@@ -16,7 +16,7 @@ import jwt
 import pytest
 import requests
 
-from django_ciba.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
+from django_ciba.core.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
 from django_ciba.validators import token_hash
 from tests.integration.receiver import Reply
 

@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from tests.integration.test_delivery_flows import SESSION
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from django_ciba.constants import AUTH_REQ_ID_CLAIM
+from django_ciba.core.constants import AUTH_REQ_ID_CLAIM
 from tests.integration.services import Deadline, ScratchDatabase, free_port, tail
 from tests.integration.services import stop_group as stop
 

@@ -19,7 +19,7 @@ import jwt
 import pytest
 import requests
 
-from django_ciba.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
+from django_ciba.core.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
 
 
 pytestmark = pytest.mark.integration

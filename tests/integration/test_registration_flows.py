@@ -27,8 +27,8 @@ import jwt
 import pytest
 import requests
 
-from django_ciba.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
-from django_ciba.request_object import NO_KEYS
+from django_ciba.bc_authorize.request_object import NO_KEYS
+from django_ciba.core.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
 from django_ciba.testing import client_assertion, make_client_key, request_object
 from tests.integration import user_codes
 from tests.integration.receiver import Reply
@@ -63,7 +63,7 @@ def op(served_project):
     user_pk = str(project.create_user(USERNAME, "alice@example.com", "pw"))
     # The served project imports the verifier from this repository (cwd = repository root).
     verifier = project.shell(
-        "from django_ciba.conf import ciba_settings; v = ciba_settings.USER_CODE_VERIFIER; "
+        "from django_ciba.core.conf import ciba_settings; v = ciba_settings.USER_CODE_VERIFIER; "
         "print(f'{v.__module__}.{v.__qualname__}')"
     )
     assert verifier == "tests.integration.user_codes.verify"

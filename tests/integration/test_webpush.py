@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 from django.utils import timezone
 
-from django_ciba import delivery
 from django_ciba.backends.webpush import generate_vapid_keys
+from django_ciba.delivery import worker as delivery
 from django_ciba.models import Delivery, WebPushSubscription
 from django_ciba.testing import start_request
 from tests.integration.receiver import Reply

@@ -44,7 +44,7 @@ class Clock:
 
 @pytest.fixture
 def clock():
-    """The abuse controls' clock (``django_ciba.abuse._clock``), moved by ``clock.advance(s)``."""
+    """The clock of ``bc_authorize.abuse``, moved by ``clock.advance(s)``."""
     fake = Clock()
-    with mock.patch("django_ciba.abuse._clock", fake):
+    with mock.patch("django_ciba.bc_authorize.abuse._clock", fake):
         yield fake

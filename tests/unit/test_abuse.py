@@ -4,7 +4,7 @@ Every test names the requirement it covers (ciba-requirements.md): SEC-07 (unsol
 per-client and per-user limits), SEC-08 (identifier enumeration), UC-02 / UC-03 / UC-06 (user_code
 and its brute-force protection), VAL-08 / AERR-10 (refused by policy: ``access_denied`` 403),
 AERR-04 (``unknown_user_id``), VAL-09 (no auth_req_id on refusal). Time is the module's clock
-(``django_ciba.abuse._clock``), moved by the ``clock`` fixture.
+(``django_ciba.bc_authorize.abuse._clock``), moved by the ``clock`` fixture.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from django.contrib.auth import get_user_model
 from django.core.cache import caches
 from django.test import override_settings
 
-from django_ciba import abuse, decisions
+from django_ciba.approval import decisions
+from django_ciba.bc_authorize import abuse
 from django_ciba.models import AbuseReport, AuthenticationRequest
 from django_ciba.testing import bc_authorize, create_ciba_client
 from tests.unit.abuse_controls import ALL_OFF
@@ -514,12 +515,12 @@ def test_locked_requests_use_no_users_budget(client, user, code_client, ciba_set
 
 
 def test_lockout_is_logged_without_secrets(client, user, code_client, caplog):
-    # SEC-10: the lockout is logged (WARNING, django_ciba.abuse) with the user's pk and the
+    # SEC-10: the lockout is logged (WARNING, django_ciba.bc_authorize.abuse) with the user's pk and the
     # client_id, never the hint or the code.
-    with caplog.at_level(logging.INFO, logger="django_ciba.abuse"):
+    with caplog.at_level(logging.INFO, logger="django_ciba.bc_authorize.abuse"):
         for _ in range(3):
             ask(client, code_client, user_code="guess-secret")
-    records = [r for r in caplog.records if r.name == "django_ciba.abuse"]
+    records = [r for r in caplog.records if r.name == "django_ciba.bc_authorize.abuse"]
     [lockout] = [r for r in records if r.ciba_event == "user_code_lockout"]
     assert lockout.levelno == logging.WARNING
     assert lockout.ciba_user_pk == user.pk

@@ -11,7 +11,7 @@ import pytest
 from django.core import checks
 from django.test import override_settings
 
-from django_ciba.checks import check_abuse_settings
+from django_ciba.checks.settings import check_abuse_settings
 
 
 LOCMEM = {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}

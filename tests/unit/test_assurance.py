@@ -17,7 +17,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from django_ciba import assurance, decisions
+from django_ciba import assurance
+from django_ciba.approval import decisions
 from django_ciba.assurance import AuthenticationContext
 from django_ciba.exceptions import InsufficientAssurance
 from django_ciba.models import AuthenticationRequest, TokenAssurance
@@ -343,7 +344,7 @@ def test_orphaned_token_assurances_are_purged(client, user, app_secret):
     # Cleanup: a kept assurance goes once its refresh-token family is gone, not before.
     from oauth2_provider.models import RefreshToken
 
-    from django_ciba.maintenance import purge_finished
+    from django_ciba.delivery.maintenance import purge_finished
 
     app, secret = app_secret
     auth_req_id, auth_request = start(client, app, secret, scope="openid offline_access")
@@ -361,12 +362,12 @@ def test_orphaned_token_assurances_are_purged(client, user, app_secret):
 def test_pushed_tokens_keep_their_assurance_for_the_refresh_grant(client, user, monkeypatch):
     # PUSH-03 / IDT-08: tokens minted by the worker for a push client get the same claims, and
     # their refresh-token family keeps them for the refresh grant.
-    from django_ciba.outbound import OutboundResponse
+    from django_ciba.core.outbound import OutboundResponse
     from django_ciba.testing import create_ciba_client
 
     sent = []
     monkeypatch.setattr(
-        "django_ciba.outbound.post_json",
+        "django_ciba.core.outbound.post_json",
         lambda url, body, *, headers=None: sent.append(json.loads(body)) or OutboundResponse(204),
     )
     app, secret = create_ciba_client(

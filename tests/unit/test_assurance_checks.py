@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from django.core import checks
 
-from django_ciba.assurance_checks import check_assurance_settings
+from django_ciba.checks.assurance import check_assurance_settings
 
 
 MFA = "urn:django-ciba:acr:mfa"

@@ -19,8 +19,11 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from django_ciba import audit, decisions, maintenance, outbound
+from django_ciba import audit
+from django_ciba.approval import decisions
 from django_ciba.backends import locmem
+from django_ciba.core import outbound
+from django_ciba.delivery import maintenance
 from django_ciba.models import AuthenticationRequest, RequestEvent
 from django_ciba.testing import create_ciba_client, poll, start_request
 

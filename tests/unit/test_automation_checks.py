@@ -7,7 +7,7 @@ import pytest
 from django.core import checks
 from django.test import override_settings
 
-from django_ciba.automation_checks import check_test_automation
+from django_ciba.checks.automation import check_test_automation
 
 
 SECRET = "s3cret-for-the-conformance-suite-0123456789"

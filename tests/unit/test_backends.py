@@ -1,6 +1,6 @@
 """Notification backends: building them from settings, and each shipped backend's delivery.
 
-The webhook tests stub ``django_ciba.outbound`` (the HTTP client), so they run without a network.
+The webhook tests stub ``django_ciba.core.outbound`` (the HTTP client), so they run without a network.
 """
 
 from __future__ import annotations
@@ -394,7 +394,7 @@ def test_email_fail_silently_is_passed_to_django(settings):
 
 
 class FakeOutbound:
-    """Stands in for ``django_ciba.outbound``: records calls, answers with ``status`` or raises."""
+    """Stands in for ``django_ciba.core.outbound``: records calls, answers with ``status`` or raises."""
 
     class OutboundError(Exception):
         transient = False
@@ -428,8 +428,8 @@ class FakeOutbound:
 @pytest.fixture
 def outbound(monkeypatch):
     fake = FakeOutbound()
-    monkeypatch.setitem(sys.modules, "django_ciba.outbound", fake)
-    monkeypatch.setattr(django_ciba, "outbound", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "django_ciba.core.outbound", fake)
+    monkeypatch.setattr(django_ciba.core, "outbound", fake, raising=False)
     return fake
 
 
@@ -653,7 +653,7 @@ def test_webhook_check_warns_about_a_short_secret(outbound):
 
 
 def test_the_real_outbound_module_provides_what_the_webhook_uses():
-    outbound = pytest.importorskip("django_ciba.outbound")
+    outbound = pytest.importorskip("django_ciba.core.outbound")
     for name in ("post_json", "validate_endpoint_url"):
         assert callable(getattr(outbound, name))
     for name in ("UnsafeDestination", "TransportError"):

@@ -21,7 +21,7 @@ from django.utils import timezone
 from jwcrypto import jwk
 from oauth2_provider.models import get_application_model
 
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
 from django_ciba.testing import FORM, basic_auth, bc_authorize, create_ciba_client
 from tests.unit.protocol import AUTH_REQ_ID_RE, CIBA_ERRORS, DESCRIPTION_RE

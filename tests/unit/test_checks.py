@@ -12,7 +12,7 @@ from django.core import checks
 from django.test import override_settings
 from oauthlib.openid import Server as OpenIDServer
 
-from django_ciba.checks import check_ciba_settings, check_delivery_settings, check_dot_integration
+from django_ciba.checks.settings import check_ciba_settings, check_delivery_settings, check_dot_integration
 from django_ciba.oauthlib_core import OAuthLibCore
 from django_ciba.server import CibaServerMixin
 from django_ciba.validators import OAuth2Validator
@@ -365,7 +365,7 @@ def test_console_backend_warns_in_production():
 
 
 def key_ids(**ciba):
-    from django_ciba.checks import check_client_key_settings
+    from django_ciba.checks.settings import check_client_key_settings
 
     with override_settings(CIBA={**settings.CIBA, **ciba}):
         return ids(check_client_key_settings())

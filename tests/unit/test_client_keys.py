@@ -9,8 +9,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from django_ciba import client_keys, outbound
-from django_ciba.client_keys import ClientJwtError, InvalidClientKeys, parse_jwks, verify_client_jwt
+from django_ciba.clients import keys as client_keys
+from django_ciba.clients.keys import ClientJwtError, InvalidClientKeys, parse_jwks, verify_client_jwt
+from django_ciba.core import outbound
 from django_ciba.testing import make_client_key, sign_jwt
 
 

@@ -15,8 +15,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from oauth2_provider.models import get_application_model
 
-from django_ciba.constants import CIBA_GRANT_TYPE
-from django_ciba.identifiers import hash_auth_req_id
+from django_ciba.core.constants import CIBA_GRANT_TYPE
+from django_ciba.core.identifiers import hash_auth_req_id
 from django_ciba.models import AuthenticationRequest, CibaClient
 from django_ciba.testing import (
     FORM,

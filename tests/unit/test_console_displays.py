@@ -24,7 +24,7 @@ from oauth2_provider.models import get_application_model
 from django_ciba import audit
 from django_ciba.admin.clients import grant_types_note
 from django_ciba.admin.displays import truncated
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest, CibaClient, Delivery
 from django_ciba.testing import create_auth_request, create_ciba_client
 

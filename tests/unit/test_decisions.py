@@ -1,4 +1,4 @@
-"""The authentication-device service API in ``django_ciba.decisions`` (AD-01, AD-03)."""
+"""The authentication-device service API in ``django_ciba.approval.decisions`` (AD-01, AD-03)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from django_ciba import decisions, signals
+from django_ciba import signals
+from django_ciba.approval import decisions
 from django_ciba.assurance import AuthenticationContext
+from django_ciba.core.identifiers import hash_auth_req_id, new_auth_req_id
+from django_ciba.core.sealing import seal
 from django_ciba.exceptions import InvalidDecision, RequestExpired, RequestNotFound, RequestNotPending
-from django_ciba.identifiers import hash_auth_req_id, new_auth_req_id
 from django_ciba.models import AuthenticationRequest
-from django_ciba.sealing import seal
 
 
 Status = AuthenticationRequest.Status

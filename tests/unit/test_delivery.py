@@ -13,8 +13,11 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from django_ciba import decisions, delivery, outbound, signals
+from django_ciba import signals
+from django_ciba.approval import decisions
 from django_ciba.backends import locmem
+from django_ciba.core import outbound
+from django_ciba.delivery import worker as delivery
 from django_ciba.models import AuthenticationRequest, Delivery
 from django_ciba.testing import create_ciba_client, poll, start_request
 

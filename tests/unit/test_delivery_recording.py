@@ -15,8 +15,8 @@ import pytest
 from django.db import IntegrityError, InterfaceError, OperationalError
 from django.utils import timezone
 
-from django_ciba import delivery
 from django_ciba.backends import locmem
+from django_ciba.delivery import worker as delivery
 from django_ciba.models import Delivery
 from django_ciba.testing import start_request
 
@@ -62,7 +62,7 @@ def flaky_finish(monkeypatch):
 def test_success_recorded_once_the_database_is_back(pending_device, flaky_finish, caplog):
     errors, calls, sleeps = flaky_finish
     errors.extend([OperationalError(LEAK), InterfaceError(LEAK), OperationalError(LEAK)])
-    with caplog.at_level(logging.WARNING, logger="django_ciba.delivery"):
+    with caplog.at_level(logging.WARNING, logger="django_ciba.delivery.worker"):
         assert delivery.deliver(pending_device.pk) == "delivered"
     assert len(locmem.outbox) == 1  # sent once
     assert len(calls) == 4 and sleeps == list(delivery.RECORD_RETRY_DELAYS[:3])

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from django_ciba.conf import DEFAULTS
+from django_ciba.core.conf import DEFAULTS
 
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest, AuthMethod
 from django_ciba.testing import (
     CLIENT_ASSERTION_TYPE,
@@ -292,7 +292,7 @@ TOKEN_NAMES = [
 @pytest.fixture
 def token_ctx(http, user, poll_client):
     """A client with an approved request (a successful poll would mint tokens) and a signing client."""
-    from django_ciba import decisions
+    from django_ciba.approval import decisions
 
     app, secret = poll_client
     auth_req_id, auth_request = start_request(http, app, secret, scope="openid", login_hint="alice")

@@ -25,7 +25,10 @@ import pytest
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, Grant, RefreshToken, get_application_model
 
-from django_ciba import backchannel, decisions, outbound, signals
+from django_ciba import signals
+from django_ciba.approval import decisions
+from django_ciba.bc_authorize import service as backchannel
+from django_ciba.core import outbound
 from django_ciba.models import AuthenticationRequest, CibaClient
 from django_ciba.testing import FORM, basic_auth, bc_authorize, create_ciba_client, poll, start_request
 
@@ -341,7 +344,7 @@ def pushes(monkeypatch):
         calls.append(body)
         return outbound.OutboundResponse(status=204)
 
-    monkeypatch.setattr("django_ciba.outbound.post_json", fake_post)
+    monkeypatch.setattr("django_ciba.core.outbound.post_json", fake_post)
     return calls
 
 

@@ -26,14 +26,14 @@ from oauth2_provider.models import get_application_model
 from oauthlib.common import Request as OAuthlibRequest
 
 from django_ciba import hashers
-from django_ciba import secrets as secrets_module
-from django_ciba.hashers import ClientSecretHasher, check_hasher_configuration
-from django_ciba.secrets import (
+from django_ciba.clients import secrets as secrets_module
+from django_ciba.clients.secrets import (
     generate_client_secret,
     provided_client_secret,
     upgrade_client_secret,
     upgrade_client_secret_from_request,
 )
+from django_ciba.hashers import ClientSecretHasher, check_hasher_configuration
 from django_ciba.testing import basic_auth, create_ciba_client, poll, start_request
 
 

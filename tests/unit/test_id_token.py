@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, IDToken
 
-from django_ciba import decisions
+from django_ciba.approval import decisions
 from django_ciba.assurance import AuthenticationContext
 from django_ciba.models import AuthenticationRequest
 from django_ciba.testing import FORM, basic_auth, bc_authorize, create_ciba_client, poll
@@ -61,7 +61,7 @@ def run_flow(http, app, secret, user, *, scope="openid", approve_kwargs=None, ap
     auth_req_id = response.json()["auth_req_id"]
     auth_request = AuthenticationRequest.objects.by_auth_req_id(auth_req_id).get()
     if approval_time is not None:
-        mp.setattr("django_ciba.decisions.timezone", SimpleNamespace(now=lambda: approval_time))
+        mp.setattr("django_ciba.approval.decisions.timezone", SimpleNamespace(now=lambda: approval_time))
     decisions.approve(auth_request, user=user, **(approve_kwargs or {}))
     if approval_time is not None:
         mp.undo()

@@ -15,8 +15,8 @@ from django.core import checks
 from django.test import Client, override_settings
 from django.urls import include, path
 
-from django_ciba import decisions
-from django_ciba.integration_checks import (
+from django_ciba.approval import decisions
+from django_ciba.checks.integration import (
     DISCOVERY_VIEW,
     TOKEN_VIEW,
     celery_messages,
@@ -213,7 +213,7 @@ def test_discovery_with_oidc_off_is_503_json(served, debug):
     # DISC-07: E001 is reported; served anyway, discovery is error JSON (DOT's view: a 500 with
     # DEBUG on, an empty 404 with it off).
     with override_settings(DEBUG=debug, OAUTH2_PROVIDER=provider(OIDC_ENABLED=False)):
-        from django_ciba.checks import check_dot_integration
+        from django_ciba.checks.settings import check_dot_integration
 
         assert "django_ciba.E001" in ids(check_dot_integration())
         response = served.get(DISCOVERY_URL)

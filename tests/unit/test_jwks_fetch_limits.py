@@ -18,8 +18,9 @@ from urllib.parse import urlencode
 import pytest
 from django.core.cache import cache
 
-from django_ciba import client_keys, jwks_cache, outbound
-from django_ciba.client_keys import ClientJwtError, verify_client_jwt
+from django_ciba.clients import keys as client_keys
+from django_ciba.clients.keys import ClientJwtError, verify_client_jwt
+from django_ciba.core import jwks_cache, outbound
 from django_ciba.models import AuthMethod
 from django_ciba.testing import FORM, client_assertion, create_ciba_client, make_client_key, sign_jwt
 
@@ -328,13 +329,13 @@ def test_exhausted_fetch_limit_is_invalid_client_and_cached_clients_still_work(
     ],
 )
 def test_bad_fetch_settings_are_reported(ciba_settings, settings, check_id):
-    from django_ciba.client_checks import check_jwks_fetch_settings
+    from django_ciba.checks.clients import check_jwks_fetch_settings
 
     ciba_settings.set(**settings)
     assert [message.id for message in check_jwks_fetch_settings()] == [check_id]
 
 
 def test_default_fetch_settings_pass_the_checks():
-    from django_ciba.client_checks import check_jwks_fetch_settings
+    from django_ciba.checks.clients import check_jwks_fetch_settings
 
     assert check_jwks_fetch_settings() == []

@@ -17,9 +17,12 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from oauth2_provider.models import AccessToken
 
-from django_ciba import decisions, maintenance, outbound, outbox, signals, tasks
+from django_ciba import outbox, signals, tasks
+from django_ciba.approval import decisions
 from django_ciba.backends import locmem
-from django_ciba.identifiers import hash_auth_req_id, new_auth_req_id
+from django_ciba.core import outbound
+from django_ciba.core.identifiers import hash_auth_req_id, new_auth_req_id
+from django_ciba.delivery import maintenance
 from django_ciba.models import AuthenticationRequest, Delivery
 from django_ciba.testing import create_ciba_client, start_request
 
@@ -43,7 +46,7 @@ class FakePost:
 @pytest.fixture
 def post(monkeypatch):
     fake = FakePost()
-    monkeypatch.setattr("django_ciba.outbound.post_json", fake)
+    monkeypatch.setattr("django_ciba.core.outbound.post_json", fake)
     return fake
 
 
@@ -253,14 +256,14 @@ def test_sweep_outbox_resends_a_push_whose_worker_died(client, user, monkeypatch
         bodies.append(body)
         raise RuntimeError("worker killed")
 
-    monkeypatch.setattr("django_ciba.outbound.post_json", crash)
+    monkeypatch.setattr("django_ciba.core.outbound.post_json", crash)
     decisions.approve(auth_request, user=user)
     row = Delivery.objects.get(auth_request=auth_request, kind=Kind.PUSH_TOKENS)
     assert row.status == Delivery.Status.PENDING and row.payload_sealed and len(bodies) == 1
     assert maintenance.sweep_outbox() == 0  # still leased
 
     post = FakePost()
-    monkeypatch.setattr("django_ciba.outbound.post_json", post)
+    monkeypatch.setattr("django_ciba.core.outbound.post_json", post)
     Delivery.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=5))
     assert maintenance.sweep_outbox() == 1
     assert [body for _, body in post.calls] == bodies

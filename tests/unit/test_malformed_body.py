@@ -24,8 +24,9 @@ import pytest
 from django.test import Client, override_settings
 from oauth2_provider.models import AccessToken
 
-from django_ciba import decisions, middleware
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba import middleware
+from django_ciba.approval import decisions
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest
 from django_ciba.testing import FORM, basic_auth, create_auth_request, start_request
 
@@ -175,7 +176,7 @@ def test_without_the_middleware_debug_turned_the_400_into_a_500(http, settings):
 
 
 def test_w090_when_not_installed(settings):
-    from django_ciba.checks import check_middleware
+    from django_ciba.checks.settings import check_middleware
 
     assert check_middleware() == []
     settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if m != middleware.MALFORMED_BODY_MIDDLEWARE_PATH]
@@ -187,7 +188,7 @@ class CustomBodyMiddleware(middleware.MalformedBodyMiddleware):
 
 
 def test_w090_silent_for_a_subclass(settings):
-    from django_ciba.checks import check_middleware
+    from django_ciba.checks.settings import check_middleware
 
     settings.MIDDLEWARE = [
         "tests.unit.test_malformed_body.CustomBodyMiddleware"

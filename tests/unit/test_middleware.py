@@ -18,11 +18,12 @@ from django.test import Client, RequestFactory, override_settings
 from oauth2_provider.models import AccessToken
 from oauth2_provider.views import base as dot_views_base
 
-from django_ciba import decisions, middleware
-from django_ciba.checks import check_middleware
+from django_ciba import middleware
+from django_ciba.approval import decisions
+from django_ciba.checks.settings import check_middleware
 from django_ciba.testing import basic_auth, create_auth_request, poll, start_request
 from django_ciba.validators import OAuth2Validator
-from django_ciba.views import backchannel as backchannel_view
+from django_ciba.views import bc_authorize as backchannel_view
 
 
 pytestmark = pytest.mark.django_db

@@ -1,13 +1,13 @@
 """A setting of the wrong type is a check error, and the endpoints serving under it answer 503
-``temporarily_unavailable`` JSON, never Django's 500 page (django_ciba.misconfiguration)."""
+``temporarily_unavailable`` JSON, never Django's 500 page (django_ciba.checks.serving)."""
 
 from __future__ import annotations
 
 import pytest
 from django.test import Client
 
-from django_ciba import decisions
-from django_ciba.misconfiguration import configuration_errors
+from django_ciba.approval import decisions
+from django_ciba.checks.serving import configuration_errors
 from django_ciba.models import AuthenticationRequest
 from django_ciba.testing import bc_authorize, poll, start_request
 
@@ -122,7 +122,7 @@ def test_a_failure_with_valid_settings_is_left_to_django(served, user, poll_clie
     def broken(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("django_ciba.views.backchannel.start_authentication", broken)
+    monkeypatch.setattr("django_ciba.views.bc_authorize.start_authentication", broken)
     assert configuration_errors() == []
     application, secret = poll_client
     response = bc_authorize(served, application, secret, login_hint="alice", scope="openid")
@@ -136,7 +136,7 @@ def test_only_failures_become_503(ciba_settings, rf):
     from django.db import OperationalError
     from django.http import Http404
 
-    from django_ciba.misconfiguration import misconfigured_response
+    from django_ciba.checks.serving import misconfigured_response
 
     ciba_settings.set(CLIENT_RATE_LIMIT=120)
     request = rf.post("/o/bc-authorize")

@@ -18,7 +18,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from django_ciba import exceptions
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.openapi import schemas
 
 

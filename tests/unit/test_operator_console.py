@@ -22,11 +22,13 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 from oauth2_provider.models import get_application_model
 
-from django_ciba import decisions, outbound, registration
 from django_ciba.admin import RequestEventInline
 from django_ciba.admin.auth_requests import format_seconds
-from django_ciba.admin.device import endpoint_origin
+from django_ciba.admin.end_users import endpoint_origin
+from django_ciba.approval import decisions
 from django_ciba.backends import locmem
+from django_ciba.clients import registration
+from django_ciba.core import outbound
 from django_ciba.models import (
     AuthenticationRequest,
     CibaClient,

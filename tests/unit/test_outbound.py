@@ -1,4 +1,4 @@
-"""django_ciba.outbound: address classification, URL validation, and real HTTPS calls on loopback."""
+"""django_ciba.core.outbound: address classification, URL validation, and real HTTPS calls on loopback."""
 
 import datetime
 import ipaddress
@@ -17,9 +17,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.test import override_settings
 
 import django_ciba
-from django_ciba import outbound
-from django_ciba.exceptions import CibaConfigurationError
-from django_ciba.outbound import (
+from django_ciba.core import outbound
+from django_ciba.core.outbound import (
     OutboundError,
     OutboundResponse,
     TransportError,
@@ -28,6 +27,7 @@ from django_ciba.outbound import (
     post_json,
     validate_endpoint_url,
 )
+from django_ciba.exceptions import CibaConfigurationError
 
 
 LOOPBACK = {"OUTBOUND_ALLOWED_NETWORKS": ["127.0.0.0/8"]}
@@ -494,7 +494,7 @@ def test_get_document_timeout_shortens_the_read_timeout(server):
 
 
 def test_slow_jwks_uri_fails_fast_and_is_not_fetched_again_while_backing_off(server, ciba_settings):
-    from django_ciba.client_keys import ClientJwtError, fetch_jwks
+    from django_ciba.clients.keys import ClientJwtError, fetch_jwks
 
     ciba_settings.set(**LOOPBACK, JWKS_FETCH_TIMEOUT=0.3, JWKS_FAILURE_BACKOFF=60)
     started = time.monotonic()

@@ -13,8 +13,9 @@ from django.urls import path
 from django.utils import timezone
 from django.views.generic import View
 
-from django_ciba import page_checks, page_settings
+from django_ciba.approval import page_settings
 from django_ciba.assurance import SESSION_AUTH_TIME_KEY
+from django_ciba.checks import pages as page_checks
 from django_ciba.models import AuthenticationRequest
 from tests.unit.approvals import make_request
 from tests.urls import urlpatterns as test_urlpatterns

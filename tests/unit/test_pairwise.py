@@ -1,7 +1,7 @@
 """Pairwise subject identifiers (OIDC Core §8.1; REG-06, SEC-04, PRIV-01, BC-12, IDT-08).
 
 Full flows through bc-authorize, the device decision and the token / userinfo endpoints, with the
-ID tokens verified against the OP's JWKS; plus direct tests of django_ciba.subjects.
+ID tokens verified against the OP's JWKS; plus direct tests of django_ciba.clients.subjects.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from django.db import IntegrityError
 from oauth2_provider.models import get_application_model
 from oauthlib.common import Request as OAuthlibRequest
 
-from django_ciba import decisions, outbound, subjects
+from django_ciba.approval import decisions
+from django_ciba.clients import subjects
+from django_ciba.core import outbound
 from django_ciba.exceptions import UnknownUserId
 from django_ciba.models import CibaClient, PairwiseSubject
 from django_ciba.resolvers import IdTokenHintResolver, resolve_user
@@ -219,7 +221,7 @@ def test_pushed_id_token_carries_the_pairwise_sub(client, alice, monkeypatch):
         calls.append(body)
         return outbound.OutboundResponse(status=204)
 
-    monkeypatch.setattr("django_ciba.outbound.post_json", fake_post)
+    monkeypatch.setattr("django_ciba.core.outbound.post_json", fake_post)
     app, secret = create_ciba_client(
         "Push RP", mode="push", notification_endpoint=f"https://{PUSH_SECTOR}/cb", subject_type="pairwise"
     )

@@ -1,4 +1,4 @@
-"""Unit tests of django_ciba.params and the error payload of django_ciba.exceptions (BC-*, AERR-*)."""
+"""Unit tests of bc_authorize.params and the error payload of django_ciba.exceptions (BC-*, AERR-*)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,13 @@ import re
 
 import pytest
 
+from django_ciba.bc_authorize.params import (
+    check_binding_message,
+    check_client_notification_token,
+    parse_form,
+    parse_requested_expiry,
+    parse_scope,
+)
 from django_ciba.exceptions import (
     CibaError,
     InvalidBindingMessage,
@@ -14,13 +21,6 @@ from django_ciba.exceptions import (
     InvalidScope,
     MethodNotAllowed,
     UnknownUserId,
-)
-from django_ciba.params import (
-    check_binding_message,
-    check_client_notification_token,
-    parse_form,
-    parse_requested_expiry,
-    parse_scope,
 )
 
 
@@ -340,7 +340,7 @@ def test_requested_expiry_unicode_digits_refused():
 def test_auth_req_ids_never_start_with_dash(monkeypatch):
     import secrets
 
-    from django_ciba import identifiers
+    from django_ciba.core import identifiers
 
     values = iter(["-starts-with-dash-0123456789abcdef", "ok-0123456789abcdefghijklmnopqrstu"])
     monkeypatch.setattr(secrets, "token_urlsafe", lambda size: next(values))

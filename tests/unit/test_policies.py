@@ -5,7 +5,7 @@ Immediate decisions keep the standard asynchronous answer: bc-authorize answers 
 ping (PING-01..03) or push (PUSH-01, PERR-02) callbacks go only after that answer was sent. A
 policy's denial is deliberately not the 403 AERR-10 / VAL-08 would allow: one shape for clients.
 
-Outbound HTTP is stubbed (``django_ciba.outbound.post_json``); real commits (``transaction=True``)
+Outbound HTTP is stubbed (``django_ciba.core.outbound.post_json``); real commits (``transaction=True``)
 so the outbox is dispatched after commit and the device backend (locmem) runs, as in production.
 """
 
@@ -20,9 +20,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from django_ciba import outbound, policies
+from django_ciba import policies
 from django_ciba.backends import locmem
-from django_ciba.constants import AUTH_REQ_ID_CLAIM
+from django_ciba.core import outbound
+from django_ciba.core.constants import AUTH_REQ_ID_CLAIM
 from django_ciba.exceptions import AccessDenied
 from django_ciba.models import AuthenticationRequest, CibaClient, Delivery, PreAuthorization, RequestEvent
 from django_ciba.policies import APPROVE, ASK, DENY, Decision, DecisionPolicy, PreAuthorizationPolicy
@@ -163,7 +164,7 @@ def http(monkeypatch, timeline):
 @pytest.fixture
 def acknowledgements(monkeypatch, timeline):
     """Record in ``timeline`` the moment the bc-authorize response is closed (the view's closer)."""
-    from django_ciba.views import backchannel as view_module
+    from django_ciba.views import bc_authorize as view_module
 
     original = view_module.acknowledge
 

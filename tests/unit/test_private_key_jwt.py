@@ -22,8 +22,8 @@ import jwt
 import pytest
 from oauth2_provider.models import AccessToken, RefreshToken
 
-from django_ciba import decisions
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.approval import decisions
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest, AuthMethod, CibaClient, JwtUse
 from django_ciba.testing import FORM, basic_auth, client_assertion, create_ciba_client, make_client_key
 
@@ -534,7 +534,7 @@ class JwksServer:
 @pytest.fixture
 def jwks_server(monkeypatch):
     server = JwksServer(KEYS["PS256"][1])
-    monkeypatch.setattr("django_ciba.outbound.get_document", server)
+    monkeypatch.setattr("django_ciba.core.outbound.get_document", server)
     return server
 
 
@@ -575,7 +575,7 @@ def test_jwks_uri_refetch_is_rate_limited(endpoint, jwks_server, ciba_settings):
 def test_jwks_uri_unreachable_is_invalid_client(endpoint, jwks_server, monkeypatch):
     from django.core.cache import cache
 
-    from django_ciba import outbound
+    from django_ciba.core import outbound
 
     signer = register("Offline RP", jwks_uri=JWKS_URI)
     endpoint.assert_accepted(endpoint.send(signer, signer.assertion()))
@@ -583,7 +583,7 @@ def test_jwks_uri_unreachable_is_invalid_client(endpoint, jwks_server, monkeypat
     def unreachable(url: str, **kwargs: Any) -> bytes:
         raise outbound.OutboundError("connection refused", origin="https://rp.example.com")
 
-    monkeypatch.setattr("django_ciba.outbound.get_document", unreachable)
+    monkeypatch.setattr("django_ciba.core.outbound.get_document", unreachable)
     cache.clear()  # the cached set has expired
     assert_invalid_client(endpoint.send(signer, signer.assertion()))
 
@@ -594,10 +594,10 @@ def test_jwks_uri_unreachable_is_invalid_client(endpoint, jwks_server, monkeypat
 
 def test_failure_is_logged_without_the_assertion(client, user, rp, caplog):
     fields = rp.assertion("https://other.example")
-    with caplog.at_level("INFO", logger="django_ciba.client_assertion"):
+    with caplog.at_level("INFO", logger="django_ciba.clients.assertions"):
         assert_invalid_client(post(client, BC_URL, bc_form(**fields)))
     messages = [
-        record.getMessage() for record in caplog.records if record.name == "django_ciba.client_assertion"
+        record.getMessage() for record in caplog.records if record.name == "django_ciba.clients.assertions"
     ]
     assert messages and "aud" in messages[0] and rp.app.client_id in messages[0]
     assert all(fields["client_assertion"] not in message for message in messages)

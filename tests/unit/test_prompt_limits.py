@@ -5,7 +5,7 @@ Approval fatigue: the prompts a user did not approve, per client and user
 pending limit per client and user that supersedes instead of refusing
 (``MAX_PENDING_PER_CLIENT_USER``); the per-client rate limit set on the client's registration.
 Refusals are ``access_denied`` 403 with ``Retry-After`` (VAL-08, AERR-10) and create no request
-(VAL-09). Time is the abuse module's clock (``django_ciba.abuse._clock``).
+(VAL-09). Time is the abuse module's clock (``django_ciba.bc_authorize.abuse._clock``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from django_ciba import abuse, decisions
+from django_ciba.approval import decisions
+from django_ciba.bc_authorize import abuse
 from django_ciba.exceptions import RequestExpired
 from django_ciba.models import AuthenticationRequest, CibaClient, Delivery, PreAuthorization, RequestEvent
 from django_ciba.testing import bc_authorize, create_auth_request, create_ciba_client, poll
@@ -435,7 +436,7 @@ def test_defaults_let_a_conformance_style_run_through(client, user, defaults, cl
 def test_unapproved_prompt_counts_and_ceiling_defaults():
     unset = {key: value for key, value in settings.CIBA.items() if key not in OTHERS_OFF}
     with override_settings(CIBA=unset):
-        from django_ciba.conf import ciba_settings
+        from django_ciba.core.conf import ciba_settings
 
         assert ciba_settings.UNAPPROVED_PROMPT_LIMIT == [10, 3600]
         assert ciba_settings.UNAPPROVED_PROMPT_CEILING == [30, 3600]

@@ -1,6 +1,6 @@
 """Push mode: token callbacks (PUSH-01..06), error callbacks (PERR-01..04) and their ID tokens.
 
-Outbound HTTP is stubbed (``django_ciba.outbound.post_json``). The tests run with real commits
+Outbound HTTP is stubbed (``django_ciba.core.outbound.post_json``). The tests run with real commits
 (``transaction=True``) so the outbox is dispatched after commit, as in production; Celery is eager.
 """
 
@@ -18,11 +18,16 @@ from django.conf import settings
 from django.utils import timezone
 from oauth2_provider.models import AccessToken, IDToken, RefreshToken
 
-from django_ciba import backchannel, decisions, delivery, maintenance, outbound, signals
-from django_ciba.grants import CibaGrant
+from django_ciba import signals
+from django_ciba.approval import decisions
+from django_ciba.bc_authorize import service as backchannel
+from django_ciba.core import outbound
+from django_ciba.core.sealing import unseal
+from django_ciba.delivery import maintenance
+from django_ciba.delivery import worker as delivery
 from django_ciba.models import AuthenticationRequest, Delivery
-from django_ciba.sealing import unseal
 from django_ciba.testing import create_ciba_client, poll, start_request
+from django_ciba.tokens.grant import CibaGrant
 
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,7 +82,7 @@ class FakePost:
 @pytest.fixture
 def post(monkeypatch):
     fake = FakePost()
-    monkeypatch.setattr("django_ciba.outbound.post_json", fake)
+    monkeypatch.setattr("django_ciba.core.outbound.post_json", fake)
     return fake
 
 

@@ -19,10 +19,11 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from oauth2_provider.models import get_application_model
 
-from django_ciba import decisions, outbound
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.approval import decisions
+from django_ciba.clients.registration import MAX_BODY_BYTES
+from django_ciba.core import outbound
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import CibaClient, InitialAccessToken
-from django_ciba.registration import MAX_BODY_BYTES
 from django_ciba.testing import create_ciba_client, make_client_key, poll, start_request
 
 
@@ -626,7 +627,7 @@ def sector_document(monkeypatch):
             raise outbound.OutboundError("GET https://sector.client.example.org answered HTTP 404.")
         return documents[url]
 
-    monkeypatch.setattr("django_ciba.outbound.get_document", get_document)
+    monkeypatch.setattr("django_ciba.core.outbound.get_document", get_document)
     return documents, fetched
 
 

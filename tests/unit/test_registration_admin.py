@@ -7,9 +7,9 @@ import json
 import pytest
 from django.contrib.auth import get_user_model
 
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.clients.registration import create_initial_access_token
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import CibaClient
-from django_ciba.registration import create_initial_access_token
 from django_ciba.testing import create_ciba_client, make_client_key
 
 

@@ -22,10 +22,11 @@ import jwt
 import pytest
 from django.conf import settings
 
-from django_ciba import decisions, outbound
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.approval import decisions
+from django_ciba.bc_authorize.request_object import NO_KEYS
+from django_ciba.core import outbound
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest, CibaClient
-from django_ciba.request_object import NO_KEYS
 from django_ciba.testing import FORM, basic_auth, make_client_key, request_object
 
 

@@ -21,8 +21,9 @@ import jwt
 import pytest
 from django.conf import settings
 
-from django_ciba import decisions, outbound
-from django_ciba.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
+from django_ciba.approval import decisions
+from django_ciba.core import outbound
+from django_ciba.core.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest, CibaClient, PairwiseSubject
 from django_ciba.testing import FORM, client_assertion, make_client_key, request_object
 

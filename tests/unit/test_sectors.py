@@ -19,9 +19,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from django_ciba import outbound, subjects
-from django_ciba.client_checks import check_pairwise_sectors
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.checks.clients import check_pairwise_sectors
+from django_ciba.clients import subjects
+from django_ciba.core import outbound
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthMethod, CibaClient
 from django_ciba.models.clients import legacy_sector, proven_sector
 from django_ciba.testing import create_ciba_client

@@ -34,10 +34,15 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from django_ciba import client_keys, decisions, outbound, signals
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba import signals
+from django_ciba.approval import decisions
+from django_ciba.clients import keys as client_keys
+from django_ciba.clients.registration import create_initial_access_token
+from django_ciba.core import outbound
+from django_ciba.core.constants import CIBA_GRANT_TYPE
+from django_ciba.core.identifiers import hash_auth_req_id
+from django_ciba.core.outbound import OutboundError, UnsafeDestination
 from django_ciba.exceptions import RequestNotFound
-from django_ciba.identifiers import hash_auth_req_id
 from django_ciba.models import (
     AbuseReport,
     AuthenticationRequest,
@@ -46,8 +51,6 @@ from django_ciba.models import (
     Delivery,
     DeliveryMode,
 )
-from django_ciba.outbound import OutboundError, UnsafeDestination
-from django_ciba.registration import create_initial_access_token
 from django_ciba.testing import (
     FORM,
     basic_auth,
@@ -647,7 +650,7 @@ OAUTHLIB_REFRESH_LOGGER = "oauthlib.oauth2.rfc6749.grant_types.refresh_token"
 def test_refresh_grant_logs_no_token_at_debug(user, everything_logged):
     # oauthlib's RefreshTokenGrant logs the refresh token ('Validating refresh token %s') and the
     # whole token response ('Issuing new token ... %r') at DEBUG on OAUTHLIB_REFRESH_LOGGER;
-    # django_ciba.log_redaction strips their arguments.
+    # django_ciba.core.log_redaction strips their arguments.
     application, secret = create_ciba_client("Refresh", scope="openid offline_access")
     auth_req_id, auth_request = start_request(
         Client(), application, secret, scope="openid offline_access", login_hint="alice"

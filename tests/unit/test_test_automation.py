@@ -16,8 +16,9 @@ from urllib.parse import urlencode
 import pytest
 from django.urls import reverse
 
-from django_ciba import automation, outbound
-from django_ciba.log_redaction import RedactAutomationQuery
+from django_ciba.approval import automation
+from django_ciba.core import outbound
+from django_ciba.core.log_redaction import RedactAutomationQuery
 from django_ciba.models import AuthenticationRequest, RequestEvent
 from django_ciba.testing import create_ciba_client, poll, start_request
 

@@ -1,6 +1,6 @@
 """SEC-08: an ``unknown_user_id`` answer waits as long as a known user's request took.
 
-The clock and the sleep of ``django_ciba.timing`` are replaced (a unit test may stub), so these
+The clock and the sleep of ``django_ciba.bc_authorize.timing`` are replaced (a unit test may stub), so these
 tests check the mechanism without timing anything; ``benchmarks/login_hint_timing.py`` measures
 the result over HTTP.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from django_ciba import abuse, timing
+from django_ciba.bc_authorize import abuse, timing
 from django_ciba.testing import bc_authorize, create_ciba_client
 from tests.unit.abuse_controls import LIMITS_OFF
 

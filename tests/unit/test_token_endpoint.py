@@ -14,10 +14,12 @@ from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import AccessToken, RefreshToken, get_application_model
 
-from django_ciba import decisions, polling, signals
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba import signals
+from django_ciba.approval import decisions
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest, CibaClient
 from django_ciba.testing import FORM, basic_auth, bc_authorize, create_ciba_client, poll
+from django_ciba.tokens import polling
 
 
 TOKEN_URL = "/o/token/"

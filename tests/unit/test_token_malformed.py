@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 import pytest
 from oauth2_provider.models import AccessToken
 
-from django_ciba import decisions
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.approval import decisions
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest
 from django_ciba.testing import FORM, basic_auth, bc_authorize
 

@@ -21,7 +21,8 @@ from django.contrib.auth.models import Group
 from oauth2_provider.models import AccessToken
 from oauth2_provider.oauth2_validators import OAuth2Validator as DOTOAuth2Validator
 
-from django_ciba import decisions, outbound
+from django_ciba.approval import decisions
+from django_ciba.core import outbound
 from django_ciba.models import AuthenticationRequest
 from django_ciba.policies import DecisionPolicy
 from django_ciba.resolvers import LoginHintResolver

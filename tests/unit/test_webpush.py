@@ -25,7 +25,6 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
-from django_ciba import delivery, outbound
 from django_ciba.backends import (
     DeviceNotification,
     NotificationError,
@@ -34,6 +33,8 @@ from django_ciba.backends import (
     webpush,
 )
 from django_ciba.backends.webpush import WebPushBackend
+from django_ciba.core import outbound
+from django_ciba.delivery import worker as delivery
 from django_ciba.exceptions import CibaConfigurationError
 from django_ciba.models import Delivery, WebPushSubscription
 from django_ciba.templatetags.ciba_webpush import ciba_webpush_config
@@ -285,7 +286,7 @@ def test_check_warns_without_approval_url(webpush_settings):
 def test_system_checks_run_the_backend_check(webpush_settings):
     from django.conf import settings
 
-    from django_ciba.checks import _check_backend
+    from django_ciba.checks.settings import _check_backend
 
     webpush_settings.set(WEBPUSH_VAPID_SUBJECT=None)
     assert "django_ciba.E032" in {message.id for message in _check_backend(settings)}

@@ -2,9 +2,8 @@ import argparse
 
 from django.core.management.base import CommandError
 
-from django_ciba import decisions
-
-from ._decide import DecisionCommand
+from django_ciba.approval import decisions
+from django_ciba.management.commands._decide import DecisionCommand
 
 
 class Command(DecisionCommand):

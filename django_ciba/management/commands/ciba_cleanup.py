@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from django_ciba import maintenance
+from django_ciba.delivery import maintenance
 
 
 class Command(BaseCommand):

@@ -9,12 +9,12 @@ from django.db import transaction
 from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.scopes import get_scopes_backend
 
-from django_ciba.client_keys import InvalidClientKeys, parse_jwks, supported_algorithms
-from django_ciba.conf import ciba_settings
+from django_ciba.clients.keys import InvalidClientKeys, parse_jwks, supported_algorithms
+from django_ciba.clients.secrets import generate_client_secret, id_token_algorithm
+from django_ciba.clients.sectors import validate_sector
+from django_ciba.core.conf import ciba_settings
 from django_ciba.exceptions import InvalidClientMetadata
 from django_ciba.models import AuthMethod, CibaClient, DeliveryMode, SubjectType
-from django_ciba.secrets import generate_client_secret, id_token_algorithm
-from django_ciba.sectors import validate_sector
 
 
 class Command(BaseCommand):

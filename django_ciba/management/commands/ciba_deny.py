@@ -1,6 +1,5 @@
-from django_ciba import decisions
-
-from ._decide import DecisionCommand
+from django_ciba.approval import decisions
+from django_ciba.management.commands._decide import DecisionCommand
 
 
 class Command(DecisionCommand):

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from django_ciba.registration import create_initial_access_token
+from django_ciba.clients.registration import create_initial_access_token
 
 
 class Command(BaseCommand):

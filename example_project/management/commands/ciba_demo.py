@@ -11,7 +11,7 @@ import requests
 from django.core.management.base import BaseCommand, CommandError
 from oauth2_provider.settings import oauth2_settings
 
-from django_ciba.constants import CIBA_GRANT_TYPE
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from example_project.demo.environment import MODES, demo_settings, ensure_client, ensure_user, serve_op
 from example_project.demo.flows import Demo, callback_path, run_mode
 from example_project.demo.output import Printer, short

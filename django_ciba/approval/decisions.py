@@ -1,0 +1,159 @@
+"""The authentication-device side: record the user's decision (AD-01, AD-03).
+
+These functions are the Python service API; the DRF device API, the management commands and the
+admin actions all call them. Each transition is an atomic conditional update, so two concurrent
+decisions on one request yield exactly one outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from django_ciba import assurance, audit, outbox, signals
+from django_ciba.assurance import AuthenticationContext
+from django_ciba.exceptions import (
+    InsufficientAssurance,
+    InvalidDecision,
+    RequestExpired,
+    RequestNotFound,
+    RequestNotPending,
+)
+from django_ciba.models import AbuseReport, AuthenticationRequest
+
+
+def requests_for_user(user: Any) -> Any:
+    """The user's requests still waiting for a decision, soonest expiry first."""
+    return (
+        AuthenticationRequest.objects.pending().for_user(user).select_related("client").order_by("expires_at")
+    )
+
+
+def get_for_user(user: Any, pk: Any) -> AuthenticationRequest:
+    """One of the user's requests; another user's request is reported as not found."""
+    try:
+        return AuthenticationRequest.objects.select_related("client").get(pk=pk, user=user)
+    except (AuthenticationRequest.DoesNotExist, ValueError, TypeError):
+        raise RequestNotFound()
+
+
+def _check_decider(auth_request: AuthenticationRequest, user: Any | None) -> None:
+    if user is not None and auth_request.user_id != getattr(user, "pk", None):
+        raise RequestNotFound()
+
+
+def _refusal(auth_request: AuthenticationRequest, now: datetime) -> Exception:
+    auth_request.refresh_from_db(fields=["status", "expires_at"])
+    Status = AuthenticationRequest.Status
+    if auth_request.status == Status.EXPIRED or (
+        auth_request.status == Status.PENDING and auth_request.is_expired(now)
+    ):
+        return RequestExpired()
+    return RequestNotPending()
+
+
+def approve(
+    auth_request: AuthenticationRequest,
+    *,
+    user: Any,
+    scopes: Iterable[str] | None = None,
+    context: AuthenticationContext | None = None,
+    actor: str | None = None,
+) -> AuthenticationRequest:
+    """Approve as ``user`` (the hinted user), optionally granting only a subset of the scopes.
+
+    ``context`` is how the approving session authenticated, from the server's own knowledge
+    (:func:`django_ciba.assurance.context_for`); the recorded ``acr``, ``amr`` and ``auth_time``
+    come from it, and :class:`~django_ciba.exceptions.InsufficientAssurance` is raised when it
+    satisfies none of the request's ``acr_values``. None means nobody authenticated (a decision
+    policy, an operator): no ``acr``, ``amr`` or ``auth_time`` is recorded.
+
+    ``actor`` names who decided for the audit trail (default: the user; a decision policy passes
+    ``policy:<name>``).
+    """
+    _check_decider(auth_request, user)
+    requested = auth_request.scopes
+    granted = list(dict.fromkeys(scopes)) if scopes is not None else requested
+    if not set(granted) <= set(requested):
+        raise InvalidDecision("Only requested scopes can be granted.")
+    if "openid" not in granted:
+        raise InvalidDecision("The openid scope cannot be removed.")
+    now = timezone.now()
+    try:
+        achieved = assurance.settle(auth_request.acr_values, context)
+    except InsufficientAssurance:
+        refusal = _refusal(auth_request, now)  # a decided or expired request says so first
+        if auth_request.status != AuthenticationRequest.Status.PENDING or auth_request.is_expired(now):
+            raise refusal from None
+        raise
+    with transaction.atomic():
+        done = AuthenticationRequest.objects.approve(
+            auth_request.pk,
+            granted_scope=" ".join(granted),
+            acr=achieved.acr,
+            amr=list(achieved.amr),
+            auth_time=achieved.auth_time,
+            now=now,
+        )
+        if not done:
+            raise _refusal(auth_request, now)
+        auth_request.refresh_from_db()
+        outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
+        audit.transition(auth_request, signals.auth_request_approved, actor=actor or audit.user_actor(user))
+    return auth_request
+
+
+def deny(
+    auth_request: AuthenticationRequest, *, user: Any | None = None, actor: str | None = None
+) -> AuthenticationRequest:
+    """Deny as ``user`` (the hinted user), or as an operator when ``user`` is None.
+
+    ``actor`` names who decided for the audit trail (default: the user, else ``operator``).
+    """
+    _check_decider(auth_request, user)
+    now = timezone.now()
+    with transaction.atomic():
+        _deny(auth_request, now, actor or (audit.user_actor(user) if user is not None else "operator"))
+    return auth_request
+
+
+def _deny(auth_request: AuthenticationRequest, now: datetime, actor: str) -> None:
+    if not AuthenticationRequest.objects.deny(auth_request.pk, now=now):
+        raise _refusal(auth_request, now)
+    auth_request.refresh_from_db()
+    outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
+    audit.transition(auth_request, signals.auth_request_denied, actor=actor)
+
+
+def report_abuse(auth_request: AuthenticationRequest, *, user: Any) -> AbuseReport:
+    """ "I did not request this": deny as ``user`` and file an abuse report against the client."""
+    _check_decider(auth_request, user)
+    now = timezone.now()
+    with transaction.atomic():
+        _deny(auth_request, now, audit.user_actor(user))
+        report = AbuseReport.objects.create(
+            auth_request=auth_request,
+            client_id=auth_request.client_id,
+            user=user,
+            binding_message=auth_request.binding_message,
+            created_at=now,
+        )
+        audit.record(auth_request, "abuse_reported", actor=audit.user_actor(user), report=report.pk)
+    return report
+
+
+def expire(auth_request: AuthenticationRequest, *, actor: str = "operator") -> AuthenticationRequest:
+    """Expire a request now (operator action): a pending one, or an approved one whose tokens were
+    not issued yet; refused once tokens were issued, or after a denial or expiry."""
+    now = timezone.now()
+    with transaction.atomic():
+        if not AuthenticationRequest.objects.expire(auth_request.pk, now=now):
+            raise RequestNotPending()
+        auth_request.refresh_from_db()
+        outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
+        audit.transition(auth_request, signals.auth_request_expired, actor=actor)
+    return auth_request

@@ -1,0 +1,176 @@
+"""What a user's authentication device was asked: approval fatigue, reports, pending requests.
+
+:func:`check_user_state` runs at ``/bc-authorize`` once the hint named a user (SEC-07). It reads
+everything it needs from the request and report rows, in one query:
+
+* the abuse-report block of this client for this user (``ABUSE_REPORT_LIMIT``);
+* approval fatigue ("push bombing"): the prompts of this client that the user did not approve
+  (denied, reported, expired or superseded unanswered) since the user last approved one of this
+  client's requests, within ``UNAPPROVED_PROMPT_LIMIT``; and the same prompts of every client
+  together, within ``UNAPPROVED_PROMPT_CEILING``, which refuses only a client that has such prompts
+  itself. A client whose prompts the user approves is never refused, and one client's prompts
+  never refuse another client;
+* the deprecated per-user pending cap (``MAX_PENDING_PER_USER``, off unless set).
+
+Requests a decision policy decided at once prompted nobody (``asked_user`` is False) and never
+count. :func:`supersede_older` keeps at most ``MAX_PENDING_PER_CLIENT_USER`` requests of one client
+waiting for one user: a new prompt expires that client's oldest ones instead of being refused.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Subquery
+
+from django_ciba import audit, outbox, signals
+from django_ciba.bc_authorize.refusals import ClientReported, PromptsNotApproved, TooManyPending, log_event
+from django_ciba.core.conf import ciba_settings
+from django_ciba.models import AbuseReport, AuthenticationRequest
+
+
+def _limit(value: Any) -> tuple[int, int] | None:
+    """``[count, seconds]`` as a pair of ints, or None (off)."""
+    if value is None:
+        return None
+    count, period = value
+    return int(count), int(period)
+
+
+def _count(queryset: Any) -> Subquery:
+    return Subquery(queryset.values("user").annotate(_n=Count("pk")).values("_n")[:1])
+
+
+def _newest(queryset: Any, field: str = "created_at") -> Subquery:
+    return Subquery(queryset.values("user").annotate(_m=Max(field)).values("_m")[:1])
+
+
+def unapproved_prompts(user: Any, *, since: datetime, now: datetime) -> QuerySet:
+    """The user's prompts created after ``since`` that ended without approval (denied, reported,
+    expired or superseded, or pending past their expiry) and that no later approval of a request of
+    the same client followed. Prompts a decision policy decided are not prompts."""
+    Status = AuthenticationRequest.Status
+    approved_since = AuthenticationRequest.objects.filter(
+        client=OuterRef("client"), user=user, approved_at__gte=OuterRef("created_at")
+    )
+    return (
+        AuthenticationRequest.objects.filter(
+            user=user, asked_user=True, approved_at__isnull=True, created_at__gt=since
+        )
+        .filter(Q(status__in=(Status.DENIED, Status.EXPIRED)) | Q(status=Status.PENDING, expires_at__lte=now))
+        .exclude(Exists(approved_since))
+        .order_by()
+    )
+
+
+def _retry_after(newest: datetime | None, period: int, moment: datetime) -> int | None:
+    """Seconds until the newest counted row leaves the period: when the refusal ends at the latest."""
+    if newest is None:
+        return None
+    return math.ceil((newest + timedelta(seconds=period) - moment).total_seconds())
+
+
+def check_user_state(application: Any, user: Any, moment: datetime) -> None:
+    """Refuse the request when this client may not prompt this user now (one database query)."""
+    reports_limit = _limit(ciba_settings.ABUSE_REPORT_LIMIT)
+    pair_limit = _limit(ciba_settings.UNAPPROVED_PROMPT_LIMIT)
+    ceiling = _limit(ciba_settings.UNAPPROVED_PROMPT_CEILING)
+    cap = ciba_settings.MAX_PENDING_PER_USER
+    values: dict[str, Any] = {}
+    if reports_limit is not None:
+        reports = AbuseReport.objects.filter(
+            client=application,
+            user=user,
+            resolved=False,
+            created_at__gt=moment - timedelta(seconds=reports_limit[1]),
+        ).order_by()
+        values["reports"] = _count(reports)
+        values["newest_report"] = _newest(reports)
+    if pair_limit is not None:
+        mine = unapproved_prompts(user, since=moment - timedelta(seconds=pair_limit[1]), now=moment)
+        values["mine"] = _count(mine.filter(client=application))
+        values["newest_mine"] = _newest(mine.filter(client=application))
+    if ceiling is not None:
+        every = unapproved_prompts(user, since=moment - timedelta(seconds=ceiling[1]), now=moment)
+        values["every"] = _count(every)
+        values["newest_every"] = _newest(every)
+        values["mine_in_ceiling"] = _count(every.filter(client=application))
+    if cap is not None:
+        pending = AuthenticationRequest.objects.pending(moment).for_user(user).order_by()
+        values["pending"] = _count(pending)
+        values["soonest_expiry"] = Subquery(
+            pending.values("user").annotate(_m=Min("expires_at")).values("_m")[:1]
+        )
+    if not values:
+        return
+    row = next(iter(get_user_model()._base_manager.filter(pk=user.pk).values(**values)[:1]), None) or {}
+
+    if reports_limit is not None and (row.get("reports") or 0) >= reports_limit[0]:
+        log_event(logging.INFO, "reported_client_refused", application, user, reports=row.get("reports"))
+        raise ClientReported(retry_after=_retry_after(row.get("newest_report"), reports_limit[1], moment))
+    if pair_limit is not None and (row.get("mine") or 0) >= pair_limit[0]:
+        retry_after = _retry_after(row.get("newest_mine"), pair_limit[1], moment)
+        log_event(
+            logging.WARNING, "unapproved_prompts_refused", application, user, unapproved=row.get("mine")
+        )
+        raise PromptsNotApproved(retry_after=retry_after)
+    if ceiling is not None and (row.get("every") or 0) >= ceiling[0] and (row.get("mine_in_ceiling") or 0):
+        retry_after = _retry_after(row.get("newest_every"), ceiling[1], moment)
+        log_event(
+            logging.WARNING,
+            "unapproved_ceiling_refused",
+            application,
+            user,
+            unapproved=row.get("every"),
+            from_client=row.get("mine_in_ceiling"),
+        )
+        raise PromptsNotApproved(retry_after=retry_after)
+    if cap is not None and (row.get("pending") or 0) >= int(cap):
+        soonest = row.get("soonest_expiry")
+        retry_after = math.ceil((soonest - moment).total_seconds()) if soonest is not None else None
+        log_event(logging.INFO, "pending_cap_reached", application, user, pending=row.get("pending"))
+        raise TooManyPending(retry_after=retry_after)
+
+
+def supersede_older(auth_request: AuthenticationRequest, *, now: datetime) -> list[int]:
+    """Expire the oldest requests of ``auth_request``'s client still waiting for its user, so that at
+    most ``MAX_PENDING_PER_CLIENT_USER`` wait, the new one included. Call it inside the transaction
+    that stored ``auth_request``. Returns the primary keys of the requests it expired.
+
+    Each goes through the conditional ``supersede`` transition (a request the user approves or
+    denies meanwhile is left alone) and is audited as ``expired`` with the client as actor and
+    ``reason: superseded``. Its client learns it as for any expiry: ``expired_token`` at the token
+    endpoint, an error push in push mode, no ping.
+    """
+    cap = ciba_settings.MAX_PENDING_PER_CLIENT_USER
+    if cap is None:
+        return []
+    older = list(
+        AuthenticationRequest.objects.pending(now)
+        .for_client(auth_request.client_id)
+        .for_user(auth_request.user_id)
+        .exclude(pk=auth_request.pk)
+        .order_by("-created_at", "-pk")
+        .values_list("pk", flat=True)[int(cap) - 1 :]
+    )
+    superseded = []
+    for pk in older:
+        if not AuthenticationRequest.objects.supersede(pk, now=now):
+            continue
+        old = AuthenticationRequest.objects.select_related("client").get(pk=pk)
+        outbox.record_outcome(old)
+        audit.transition(
+            old,
+            signals.auth_request_expired,
+            actor=audit.client_actor(old.client),
+            detail={"reason": "superseded", "superseded_by": auth_request.pk},
+        )
+        superseded.append(pk)
+    return superseded
+
+
+__all__ = ["check_user_state", "supersede_older", "unapproved_prompts"]

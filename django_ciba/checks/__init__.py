@@ -1,0 +1,9 @@
+"""System checks of a django-ciba deployment, one module per area (ids ``django_ciba.E0xx`` / ``W0xx``).
+
+Importing this package registers every check with Django's check framework.
+"""
+
+from django_ciba.checks import assurance, automation, clients, integration, pages, settings
+
+
+__all__ = ["assurance", "automation", "clients", "integration", "pages", "settings"]

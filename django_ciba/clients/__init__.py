@@ -1,0 +1,1 @@
+"""CIBA clients: authentication, assertions, registration, metadata, keys, subjects, secrets, replay."""

@@ -1,0 +1,246 @@
+"""django-ciba settings: one dict, ``CIBA = {...}``, read at call time.
+
+``ciba_settings.NAME`` returns the user's value or the default; import strings are resolved
+lazily and cached until the ``CIBA`` setting changes (``setting_changed`` reloads the object,
+so ``override_settings(CIBA={...})`` works in tests).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+from django_ciba.exceptions import CibaConfigurationError
+
+
+DEFAULTS: dict[str, Any] = {
+    # Lifetime of an auth_req_id when the client sends no requested_expiry (seconds).
+    "DEFAULT_EXPIRES_IN": 300,
+    # Upper bound for requested_expiry; larger requests are capped, not refused.
+    "MAX_EXPIRES_IN": 1800,
+    # Minimum seconds between two polls, announced as ``interval`` (poll and ping clients).
+    "INTERVAL": 5,
+    # Seconds added to a request's interval each time its client is told ``slow_down``.
+    "SLOW_DOWN_INCREMENT": 5,
+    # A poll this many seconds early is still tolerated (clock jitter, network delay).
+    "SLOW_DOWN_TOLERANCE": 1,
+    # Cache alias that holds the polling bookkeeping (shared by all app servers in production).
+    "CACHE_ALIAS": "default",
+    # Delivery modes advertised in discovery and accepted for clients.
+    "DELIVERY_MODES": ["poll", "ping", "push"],
+    # Ordered user resolvers, like AUTHENTICATION_BACKENDS: the first that returns a user wins.
+    "USER_RESOLVERS": [
+        "django_ciba.resolvers.LoginHintResolver",
+        "django_ciba.resolvers.IdTokenHintResolver",
+        "django_ciba.resolvers.LoginHintTokenResolver",
+    ],
+    # Keys that sign login_hint_tokens: a list of JWKs (dicts) or PEM public keys, or the import
+    # string of a callable returning such a list.
+    "LOGIN_HINT_TOKEN_KEYS": [],
+    # Accepted ``iss`` values of login_hint_tokens (empty: any issuer whose key verifies).
+    "LOGIN_HINT_TOKEN_ISSUERS": [],
+    # Accepted signature algorithms of login_hint_tokens.
+    "LOGIN_HINT_TOKEN_ALGORITHMS": ["RS256", "PS256", "ES256"],
+    # Seconds of clock skew tolerated when checking exp/nbf/iat of inbound JWTs.
+    "JWT_LEEWAY": 30,
+    # binding_message rules: maximum length in characters, an optional regular expression that
+    # the whole message must match, and whether a message is required.
+    "BINDING_MESSAGE_MAX_LENGTH": 128,
+    "BINDING_MESSAGE_PATTERN": None,
+    "BINDING_MESSAGE_REQUIRED": False,
+    # Whether the OP supports user_code (discovery: backchannel_user_code_parameter_supported).
+    "USER_CODE_SUPPORTED": False,
+    # Import string of ``verify(user, user_code) -> bool``.
+    "USER_CODE_VERIFIER": None,
+    # Issue a refresh token only when this scope is granted (None: always issue one).
+    "REFRESH_TOKEN_SCOPE": "offline_access",
+    # acr values advertised in discovery (acr_values_supported); empty: not advertised. When not
+    # empty, an approval may only carry one of these.
+    "ACR_VALUES_SUPPORTED": [],
+    # Import string of ``hook(request, user) -> AuthenticationContext``: how the session approving
+    # a request authenticated (RFC 8176 amr values, login time). The browser never chooses them.
+    "AUTHENTICATION_CONTEXT": "django_ciba.assurance.session_context",
+    # acr value -> the amr values an approving session must all have for it (django_ciba.assurance),
+    # from the weakest to the strongest.
+    "ACR_REQUIREMENTS": {
+        "urn:django-ciba:acr:password": ["pwd"],
+        "urn:django-ciba:acr:mfa": ["mfa"],
+    },
+    # Entropy of generated auth_req_ids, in bytes (the spec requires at least 16).
+    "AUTH_REQ_ID_BYTES": 32,
+    # How the user's authentication device is reached: a backend import path and its options.
+    "NOTIFICATION_BACKEND": {"BACKEND": "django_ciba.backends.console.ConsoleBackend", "OPTIONS": {}},
+    # Link to the approval page sent to the authentication device; ``{pk}`` is replaced by the
+    # request's primary key (never the auth_req_id). None: notifications carry no link.
+    "APPROVAL_URL": None,
+    # Networks (CIDR strings) that outbound calls may reach although they are private, loopback,
+    # link-local or otherwise non-public, e.g. ["127.0.0.0/8", "::1/128"] for local development.
+    "OUTBOUND_ALLOWED_NETWORKS": [],
+    # Seconds to wait for a TCP/TLS connection, and for the answer, on every outbound call.
+    "OUTBOUND_CONNECT_TIMEOUT": 5.0,
+    "OUTBOUND_READ_TIMEOUT": 10.0,
+    # Retry backoff of failed deliveries: first delay and cap, in seconds (exponential, jittered).
+    "RETRY_BASE_DELAY": 2.0,
+    "RETRY_MAX_DELAY": 300.0,
+    # Error pushes sent at expiry are retried for at least this many seconds after being recorded.
+    "RETRY_MIN_WINDOW": 300,
+    # Seconds a worker holds a delivery while it runs; after that a sweep may hand it to another.
+    "DELIVERY_LEASE": 60,
+    # Seconds a client callback waits for the bc-authorize answer to be sent before going anyway.
+    "ACKNOWLEDGEMENT_GRACE": 10,
+    # Finished requests (and their deliveries) older than this many seconds are deleted by cleanup.
+    "RETENTION": 7 * 24 * 3600,
+    # Rows handled per batch by expiry, cleanup and the outbox sweep.
+    "BATCH_SIZE": 500,
+    # Secrets that seal (encrypt) stored auth_req_ids, notification tokens and pushed token
+    # responses; the first one seals, all of them open. None: derived from SECRET_KEY and
+    # SECRET_KEY_FALLBACKS.
+    "SEALING_KEYS": None,
+    # JWS algorithms accepted for signed authentication requests and private_key_jwt client
+    # assertions (asymmetric only; advertised in discovery). "none" and HS* are always refused.
+    "SIGNING_ALGORITHMS": ["PS256", "ES256", "RS256", "PS384", "PS512", "ES384", "ES512", "RS384", "RS512"],
+    # Require every client to sign its authentication requests (FAPI-CIBA ID1 5.2.2-6).
+    "REQUIRE_SIGNED_REQUESTS": False,
+    # Longest accepted lifetime of a signed request (exp - nbf) and oldest accepted nbf, in seconds.
+    "REQUEST_OBJECT_MAX_LIFETIME": 3600,
+    "REQUEST_OBJECT_MAX_AGE": 3600,
+    # Longest accepted lifetime of a private_key_jwt client assertion (exp - now), in seconds.
+    "CLIENT_ASSERTION_MAX_LIFETIME": 3600,
+    # Client JWK sets fetched from jwks_uri: seconds they are cached, the largest accepted document
+    # in bytes, and the shortest time between two refetches caused by an unknown key id.
+    "JWKS_CACHE_TTL": 300,
+    "JWKS_MAX_BYTES": 65536,
+    "JWKS_REFRESH_INTERVAL": 30,
+    # jwks_uri fetches: seconds to wait for the connection and for the answer (capped by the
+    # outbound timeouts); the backoff after a failed fetch (first delay, doubled per failure up to
+    # the cap, in seconds); the most fetches in total per window ([fetches, seconds], shared cache;
+    # None: no limit); the most fetches running at once in one process.
+    "JWKS_FETCH_TIMEOUT": 3.0,
+    "JWKS_FAILURE_BACKOFF": 10,
+    "JWKS_FAILURE_MAX_BACKOFF": 600,
+    "JWKS_FETCH_LIMIT": [60, 60],
+    "JWKS_MAX_CONCURRENT_FETCHES": 4,
+    # Dynamic client registration (RFC 7591): without an initial access token when True.
+    "REGISTRATION_OPEN": False,
+    # Subject types offered (discovery subject_types_supported; registration subject_type).
+    "SUBJECT_TYPES_SUPPORTED": ["public", "pairwise"],
+    # Secret mixed into newly computed pairwise subjects. None: derived from SECRET_KEY. Subjects
+    # already handed out are stored, so changing it later only affects new (sector, user) pairs.
+    "PAIRWISE_SALT": None,
+    # Decision policies asked at bc-authorize, in order (import strings); the first that does not
+    # answer "ask the user" decides. Empty: always ask the user.
+    "DECISION_POLICIES": ["django_ciba.policies.PreAuthorizationPolicy"],
+    # Rate limits of bc-authorize as [requests, seconds]: per client (a client's own limit, set on
+    # its registration, wins), and per user (the hinted user, whatever client asks). None: off.
+    "CLIENT_RATE_LIMIT": None,
+    "USER_RATE_LIMIT": None,
+    # Approval fatigue, as [prompts, seconds]: prompts the user did not approve (denied, reported,
+    # expired or superseded) since last approving one of the client's requests, per client and
+    # user, and of all clients together per user (refusing only clients with such prompts).
+    "UNAPPROVED_PROMPT_LIMIT": [10, 3600],
+    "UNAPPROVED_PROMPT_CEILING": [30, 3600],
+    # Most requests one client may have waiting for one user's decision: a new one supersedes
+    # (expires) the client's oldest. None: no limit.
+    "MAX_PENDING_PER_CLIENT_USER": 3,
+    # Deprecated: most requests one user may have waiting, from all clients; over it requests are
+    # refused (check W066). None: no cap.
+    "MAX_PENDING_PER_USER": None,
+    # user_code brute force: after this many wrong codes for a user (within USER_CODE_LOCKOUT
+    # seconds), CIBA requests for that user are refused for USER_CODE_LOCKOUT seconds.
+    "USER_CODE_MAX_FAILURES": 5,
+    "USER_CODE_LOCKOUT": 900,
+    # "I did not request this": once a user filed this many reports against a client within the
+    # period ([reports, seconds]), that client's requests for that user are refused. None: off.
+    "ABUSE_REPORT_LIMIT": [1, 86400],
+    # Hold unknown_user_id answers at bc-authorize as long as a known user's request takes, so
+    # that answer times do not tell known users from unknown ones; never longer than the delay.
+    "EQUALIZE_UNKNOWN_USER_TIMING": True,
+    "UNKNOWN_USER_MAX_DELAY": 0.25,
+    # Web Push (the django_ciba.backends.webpush backend and the approval pages): the VAPID key
+    # pair (private key PEM or base64url; public key base64url, uncompressed point) and the
+    # contact sent to push services ("mailto:..." or an https URL).
+    "WEBPUSH_VAPID_PRIVATE_KEY": None,
+    "WEBPUSH_VAPID_PUBLIC_KEY": None,
+    "WEBPUSH_VAPID_SUBJECT": None,
+    # The automated approval URL of the OpenID conformance suite (django_ciba.approval.automation), for
+    # test deployments only: ENABLED (off by default), SECRET (its own, in the URL) and
+    # ALLOWED_ISSUER (the one issuer where it may run although the deployment looks like
+    # production: DEBUG off and a non-loopback issuer).
+    "TEST_AUTOMATION": {"ENABLED": False, "SECRET": "", "ALLOWED_ISSUER": None},
+    # The approval pages: the name of this service shown on them (None: the host the user reached),
+    # and where they send a visitor who is not signed in (a URL name, path or URL). None: the
+    # project's LOGIN_URL when it sets or serves one, else the sign-in page shipped with the pages.
+    "SERVICE_NAME": None,
+    "LOGIN_URL": None,
+}
+
+IMPORT_STRINGS = ("USER_RESOLVERS", "USER_CODE_VERIFIER", "DECISION_POLICIES", "AUTHENTICATION_CONTEXT")
+
+
+class CibaSettings:
+    """Lazy view over ``settings.CIBA`` with defaults; see :data:`DEFAULTS`."""
+
+    def __init__(self, defaults: dict[str, Any] | None = None) -> None:
+        self.defaults = defaults or DEFAULTS
+        self._cached: set[str] = set()
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(settings, "CIBA", None) or {}
+        if not isinstance(value, dict):
+            raise CibaConfigurationError("The CIBA setting must be a dict.")
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in self.defaults:
+            raise AttributeError(f"Invalid django-ciba setting: {name!r}")
+        value = self.user_settings.get(name, self.defaults[name])
+        if name in IMPORT_STRINGS:
+            value = _perform_import(value, name)
+        self._cached.add(name)
+        setattr(self, name, value)
+        return value
+
+    def reload(self) -> None:
+        for name in self._cached:
+            self.__dict__.pop(name, None)
+        self._cached.clear()
+
+
+def _perform_import(value: Any, name: str) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _import(value, name)
+    if isinstance(value, list | tuple):
+        return [_import(item, name) if isinstance(item, str) else item for item in value]
+    return value
+
+
+def _import(path: str, name: str) -> Any:
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise CibaConfigurationError(f"Could not import {path!r} for CIBA[{name!r}]: {exc}") from exc
+
+
+def nearest_setting(name: Any) -> str | None:
+    """The valid key closest to an unknown ``name`` (a misspelling, the wrong case), or None."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name).upper(), list(DEFAULTS), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+ciba_settings = CibaSettings(DEFAULTS)
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "CIBA":
+        ciba_settings.reload()
+
+
+setting_changed.connect(_reload)

@@ -1,0 +1,93 @@
+"""``POST /bc-authorize``: the backchannel authentication endpoint (CIBA Core §7). HTTP only."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
+from rest_framework import exceptions as drf_exceptions
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from django_ciba.bc_authorize.params import parse_form
+from django_ciba.bc_authorize.service import acknowledge, start_authentication
+from django_ciba.checks.serving import misconfigured_response
+from django_ciba.clients.authentication import authenticate_client
+from django_ciba.exceptions import CibaError, InvalidRequest, MethodNotAllowed
+
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class JSONOnlyNegotiation(BaseContentNegotiation):
+    """Always answer JSON, whatever the Accept header says (errors included)."""
+
+    def select_parser(self, request: Any, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request: Any, renderers: Any, format_suffix: Any = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
+def error_response(error: CibaError) -> Response:
+    return Response(error.payload, status=error.status_code, headers={**NO_STORE, **error.headers})
+
+
+class ProtocolErrorMixin:
+    """Render every failure as the protocol's error JSON, never as HTML or a 500 for bad input."""
+
+    authentication_classes: tuple = ()
+    permission_classes: tuple = ()
+    parser_classes: tuple = ()
+    renderer_classes = (JSONRenderer,)
+    content_negotiation_class = JSONOnlyNegotiation
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, CibaError):
+            return error_response(exc)
+        if isinstance(exc, drf_exceptions.MethodNotAllowed):
+            response = error_response(MethodNotAllowed())
+            response["Allow"] = ", ".join(self.allowed_methods)  # type: ignore[attr-defined]
+            return response
+        if isinstance(exc, drf_exceptions.APIException | RequestDataTooBig):
+            return error_response(InvalidRequest("The request is malformed."))
+        # Invalid settings (a check error): 503 temporarily_unavailable JSON, not a 500.
+        unavailable = misconfigured_response(self.request, exc)  # type: ignore[attr-defined]
+        if unavailable is not None:
+            return unavailable
+        return super().handle_exception(exc)  # type: ignore[misc]
+
+
+@method_decorator(
+    sensitive_post_parameters(
+        "client_secret",
+        "client_assertion",
+        "client_notification_token",
+        "id_token_hint",
+        "login_hint_token",
+        "user_code",
+        "request",
+    ),
+    name="dispatch",
+)
+class BackchannelAuthenticationView(ProtocolErrorMixin, APIView):
+    """Authenticate the client, validate the request, answer ``{auth_req_id, expires_in, interval}``."""
+
+    http_method_names = ["post"]
+
+    def post(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        django_request = request._request
+        form = parse_form(django_request.META.get("CONTENT_TYPE", ""), django_request.body)
+        application, ciba, oauthlib_request = authenticate_client(django_request, form)
+        ack = start_authentication(
+            application, ciba, form, request=django_request, oauthlib_request=oauthlib_request
+        )
+        response = Response(ack.as_dict(), status=200, headers=NO_STORE)
+        # Runs when the server closes the response, i.e. after the answer was written out.
+        response._resource_closers.append(partial(acknowledge, ack.auth_request))
+        return response
