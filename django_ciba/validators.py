@@ -27,11 +27,6 @@ from django_ciba.tokens import rules as grant_rules
 POLL_FIELDS = ("id", "auth_req_id_hash", "client_id", "status", "expires_at", "interval")
 
 
-def get_ciba_client(application: Any) -> CibaClient | None:
-    """The application's enabled CIBA registration, or None (see :mod:`django_ciba.tokens.rules`)."""
-    return grant_rules.get_enabled_registration(application)
-
-
 def token_hash(value: str) -> str:
     """Left half of SHA-256, base64url without padding (at_hash / rt_hash for *S256 algorithms)."""
     digest = hashlib.sha256(value.encode("ascii")).digest()
@@ -119,7 +114,7 @@ class CibaValidatorMixin:
         if not super().authenticate_client(request, *args, **kwargs):  # type: ignore[misc]
             return False
         # REG-07: the registered method holds whether the registration is enabled or not.
-        ciba = grant_rules.get_registration(request.client)
+        ciba = CibaClient.objects.registration_of(request.client)
         if ciba is None:
             return True
         body_client_id = getattr(request, "client_id", None)
@@ -138,7 +133,7 @@ class CibaValidatorMixin:
     ) -> bool:
         if grant_rules.is_disabled(request.client):
             return False  # a disabled registration gets nothing from any grant: unauthorized_client
-        ciba = get_ciba_client(request.client)
+        ciba = CibaClient.objects.get_ciba_client(request.client)
         if grant_type == CIBA_GRANT_TYPE:
             # TOK-04: CIBA needs an enabled registration; TOK-05: push clients never poll.
             return ciba is not None and ciba.delivery_mode in (DeliveryMode.POLL, DeliveryMode.PING)

@@ -40,8 +40,7 @@ from oauth2_provider.settings import oauth2_settings
 from django_ciba.clients import keys as client_keys
 from django_ciba.clients.replay import use_jti
 from django_ciba.core.conf import ciba_settings
-from django_ciba.models import AuthMethod, JwtUse
-from django_ciba.tokens import rules as grant_rules
+from django_ciba.models import AuthMethod, CibaClient, JwtUse
 
 
 logger = logging.getLogger(__name__)
@@ -104,7 +103,7 @@ def verify(request: Any, load_application: LoadApplication) -> Any:
         raise ClientAssertionError("unknown or unusable client")
     if getattr(application, "client_type", None) != AbstractApplication.CLIENT_CONFIDENTIAL:
         raise ClientAssertionError("the client is not confidential")
-    ciba = grant_rules.get_registration(application)  # enabled or not: the grant decides (REG-07)
+    ciba = CibaClient.objects.registration_of(application)  # enabled or not: the grant decides (REG-07)
     if ciba is None or ciba.token_endpoint_auth_method != AuthMethod.PRIVATE_KEY_JWT:
         raise ClientAssertionError("the client is not registered for private_key_jwt")
     if not ciba.has_keys:

@@ -19,7 +19,6 @@ from oauthlib.common import Request as OAuthlibRequest
 from django_ciba.core.conf import ciba_settings
 from django_ciba.exceptions import InvalidClient, UnauthorizedClient
 from django_ciba.models import CibaClient
-from django_ciba.validators import get_ciba_client
 
 
 class _CoreHolder(OAuthLibMixin):
@@ -46,7 +45,7 @@ def authenticate_client(django_request: Any, form: dict[str, str]) -> tuple[Any,
     application = oauthlib_request.client if authenticated else None
     if application is None or getattr(application, "client_type", None) != "confidential":
         raise InvalidClient()
-    ciba = get_ciba_client(application)
+    ciba = CibaClient.objects.get_ciba_client(application)
     if ciba is None:
         raise UnauthorizedClient()  # AERR-05 / REG-03
     if ciba.delivery_mode not in (ciba_settings.DELIVERY_MODES or []):

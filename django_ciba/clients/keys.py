@@ -1,130 +1,38 @@
 """Client public keys (``jwks`` by value or ``jwks_uri``) and signature checks of client-signed JWTs.
 
 Used by signed authentication requests (SR-08) and ``private_key_jwt`` client assertions (RFC 7523).
-Keys are parsed by PyJWT; only public, asymmetric signing keys are accepted (RSA of at least 2048
-bits, EC on P-256/P-384/P-521, Ed25519/Ed448). A ``jwks_uri`` is fetched and cached by
-:mod:`django_ciba.core.jwks_cache` (through :mod:`django_ciba.core.outbound`: https, public addresses, no
-redirects, short timeouts). A JWT naming a key id the cached set lacks causes one refetch, at most
-every ``JWKS_REFRESH_INTERVAL`` seconds per URL, so a client can rotate keys without waiting for
-the cache; failed fetches back off and fetches are bounded in total.
+Keys are parsed by :mod:`django_ciba.core.jwk` (public, asymmetric signing keys only). A
+``jwks_uri`` is fetched and cached by :mod:`django_ciba.core.jwks_cache` (through
+:mod:`django_ciba.core.outbound`: https, public addresses, no redirects, short timeouts). A JWT
+naming a key id the cached set lacks causes one refetch, at most every ``JWKS_REFRESH_INTERVAL``
+seconds per URL, so a client can rotate keys without waiting for the cache; failed fetches back off
+and fetches are bounded in total.
 
 Callers check the claims themselves; this module only answers "which registered key signed this?".
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from django_ciba.core import jwks_cache
 from django_ciba.core.conf import ciba_settings
+from django_ciba.core.jwk import InvalidClientKeys, is_asymmetric, key_fits, parse_jwks
 
 
 logger = logging.getLogger(__name__)
-
-MIN_RSA_BITS = 2048
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
-_EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
-
-
-class InvalidClientKeys(ValueError):
-    """A JWK set that cannot be registered or used (the message names the problem, never key data)."""
 
 
 class ClientJwtError(Exception):
     """A client-signed JWT is malformed, uses a refused algorithm, or no registered key verifies it."""
 
 
-def _asymmetric(algorithm: str) -> bool:
-    return algorithm[:2] in ("RS", "PS", "ES") or algorithm == "EdDSA"
-
-
 def supported_algorithms() -> list[str]:
     """``SIGNING_ALGORITHMS`` without anything symmetric or ``none`` (never accepted, whatever is set)."""
-    return [alg for alg in ciba_settings.SIGNING_ALGORITHMS if isinstance(alg, str) and _asymmetric(alg)]
-
-
-def parse_jwks(document: Any, *, strict: bool = True) -> list[jwt.PyJWK]:
-    """The usable signing keys of a JWK set (RFC 7517 §5).
-
-    ``strict`` (registration) refuses the whole set for any bad key; otherwise (a fetched
-    ``jwks_uri``) bad keys are skipped. Keys marked ``"use": "enc"`` are never signing keys.
-    """
-    if isinstance(document, str | bytes):
-        try:
-            document = json.loads(document)
-        except ValueError as exc:
-            raise InvalidClientKeys("The JWK set is not valid JSON.") from exc
-    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-        raise InvalidClientKeys('A JWK set is a JSON object with a "keys" array.')
-    keys: list[jwt.PyJWK] = []
-    kids: set[str] = set()
-    for position, member in enumerate(document["keys"]):
-        try:
-            key = _parse_key(member, position)
-        except InvalidClientKeys:
-            if strict:
-                raise
-            continue
-        if key is None:
-            continue
-        kid = key.key_id
-        if kid is not None and kid in kids and strict:
-            raise InvalidClientKeys(f"Key {position}: the key id is used twice in the set.")
-        kids.add(kid or "")
-        keys.append(key)
-    if not keys:
-        raise InvalidClientKeys("The JWK set holds no usable public signing key.")
-    return keys
-
-
-def _parse_key(member: Any, position: int) -> jwt.PyJWK | None:
-    if not isinstance(member, dict):
-        raise InvalidClientKeys(f"Key {position} is not a JSON object.")
-    if _PRIVATE_MEMBERS & member.keys():
-        raise InvalidClientKeys(
-            f"Key {position} holds private or symmetric key material; publish public keys only."
-        )
-    if member.get("use", "sig") != "sig":
-        return None
-    if member.get("kty") not in ("RSA", "EC", "OKP"):
-        raise InvalidClientKeys(f"Key {position}: only RSA, EC and OKP keys are accepted.")
-    algorithm = member.get("alg")
-    if algorithm is not None and (not isinstance(algorithm, str) or not _asymmetric(algorithm)):
-        raise InvalidClientKeys(f"Key {position}: alg must be an asymmetric signing algorithm.")
-    kid = member.get("kid")
-    if kid is not None and not isinstance(kid, str):
-        raise InvalidClientKeys(f"Key {position}: kid must be a string.")
-    try:
-        key = jwt.PyJWK(member)
-    except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
-        raise InvalidClientKeys(f"Key {position} cannot be read ({type(exc).__name__}).") from exc
-    public = key.key
-    if isinstance(public, rsa.RSAPublicKey) and public.key_size < MIN_RSA_BITS:
-        raise InvalidClientKeys(f"Key {position}: RSA keys need at least {MIN_RSA_BITS} bits.")
-    if not hasattr(public, "public_bytes") or hasattr(public, "private_bytes"):
-        raise InvalidClientKeys(f"Key {position} is not a public key.")
-    return key
-
-
-def key_fits(key: jwt.PyJWK, algorithm: str) -> bool:
-    """Whether ``key`` can verify a JWS made with ``algorithm``."""
-    declared = key._jwk_data.get("alg")
-    if declared and declared != algorithm:
-        return False
-    public = key.key
-    if algorithm[:2] in ("RS", "PS"):
-        return isinstance(public, rsa.RSAPublicKey)
-    if algorithm in _EC_CURVES:
-        return (
-            isinstance(public, ec.EllipticCurvePublicKey)
-            and key._jwk_data.get("crv") == _EC_CURVES[algorithm]
-        )
-    return algorithm == "EdDSA" and key.key_type == "OKP"
+    return [alg for alg in ciba_settings.SIGNING_ALGORITHMS if isinstance(alg, str) and is_asymmetric(alg)]
 
 
 def fetch_jwks(url: str, *, refresh: bool = False) -> list[jwt.PyJWK]:
@@ -181,7 +89,7 @@ def verify_client_jwt(
     """
     header = unverified_header(token)
     algorithm = header["alg"]
-    if algorithm.lower() == "none" or not _asymmetric(algorithm):
+    if algorithm.lower() == "none" or not is_asymmetric(algorithm):
         raise ClientJwtError(f"The JWT must be signed with an asymmetric algorithm, not {algorithm[:16]}.")
     if algorithm not in algorithms:
         raise ClientJwtError(f"The JWT algorithm {algorithm[:16]} is not accepted for this client.")

@@ -33,8 +33,7 @@ from django_ciba.core.conf import ciba_settings
 from django_ciba.core.sealing import UnsealError, unseal
 from django_ciba.delivery import push
 from django_ciba.exceptions import CibaConfigurationError
-from django_ciba.models import AuthenticationRequest, Delivery
-from django_ciba.validators import get_ciba_client
+from django_ciba.models import AuthenticationRequest, CibaClient, Delivery
 
 
 logger = logging.getLogger(__name__)
@@ -185,7 +184,7 @@ def callback_body(delivery: Delivery) -> bytes:
 
 def _call_client(delivery: Delivery) -> Outcome:
     auth_request = delivery.auth_request
-    ciba = get_ciba_client(auth_request.client)
+    ciba = CibaClient.objects.get_ciba_client(auth_request.client)
     if ciba is None or not ciba.notification_endpoint:
         return Outcome(delivered=False, error="The client has no enabled CIBA notification endpoint.")
     token = unseal(auth_request.client_notification_token_sealed)

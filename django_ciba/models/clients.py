@@ -29,8 +29,28 @@ class SubjectType(models.TextChoices):
     PAIRWISE = "pairwise", _("Pairwise")
 
 
+class CibaClientManager(models.Manager["CibaClient"]):
+    """Finds an application's CIBA registration: every caller asks through these two methods."""
+
+    def registration_of(self, application: Any) -> CibaClient | None:
+        """The application's CIBA registration, enabled or not; None when it has none."""
+        if application is None:
+            return None
+        try:
+            return application.ciba  # the reverse one-to-one, cached on the application
+        except self.model.DoesNotExist:
+            return None
+
+    def get_ciba_client(self, application: Any) -> CibaClient | None:
+        """The application's CIBA registration if it is enabled, else None."""
+        ciba = self.registration_of(application)
+        return ciba if ciba is not None and ciba.enabled else None
+
+
 class CibaClient(models.Model):
     """CIBA registration metadata of one DOT Application (CIBA Core §4)."""
+
+    objects = CibaClientManager()
 
     application = models.OneToOneField(
         oauth2_settings.APPLICATION_MODEL,
@@ -225,7 +245,7 @@ class CibaClient(models.Model):
             )
 
     def _clean_keys(self) -> None:
-        from django_ciba.clients.keys import InvalidClientKeys, parse_jwks
+        from django_ciba.core.jwk import InvalidClientKeys, parse_jwks
         from django_ciba.core.outbound import UnsafeDestination, validate_endpoint_url
 
         if self.jwks and self.jwks_uri:

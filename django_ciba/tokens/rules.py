@@ -3,7 +3,7 @@
 A :class:`~django_ciba.models.CibaClient` row is the *registration*; it may be enabled or not.
 Two questions are kept apart:
 
-* :func:`get_registration` finds the registration, enabled or not. The registered client
+* ``CibaClient.objects.registration_of`` finds the registration, enabled or not. The registered client
   authentication method (REG-07) and the registered ``scope`` apply whatever ``enabled`` says,
   and pairwise subjects keep being computed for a disabled registration.
 * :func:`is_disabled` is the gate: an application whose registration exists and is disabled gets
@@ -31,31 +31,15 @@ from django_ciba.models import CibaClient
 SCOPE_DESCRIPTION = "The requested scope is not allowed for this client."
 
 
-def get_registration(application: Any) -> CibaClient | None:
-    """The application's CIBA registration, enabled or not; None when it has none."""
-    if application is None:
-        return None
-    try:
-        return application.ciba
-    except CibaClient.DoesNotExist:
-        return None
-
-
-def get_enabled_registration(application: Any) -> CibaClient | None:
-    """The application's CIBA registration if it is enabled, else None."""
-    ciba = get_registration(application)
-    return ciba if ciba is not None and ciba.enabled else None
-
-
 def is_disabled(application: Any) -> bool:
     """True when the application has a CIBA registration and it is disabled."""
-    ciba = get_registration(application)
+    ciba = CibaClient.objects.registration_of(application)
     return ciba is not None and not ciba.enabled
 
 
 def scopes_allowed(application: Any, scopes: Iterable[str] | None) -> bool:
     """Whether every one of ``scopes`` is within the registered ``scope`` (True without a limit)."""
-    ciba = get_registration(application)
+    ciba = CibaClient.objects.registration_of(application)
     allowed = ciba.allowed_scopes if ciba is not None else None
     return allowed is None or set(scopes or ()) <= allowed
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
@@ -32,6 +32,20 @@ class JSONOnlyNegotiation(BaseContentNegotiation):
 
     def select_renderer(self, request: Any, renderers: Any, format_suffix: Any = None) -> Any:
         return renderers[0], renderers[0].media_type
+
+
+class AcknowledgedResponse(Response):
+    """A response that calls ``on_close`` after the server has written it out and closed it."""
+
+    def __init__(self, data: Any, *, on_close: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(data, **kwargs)
+        self.on_close = on_close
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.on_close()
 
 
 def error_response(error: CibaError) -> Response:
@@ -87,7 +101,8 @@ class BackchannelAuthenticationView(ProtocolErrorMixin, APIView):
         ack = start_authentication(
             application, ciba, form, request=django_request, oauthlib_request=oauthlib_request
         )
-        response = Response(ack.as_dict(), status=200, headers=NO_STORE)
-        # Runs when the server closes the response, i.e. after the answer was written out.
-        response._resource_closers.append(partial(acknowledge, ack.auth_request))
-        return response
+        auth_request = ack.auth_request
+        # Acknowledged when the server closes the response, i.e. after the answer was written out.
+        return AcknowledgedResponse(
+            ack.as_dict(), status=200, headers=NO_STORE, on_close=lambda: acknowledge(auth_request)
+        )

@@ -17,7 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from django.test import override_settings
 
 import django_ciba
-from django_ciba.core import outbound
+from django_ciba.core import destinations, outbound
 from django_ciba.core.outbound import (
     OutboundError,
     OutboundResponse,
@@ -402,7 +402,7 @@ def _fake_dns(monkeypatch, names):
             ]
         return real(host, port, *args, **kwargs)
 
-    monkeypatch.setattr(outbound.socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(destinations.socket, "getaddrinfo", getaddrinfo)
     return lookups
 
 
@@ -588,7 +588,7 @@ def test_dns_failure_is_a_transport_error(monkeypatch):
     def fail(*args, **kwargs):
         raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
 
-    monkeypatch.setattr(outbound.socket, "getaddrinfo", fail)
+    monkeypatch.setattr(destinations.socket, "getaddrinfo", fail)
     with pytest.raises(TransportError, match="DNS resolution of https://rp.example.com failed"):
         post_json(f"https://rp.example.com/cb?token={SECRET}", b"{}")
 
