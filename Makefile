@@ -38,6 +38,7 @@ test: lint docs unit unit-oauthlib3 integration bench-smoke soak-smoke
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python manage.py makemigrations --check --dry-run django_ciba
 	$(BIN)/python manage.py check --fail-level WARNING
 
