@@ -11,10 +11,11 @@ class DjangoCibaConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
 
-        from django_ciba import assurance, checks  # noqa: F401  (checks: registers the system checks)
+        from django_ciba import assurance, checks, middleware  # noqa: F401  (checks: registers them)
         from django_ciba.core import log_redaction
 
         log_redaction.install()  # oauthlib logs some tokens at DEBUG
+        middleware.install_log_filter()  # one log line per database-outage answer
         # The login time of each session, for the auth_time of the approvals made with it.
         user_logged_in.connect(assurance.record_login, dispatch_uid="django_ciba.assurance.record_login")
         if apps.is_installed("drf_spectacular"):

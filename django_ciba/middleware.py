@@ -92,6 +92,20 @@ def unavailable_response(request: HttpRequest) -> HttpResponse:
     return response
 
 
+class OutageAlreadyLogged(logging.Filter):
+    """Drops ``django.request``'s line for an outage answer: the middleware's own line names the cause."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(getattr(record, "request", None), "ciba_outage_logged", False)
+
+
+def install_log_filter() -> None:
+    """Give the ``django.request`` logger :class:`OutageAlreadyLogged` (once; called at start-up)."""
+    request_logger = logging.getLogger("django.request")
+    if not any(isinstance(existing, OutageAlreadyLogged) for existing in request_logger.filters):
+        request_logger.addFilter(OutageAlreadyLogged())
+
+
 class DatabaseUnavailableMiddleware:
     """Turn ``OperationalError`` / ``InterfaceError`` raised by a view into a 503
     ``temporarily_unavailable`` answer (see the module docstring)."""
@@ -112,10 +126,8 @@ class DatabaseUnavailableMiddleware:
             request.method,
             request.path,
         )
-        response = unavailable_response(request)
-        # This line is the log of the answer: Django's django.request logger need not repeat it.
-        response._has_been_logged = True  # type: ignore[attr-defined]
-        return response
+        request.ciba_outage_logged = True  # type: ignore[attr-defined]  # read by OutageAlreadyLogged
+        return unavailable_response(request)
 
 
 FORM = "application/x-www-form-urlencoded"

@@ -197,8 +197,10 @@ class InitialAccessTokenAdmin(admin.ModelAdmin):
 def add_inline_to_application_admin(site: admin.AdminSite) -> None:
     """Give whatever admin class the host registered for DOT's Application the CIBA inline."""
     application_model = get_application_model()
-    current = site._registry.get(application_model)
-    if current is None or CibaClientInline in (current.inlines or ()):
+    if not site.is_registered(application_model):
+        return
+    current = site.get_model_admin(application_model)
+    if CibaClientInline in (current.inlines or ()):
         return
     base = type(current)
     site.unregister(application_model)

@@ -20,7 +20,7 @@ import jwt
 
 from django_ciba.core import jwks_cache
 from django_ciba.core.conf import ciba_settings
-from django_ciba.core.jwk import InvalidClientKeys, is_asymmetric, key_fits, parse_jwks
+from django_ciba.core.jwk import ClientKey, InvalidClientKeys, is_asymmetric, key_fits, parse_jwks
 
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def supported_algorithms() -> list[str]:
     return [alg for alg in ciba_settings.SIGNING_ALGORITHMS if isinstance(alg, str) and is_asymmetric(alg)]
 
 
-def fetch_jwks(url: str, *, refresh: bool = False) -> list[jwt.PyJWK]:
+def fetch_jwks(url: str, *, refresh: bool = False) -> list[ClientKey]:
     """The signing keys published at ``url``: cached, or fetched under :mod:`django_ciba.core.jwks_cache`.
 
     ``refresh`` (a JWT named an unknown key id) is honoured at most every ``JWKS_REFRESH_INTERVAL``
@@ -51,7 +51,7 @@ def fetch_jwks(url: str, *, refresh: bool = False) -> list[jwt.PyJWK]:
         raise ClientJwtError(f"The client's JWK set is unusable: {exc}") from exc
 
 
-def registered_keys(ciba: Any, *, refresh: bool = False) -> list[jwt.PyJWK]:
+def registered_keys(ciba: Any, *, refresh: bool = False) -> list[ClientKey]:
     """The keys of a :class:`~django_ciba.models.CibaClient` (``jwks`` or ``jwks_uri``)."""
     if ciba.jwks:
         try:

@@ -19,6 +19,15 @@ _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 
 
+class ClientKey(jwt.PyJWK):
+    """A public key of a client's set that remembers the ``alg`` and ``crv`` members it declared."""
+
+    def __init__(self, member: dict[str, Any]) -> None:
+        super().__init__(member)
+        self.declared_algorithm: str | None = member.get("alg")
+        self.curve: str | None = member.get("crv")
+
+
 class InvalidClientKeys(ValueError):
     """A JWK set that cannot be registered or used (the message names the problem, never key data)."""
 
@@ -27,7 +36,7 @@ def is_asymmetric(algorithm: str) -> bool:
     return algorithm[:2] in ("RS", "PS", "ES") or algorithm == "EdDSA"
 
 
-def parse_jwks(document: Any, *, strict: bool = True) -> list[jwt.PyJWK]:
+def parse_jwks(document: Any, *, strict: bool = True) -> list[ClientKey]:
     """The usable signing keys of a JWK set (RFC 7517 §5).
 
     ``strict`` (registration) refuses the whole set for any bad key; otherwise (a fetched
@@ -40,7 +49,7 @@ def parse_jwks(document: Any, *, strict: bool = True) -> list[jwt.PyJWK]:
             raise InvalidClientKeys("The JWK set is not valid JSON.") from exc
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise InvalidClientKeys('A JWK set is a JSON object with a "keys" array.')
-    keys: list[jwt.PyJWK] = []
+    keys: list[ClientKey] = []
     kids: set[str] = set()
     for position, member in enumerate(document["keys"]):
         try:
@@ -61,7 +70,7 @@ def parse_jwks(document: Any, *, strict: bool = True) -> list[jwt.PyJWK]:
     return keys
 
 
-def _parse_key(member: Any, position: int) -> jwt.PyJWK | None:
+def _parse_key(member: Any, position: int) -> ClientKey | None:
     if not isinstance(member, dict):
         raise InvalidClientKeys(f"Key {position} is not a JSON object.")
     if _PRIVATE_MEMBERS & member.keys():
@@ -79,7 +88,7 @@ def _parse_key(member: Any, position: int) -> jwt.PyJWK | None:
     if kid is not None and not isinstance(kid, str):
         raise InvalidClientKeys(f"Key {position}: kid must be a string.")
     try:
-        key = jwt.PyJWK(member)
+        key = ClientKey(member)
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise InvalidClientKeys(f"Key {position} cannot be read ({type(exc).__name__}).") from exc
     public = key.key
@@ -90,17 +99,14 @@ def _parse_key(member: Any, position: int) -> jwt.PyJWK | None:
     return key
 
 
-def key_fits(key: jwt.PyJWK, algorithm: str) -> bool:
+def key_fits(key: ClientKey, algorithm: str) -> bool:
     """Whether ``key`` can verify a JWS made with ``algorithm``."""
-    declared = key._jwk_data.get("alg")
+    declared = key.declared_algorithm
     if declared and declared != algorithm:
         return False
     public = key.key
     if algorithm[:2] in ("RS", "PS"):
         return isinstance(public, rsa.RSAPublicKey)
     if algorithm in _EC_CURVES:
-        return (
-            isinstance(public, ec.EllipticCurvePublicKey)
-            and key._jwk_data.get("crv") == _EC_CURVES[algorithm]
-        )
+        return isinstance(public, ec.EllipticCurvePublicKey) and key.curve == _EC_CURVES[algorithm]
     return algorithm == "EdDSA" and key.key_type == "OKP"

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework import exceptions as drf_exceptions
@@ -61,6 +62,11 @@ class ProtocolErrorMixin:
     renderer_classes = (JSONRenderer,)
     content_negotiation_class = JSONOnlyNegotiation
 
+    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        """Keep Django's own request in ``self.http_request``: the services read the raw body."""
+        self.http_request = request
+        return super().initialize_request(request, *args, **kwargs)  # type: ignore[misc]
+
     def handle_exception(self, exc: Exception) -> Response:
         if isinstance(exc, CibaError):
             return error_response(exc)
@@ -95,7 +101,7 @@ class BackchannelAuthenticationView(ProtocolErrorMixin, APIView):
     http_method_names = ["post"]
 
     def post(self, request: Any, *args: Any, **kwargs: Any) -> Response:
-        django_request = request._request
+        django_request = self.http_request
         form = parse_form(django_request.META.get("CONTENT_TYPE", ""), django_request.body)
         application, ciba, oauthlib_request = authenticate_client(django_request, form)
         ack = start_authentication(

@@ -50,7 +50,7 @@ class ClientRegistrationView(RegistrationErrorMixin, APIView):
     http_method_names = ["post"]
 
     def post(self, request: Any, *args: Any, **kwargs: Any) -> Response:
-        django_request = request._request
+        django_request = self.http_request
         token = registration.bearer_token(django_request)
         if not ciba_settings.REGISTRATION_OPEN and token is None:
             raise registration.InvalidToken()  # before reading the body
@@ -67,19 +67,19 @@ class ClientConfigurationView(RegistrationErrorMixin, APIView):
     http_method_names = ["get", "put", "delete"]
 
     def _authenticate(self, request: Any, client_id: str) -> tuple[Any, str]:
-        token = registration.bearer_token(request._request)
+        token = registration.bearer_token(self.http_request)
         return registration.authenticate(client_id, token), token or ""
 
     def get(self, request: Any, client_id: str) -> Response:
         ciba, token = self._authenticate(request, client_id)
         client = registration.RegisteredClient(ciba.application, ciba, token)
-        return Response(client.as_dict(client_uri(request._request, client_id)), headers=NO_STORE)
+        return Response(client.as_dict(client_uri(self.http_request, client_id)), headers=NO_STORE)
 
     def put(self, request: Any, client_id: str) -> Response:
         ciba, token = self._authenticate(request, client_id)
-        data = registration.parse_json_body(request._request)
+        data = registration.parse_json_body(self.http_request)
         client = registration.update(ciba, data, registration_access_token=token)
-        return Response(client.as_dict(client_uri(request._request, client_id)), headers=NO_STORE)
+        return Response(client.as_dict(client_uri(self.http_request, client_id)), headers=NO_STORE)
 
     def delete(self, request: Any, client_id: str) -> Response:
         ciba, _ = self._authenticate(request, client_id)
