@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from typing import Any
+from urllib.parse import unquote_plus
 
 from django.utils import timezone
 from oauth2_provider.models import AbstractApplication, get_application_model
@@ -33,24 +34,57 @@ def token_hash(value: str) -> str:
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).decode("ascii").rstrip("=")
 
 
-class CibaValidatorMixin:
-    def _load_application(self, client_id: str, request: Any) -> Any:
-        """DOT's lookup, with the CIBA registration joined in: the poll's hot path then needs one
-        query for the client instead of two (a pending poll costs at most 2 queries, see
-        docs/performance.rst).
+def basic_credentials(request: Any) -> str | None:
+    """The credentials of an ``Authorization: Basic`` header (still base64), or None."""
+    header = (getattr(request, "headers", None) or {}).get("HTTP_AUTHORIZATION")
+    scheme, _, credentials = (header or "").partition(" ")
+    return credentials if scheme == "Basic" and credentials else None
 
-        The prefetched row is handed to DOT through ``request.client``, which DOT reuses after its
-        own ``is_usable`` check; an unknown client_id (or a client ID metadata document URL) falls
-        through to DOT's own lookup unchanged.
+
+def basic_client_id(credentials: str) -> str | None:
+    """The client_id of Basic ``credentials`` (RFC 6749 §2.3.1: form-encoded), or None if unreadable."""
+    try:
+        decoded = base64.b64decode(credentials, validate=False).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    client_id, separator, _ = decoded.partition(":")
+    return unquote_plus(client_id) if separator else None
+
+
+class CibaValidatorMixin:
+    def _prefetch_client(self, client_id: Any, request: Any) -> None:
+        """Load the application with its CIBA registration joined, into ``request.client``.
+
+        DOT reuses ``request.client`` after its own checks (the client_id matches, ``is_usable``),
+        so the poll's hot path needs one query for the client instead of two (a pending poll costs
+        at most 2 queries, see docs/performance.rst). An unknown client_id, or a client ID metadata
+        document URL, is left to DOT's own lookup.
         """
-        if not getattr(request, "client", None) and client_id and not str(client_id).startswith("https://"):
-            try:
-                # A unique lookup: slicing instead of first() spares the ORDER BY.
-                found = get_application_model().objects.select_related("ciba").filter(client_id=client_id)[:1]
-                request.client = next(iter(found), None)
-            except ValueError:  # e.g. a NUL byte that PostgreSQL refuses; DOT answers invalid_client
-                request.client = None
-        return super()._load_application(client_id, request)  # type: ignore[misc]
+        if getattr(request, "client", None) or not client_id or not isinstance(client_id, str):
+            return
+        if client_id.startswith("https://"):
+            return
+        try:
+            # A unique lookup: slicing instead of first() spares the ORDER BY.
+            found = get_application_model().objects.select_related("ciba").filter(client_id=client_id)[:1]
+            request.client = next(iter(found), None)
+        except ValueError:  # e.g. a NUL byte that PostgreSQL refuses; DOT answers invalid_client
+            request.client = None
+
+    def _load_client(self, client_id: str, request: Any) -> Any:
+        """The usable application ``client_id`` names (DOT's ``validate_client_id``), or None."""
+        self._prefetch_client(client_id, request)
+        if not self.validate_client_id(client_id, request):  # type: ignore[attr-defined]
+            return None
+        return request.client
+
+    def validate_client_id(self, client_id: str, request: Any, *args: Any, **kwargs: Any) -> bool:
+        self._prefetch_client(client_id, request)
+        return super().validate_client_id(client_id, request, *args, **kwargs)  # type: ignore[misc]
+
+    def authenticate_client_id(self, client_id: str, request: Any, *args: Any, **kwargs: Any) -> bool:
+        self._prefetch_client(client_id, request)
+        return super().authenticate_client_id(client_id, request, *args, **kwargs)  # type: ignore[misc]
 
     def is_confidential_client(self, application: Any) -> bool:
         return getattr(application, "client_type", None) == AbstractApplication.CLIENT_CONFIDENTIAL
@@ -59,6 +93,7 @@ class CibaValidatorMixin:
         """A client presenting an assertion is always authenticated (never treated as public)."""
         if client_assertion.presented(request):
             return True
+        self._prefetch_client(getattr(request, "client_id", None), request)
         return super().client_authentication_required(request, *args, **kwargs)  # type: ignore[misc]
 
     def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
@@ -80,39 +115,30 @@ class CibaValidatorMixin:
 
     def _authenticate_client_assertion(self, request: Any) -> bool:
         """``private_key_jwt``: sets ``request.client`` and ``request.client_id`` on success."""
-        basic = self._extract_basic_auth(request)  # type: ignore[attr-defined]
-        other_method = bool(basic or getattr(request, "client_secret", None))
-        application = client_assertion.authenticate(
-            request, self._load_application, other_method=other_method
-        )
+        other_method = bool(basic_credentials(request) or getattr(request, "client_secret", None))
+        application = client_assertion.authenticate(request, self._load_client, other_method=other_method)
         request.client = application
         if application is None:
             return False
         request.client_id = application.client_id
         return True
 
-    def _authenticate_basic_auth(self, request: Any) -> bool:
-        """DOT's Basic check, decoding the credentials as UTF-8 whatever the body says.
-
-        oauthlib exposes every body parameter as a request attribute, so DOT would decode the
-        credentials with a codec named by an ``encoding`` parameter (an unknown one was a 500).
-        """
-        params = getattr(request, "_params", None)
-        if not isinstance(params, dict) or "encoding" not in params:
-            return super()._authenticate_basic_auth(request)  # type: ignore[misc]
-        sent = params.pop("encoding")
-        try:
-            return super()._authenticate_basic_auth(request)  # type: ignore[misc]
-        finally:
-            params["encoding"] = sent
-
     def _authenticate_ciba_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
-        basic = self._extract_basic_auth(request)  # type: ignore[attr-defined]
+        basic = basic_credentials(request)
         if basic and not basic.isascii():
             return False  # DOT's base64 decoding raises on non-ASCII credentials (a 500)
         has_basic = bool(basic)
-        if not super().authenticate_client(request, *args, **kwargs):  # type: ignore[misc]
-            return False
+        self._prefetch_client(
+            basic_client_id(basic) if basic else getattr(request, "client_id", None), request
+        )
+        # oauthlib answers request.encoding from a body parameter of that name, and DOT decodes the
+        # Basic credentials with it (an unknown codec was a 500): they are UTF-8, whatever the body says.
+        request.encoding = "utf-8"
+        try:
+            if not super().authenticate_client(request, *args, **kwargs):  # type: ignore[misc]
+                return False
+        finally:
+            del request.encoding
         # REG-07: the registered method holds whether the registration is enabled or not.
         ciba = CibaClient.objects.registration_of(request.client)
         if ciba is None:
