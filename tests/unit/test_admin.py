@@ -14,7 +14,8 @@ from oauth2_provider.models import get_application_model
 
 from django_ciba.admin import AuthenticationRequestAdmin, CibaClientInline
 from django_ciba.models import AuthenticationRequest, CibaClient
-from django_ciba.testing import create_auth_request, create_ciba_client, start_request
+from django_ciba.testing import create_ciba_client, start_request
+from tests.unit.auth_requests import make_request
 
 
 CHANGELIST = "/admin/django_ciba/authenticationrequest/"
@@ -49,10 +50,6 @@ def ping_request(client, user):
         client_notification_token=NOTIFICATION_TOKEN,
         binding_message="Admin check",
     )
-
-
-def make_request(app, user, **fields):
-    return create_auth_request(app, user, **fields)
 
 
 def assert_no_secrets(html, auth_req_id, auth_request):
