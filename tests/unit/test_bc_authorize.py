@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 from datetime import timedelta
+from functools import partial
 from urllib.parse import urlencode
 
 import jwt
@@ -24,6 +25,7 @@ from oauth2_provider.models import get_application_model
 from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
 from django_ciba.testing import FORM, basic_auth, bc_authorize, create_ciba_client
+from tests.unit.auth_requests import ask
 from tests.unit.protocol import AUTH_REQ_ID_RE, CIBA_ERRORS, DESCRIPTION_RE
 
 
@@ -140,12 +142,7 @@ def secret(app_secret):
 @pytest.fixture
 def ok(client, user, app, secret):
     """POST a request that is valid except for the overrides (None removes a parameter)."""
-
-    def send(**overrides):
-        params = {"scope": "openid", "login_hint": "alice", **overrides}
-        return bc_authorize(client, app, secret, **{k: v for k, v in params.items() if v is not None})
-
-    return send
+    return partial(ask, client, app, secret)
 
 
 @pytest.fixture
@@ -786,30 +783,25 @@ def user_code_client(ciba_settings):
     return create_ciba_client("user-code client", user_code_parameter=True)
 
 
-def uc_request(client, pair, **params):
-    app, secret = pair
-    return bc_authorize(client, app, secret, **{"scope": "openid", "login_hint": "alice", **params})
-
-
 def test_user_code_missing(client, user, user_code_client):
     # UC-02 / AERR-06: required and missing -> missing_user_code.
-    assert_error(uc_request(client, user_code_client), "missing_user_code")
+    assert_error(ask(client, *user_code_client), "missing_user_code")
 
 
 def test_user_code_wrong(client, user, user_code_client):
     # UC-03 / AERR-07: wrong code -> invalid_user_code.
-    assert_error(uc_request(client, user_code_client, user_code="code-bob"), "invalid_user_code")
+    assert_error(ask(client, *user_code_client, user_code="code-bob"), "invalid_user_code")
 
 
 def test_user_code_right(client, user, user_code_client):
     # UC-02: the right code for the resolved user -> 200.
-    assert_ack(uc_request(client, user_code_client, user_code="code-alice"))
+    assert_ack(ask(client, *user_code_client, user_code="code-alice"))
 
 
 def test_user_code_checked_for_the_resolved_user(client, user, user_code_client):
     # UC-03: the verifier sees the user named by the hint, not any user.
     get_user_model().objects.create_user("bob", "bob@example.com", "pw")
-    response = uc_request(client, user_code_client, user_code="code-alice", login_hint="bob")
+    response = ask(client, *user_code_client, user_code="code-alice", login_hint="bob")
     assert_error(response, "invalid_user_code")
 
 
@@ -822,12 +814,12 @@ def test_user_code_not_required_for_other_clients(client, user, user_code_client
 def test_user_code_not_required_when_op_does_not_support_it(client, user, ciba_settings):
     # UC-01 / REG-05: the client flag only matters when the OP supports user codes.
     pair = create_ciba_client("user-code client", user_code_parameter=True)
-    assert_ack(uc_request(client, pair))
+    assert_ack(ask(client, *pair))
 
 
 def test_user_code_unknown_user_reported_first(client, user_code_client):
     # VAL-04 before UC-02: an unknown user is unknown_user_id, whatever the code.
-    assert_error(uc_request(client, user_code_client, login_hint="nobody"), "unknown_user_id")
+    assert_error(ask(client, *user_code_client, login_hint="nobody"), "unknown_user_id")
 
 
 # --- client_notification_token (BC-06)
@@ -836,11 +828,6 @@ def test_user_code_unknown_user_reported_first(client, user_code_client):
 @pytest.fixture
 def ping_client():
     return create_ciba_client("ping client", mode="ping", notification_endpoint="https://client.example/cb")
-
-
-def ping_request(client, pair, **params):
-    app, secret = pair
-    return bc_authorize(client, app, secret, scope="openid", login_hint="alice", **params)
 
 
 REFUSED_NOTIFICATION_TOKENS = [
@@ -865,15 +852,14 @@ REFUSED_NOTIFICATION_TOKENS = [
 
 @pytest.mark.parametrize("token", REFUSED_NOTIFICATION_TOKENS)
 def test_refused_notification_token_is_invalid_request(client, user, ping_client, token):
-    params = {} if token is None else {"client_notification_token": token}
-    assert_error(ping_request(client, ping_client, **params), "invalid_request")
+    assert_error(ask(client, *ping_client, client_notification_token=token), "invalid_request")
 
 
 def test_notification_token_1024_accepted_and_stored(client, user, ping_client):
     # BC-06: tokens up to 1024 characters are accepted and kept with the auth_req_id.
     token = ("A1b2-._~+/" * 103)[:1024]
     assert len(token) == 1024
-    assert_ack(ping_request(client, ping_client, client_notification_token=token))
+    assert_ack(ask(client, *ping_client, client_notification_token=token))
     stored = only_request()
     assert stored.get_client_notification_token() == token
     assert token not in stored.client_notification_token_sealed  # SEC-10: stored sealed
@@ -882,7 +868,7 @@ def test_notification_token_1024_accepted_and_stored(client, user, ping_client):
 
 def test_notification_token_padding_allowed(client, user, ping_client):
     # BC-06: b64token may end in '=' padding.
-    assert_ack(ping_request(client, ping_client, client_notification_token="abc=="))
+    assert_ack(ask(client, *ping_client, client_notification_token="abc=="))
 
 
 def test_notification_token_ignored_for_poll_client(ok):

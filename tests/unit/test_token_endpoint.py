@@ -20,6 +20,7 @@ from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest, CibaClient
 from django_ciba.testing import FORM, basic_auth, bc_authorize, create_ciba_client, poll
 from django_ciba.tokens import polling
+from tests.unit.auth_requests import start
 
 
 TOKEN_URL = "/o/token/"
@@ -28,14 +29,6 @@ HTTPS_ENDPOINT = "https://rp.example.com/cb"
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-def start(http, app, secret, scope="openid", **extra):
-    """Run /bc-authorize for alice; return (auth_req_id, AuthenticationRequest)."""
-    response = bc_authorize(http, app, secret, scope=scope, login_hint="alice", **extra)
-    assert response.status_code == 200, response.content
-    auth_req_id = response.json()["auth_req_id"]
-    return auth_req_id, AuthenticationRequest.objects.by_auth_req_id(auth_req_id).get()
 
 
 def post_token(http, data, authorization=None, **extra):
