@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # A second environment runs the unit suite on oauthlib 3.3 (the main one resolves to oauthlib 4).
 VENV_OAUTHLIB3 ?= .venv-oauthlib3
 
-.PHONY: demo play serve-prod test lint docs unit unit-oauthlib3 integration clean bench bench-smoke soak soak-smoke
+.PHONY: demo play serve-prod test lint docs unit unit-oauthlib3 system integration clean bench bench-smoke soak soak-smoke
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,8 @@ play: $(VENV)/.installed
 serve-prod: $(VENV)/.installed
 	scripts/serve-production-like
 
-## test: lint, migrations check, unit suite (oauthlib 4 and 3.3), PostgreSQL integration suite
-test: lint docs unit unit-oauthlib3 integration bench-smoke soak-smoke
+## test: lint, migrations check, unit suite (oauthlib 4 and 3.3), system tests, PostgreSQL integration suite
+test: lint docs unit unit-oauthlib3 system integration bench-smoke soak-smoke
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff format --check .
@@ -50,6 +50,11 @@ unit: $(VENV)/.installed
 
 unit-oauthlib3: $(VENV_OAUTHLIB3)/.installed
 	$(VENV_OAUTHLIB3)/bin/pytest tests/unit -q -p no:cacheprovider
+
+## system: the tests that run a whole project in processes of its own (tests/system): the quickstart
+## in a fresh startproject, the demo, the example project as shipped, the soak harness's parts
+system: $(VENV)/.installed
+	$(BIN)/pytest tests/system -q -p no:cacheprovider
 
 integration: $(VENV)/.installed
 	scripts/run-integration

@@ -3,7 +3,7 @@ pages in headless Chromium (AD-01, AD-02): the address the page gives (``.. quic
 the shipped sign-in page that address leads to without any setting beyond the quickstart's, the
 trust cues, the opt-in "Stay signed in", and the client's poll.
 
-The project is built by the fixtures of tests/unit/test_quickstart.py (steps 1 to 7, exactly as
+The project is built by the fixtures of tests/system/test_quickstart.py (steps 1 to 7, exactly as
 the page says); the browser is test_browser.py's (Debian Chromium under Playwright; skipped
 without them, failed in CI). Screenshots go to ``$CIBA_SCREENSHOT_DIR`` (default
 ``tests/integration/screenshots/``).
@@ -18,7 +18,7 @@ import jwt
 import pytest
 
 from tests.integration.test_browser import browser, new_page, screenshots  # noqa: F401 - fixtures
-from tests.unit.test_quickstart import (  # noqa: F401 - fixtures
+from tests.system.test_quickstart import (  # noqa: F401 - fixtures
     json_answer,
     project,
     runserver,

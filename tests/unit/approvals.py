@@ -1,15 +1,15 @@
 """Fixtures shared by the approval pages' and the device API's tests: a poll client's pending
 request for ``alice`` (``user``) and a test client signed in as her."""
 
+from functools import partial
+
 import pytest
 
-from django_ciba.testing import create_auth_request
+from tests.unit import auth_requests
 
 
-def make_request(app, user, **fields):
-    return create_auth_request(
-        app, user, **{"scope": "openid profile", "binding_message": "Code 4711", **fields}
-    )
+# The requests the pages and the device API show ask for profile and carry a binding message.
+make_request = partial(auth_requests.make_request, scope="openid profile", binding_message="Code 4711")
 
 
 @pytest.fixture

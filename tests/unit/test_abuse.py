@@ -24,6 +24,7 @@ from django_ciba.bc_authorize import abuse
 from django_ciba.models import AbuseReport, AuthenticationRequest
 from django_ciba.testing import bc_authorize, create_ciba_client
 from tests.unit.abuse_controls import ALL_OFF
+from tests.unit.auth_requests import ask
 from tests.unit.protocol import DESCRIPTION_RE
 
 
@@ -62,11 +63,6 @@ def bob(db):
 @pytest.fixture
 def second_client(db):
     return create_ciba_client("Second terminal")
-
-
-def ask(client, pair, login_hint="alice", **params):
-    application, secret = pair
-    return bc_authorize(client, application, secret, scope="openid", login_hint=login_hint, **params)
 
 
 def ok(response) -> dict:
@@ -109,41 +105,41 @@ def test_client_limit_allows_n_then_refuses_with_retry_after(client, user, poll_
     # (the seconds left in the window) and no auth_req_id (VAL-09).
     controls(CLIENT_RATE_LIMIT=[3, 60])
     for _ in range(3):
-        ok(ask(client, poll_client))
-    retry_after = refused(ask(client, poll_client), rows_before=3)
+        ok(ask(client, *poll_client))
+    retry_after = refused(ask(client, *poll_client), rows_before=3)
     assert 1 <= retry_after <= 60
-    assert ask(client, poll_client).json()["error_description"] == abuse.ClientRateLimited.description
+    assert ask(client, *poll_client).json()["error_description"] == abuse.ClientRateLimited.description
 
 
 def test_client_limit_resets_exactly_when_retry_after_says(client, user, poll_client, controls, clock):
     # SEC-07: the limit holds until the end of the window announced by Retry-After, then resets.
     controls(CLIENT_RATE_LIMIT=[2, 60])
-    ok(ask(client, poll_client))
-    ok(ask(client, poll_client))
-    retry_after = refused(ask(client, poll_client))
+    ok(ask(client, *poll_client))
+    ok(ask(client, *poll_client))
+    retry_after = refused(ask(client, *poll_client))
     clock.advance(retry_after - 1)
-    refused(ask(client, poll_client))
+    refused(ask(client, *poll_client))
     clock.advance(1)
-    ok(ask(client, poll_client))
-    ok(ask(client, poll_client))
-    refused(ask(client, poll_client))
+    ok(ask(client, *poll_client))
+    ok(ask(client, *poll_client))
+    refused(ask(client, *poll_client))
 
 
 def test_client_limit_is_per_client(client, user, poll_client, second_client, controls):
     # SEC-07: one client over its limit does not affect another.
     controls(CLIENT_RATE_LIMIT=[1, 60])
-    ok(ask(client, poll_client))
-    refused(ask(client, poll_client))
-    ok(ask(client, second_client))
+    ok(ask(client, *poll_client))
+    refused(ask(client, *poll_client))
+    ok(ask(client, *second_client))
 
 
 def test_unknown_user_requests_count_against_the_client(client, user, poll_client, controls):
     # SEC-08: probing for identifiers is rate limited: unknown_user_id answers count too.
     controls(CLIENT_RATE_LIMIT=[3, 60])
     for _ in range(3):
-        assert error_of(ask(client, poll_client, login_hint="nobody")) == "unknown_user_id"
-    refused(ask(client, poll_client))
-    refused(ask(client, poll_client, login_hint="nobody"))
+        assert error_of(ask(client, *poll_client, login_hint="nobody")) == "unknown_user_id"
+    refused(ask(client, *poll_client))
+    refused(ask(client, *poll_client, login_hint="nobody"))
 
 
 def test_malformed_requests_do_not_count_against_the_client(client, user, poll_client, controls):
@@ -152,14 +148,14 @@ def test_malformed_requests_do_not_count_against_the_client(client, user, poll_c
     application, secret = poll_client
     for _ in range(3):
         assert error_of(bc_authorize(client, application, secret, login_hint="alice")) == "invalid_request"
-    ok(ask(client, poll_client))
-    refused(ask(client, poll_client))
+    ok(ask(client, *poll_client))
+    refused(ask(client, *poll_client))
 
 
 def test_client_limit_none_switches_it_off(client, user, poll_client, controls):
     # SEC-07: CLIENT_RATE_LIMIT = None: no per-client limit.
     for _ in range(15):
-        ok(ask(client, poll_client))
+        ok(ask(client, *poll_client))
 
 
 def test_client_and_user_limits_are_off_by_default(poll_client, user, clock):
@@ -185,22 +181,22 @@ def test_user_limit_counts_across_clients(client, user, bob, poll_client, second
     # SEC-07: requests naming one user count together, whatever the client; other users are not
     # affected; the limit resets when the window ends.
     controls(USER_RATE_LIMIT=[3, 300])
-    ok(ask(client, poll_client))
-    ok(ask(client, second_client))
-    ok(ask(client, poll_client))
-    retry_after = refused(ask(client, second_client), rows_before=3)
+    ok(ask(client, *poll_client))
+    ok(ask(client, *second_client))
+    ok(ask(client, *poll_client))
+    retry_after = refused(ask(client, *second_client), rows_before=3)
     assert 1 <= retry_after <= 300
-    refused(ask(client, poll_client))
-    ok(ask(client, poll_client, login_hint="bob"))
+    refused(ask(client, *poll_client))
+    ok(ask(client, *poll_client, login_hint="bob"))
     clock.advance(retry_after)
-    ok(ask(client, second_client))
+    ok(ask(client, *second_client))
 
 
 def test_user_limit_description_and_retry_after(client, user, poll_client, controls):
     # VAL-08: the description says what happened, without the hint or anything secret.
     controls(USER_RATE_LIMIT=[1, 300])
-    ok(ask(client, poll_client))
-    response = ask(client, poll_client)
+    ok(ask(client, *poll_client))
+    response = ask(client, *poll_client)
     refused(response)
     assert response.json()["error_description"] == abuse.UserRateLimited.description
     assert "alice" not in response.content.decode()
@@ -209,7 +205,7 @@ def test_user_limit_description_and_retry_after(client, user, poll_client, contr
 def test_user_limit_none_switches_it_off(client, user, poll_client, controls):
     # SEC-07: USER_RATE_LIMIT = None: no per-user limit.
     for _ in range(15):
-        ok(ask(client, poll_client))
+        ok(ask(client, *poll_client))
 
 
 def test_requests_refused_by_the_client_limit_do_not_use_the_users_budget(
@@ -217,18 +213,18 @@ def test_requests_refused_by_the_client_limit_do_not_use_the_users_budget(
 ):
     # SEC-07: a request counts against the user only once it got that far.
     controls(CLIENT_RATE_LIMIT=[1, 60], USER_RATE_LIMIT=[2, 300])
-    ok(ask(client, poll_client))
+    ok(ask(client, *poll_client))
     for _ in range(5):
-        refused(ask(client, poll_client))
-    ok(ask(client, second_client))
+        refused(ask(client, *poll_client))
+    ok(ask(client, *second_client))
 
 
 def test_unknown_users_use_no_users_budget(client, user, poll_client, controls):
     # SEC-08: an unknown hint counts only against the client.
     controls(USER_RATE_LIMIT=[1, 300])
     for _ in range(3):
-        assert error_of(ask(client, poll_client, login_hint="nobody")) == "unknown_user_id"
-    ok(ask(client, poll_client))
+        assert error_of(ask(client, *poll_client, login_hint="nobody")) == "unknown_user_id"
+    ok(ask(client, *poll_client))
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,9 +235,9 @@ def test_pending_cap_refuses_until_one_is_decided(client, user, poll_client, sec
     # SEC-07 / VAL-08: at most N pending requests per user, from any client; denying, approving
     # or expiring one frees a place.
     controls(MAX_PENDING_PER_USER=2)
-    ok(ask(client, poll_client))
-    ok(ask(client, second_client))
-    response = ask(client, poll_client)
+    ok(ask(client, *poll_client))
+    ok(ask(client, *second_client))
+    response = ask(client, *poll_client)
     retry_after = refused(response, rows_before=2)
     assert response.json()["error_description"] == abuse.TooManyPending.description
     # Retry-After: when the soonest pending request expires at the latest (DEFAULT_EXPIRES_IN 300).
@@ -249,50 +245,50 @@ def test_pending_cap_refuses_until_one_is_decided(client, user, poll_client, sec
 
     first, second = AuthenticationRequest.objects.order_by("pk")
     decisions.deny(first, user=user)
-    ok(ask(client, poll_client))
-    refused(ask(client, poll_client))
+    ok(ask(client, *poll_client))
+    refused(ask(client, *poll_client))
     decisions.approve(second, user=user)
-    ok(ask(client, poll_client))
-    refused(ask(client, poll_client))
+    ok(ask(client, *poll_client))
+    refused(ask(client, *poll_client))
     decisions.expire(latest_request())
-    ok(ask(client, poll_client))
+    ok(ask(client, *poll_client))
 
 
 def test_pending_cap_frees_places_as_requests_expire(client, user, poll_client, controls, clock):
     # SEC-07: a request past its expiry no longer counts, even before the expiry sweep runs.
     controls(MAX_PENDING_PER_USER=1)
-    ok(ask(client, poll_client, requested_expiry="60"))
-    retry_after = refused(ask(client, poll_client))
+    ok(ask(client, *poll_client, requested_expiry="60"))
+    retry_after = refused(ask(client, *poll_client))
     assert 1 <= retry_after <= 60 + SLACK
     clock.advance(retry_after - 1)
-    refused(ask(client, poll_client))
+    refused(ask(client, *poll_client))
     clock.advance(1)
-    ok(ask(client, poll_client))
+    ok(ask(client, *poll_client))
 
 
 def test_pending_cap_is_per_user(client, user, bob, poll_client, controls):
     # SEC-07: another user's pending requests do not count.
     controls(MAX_PENDING_PER_USER=1)
-    ok(ask(client, poll_client))
-    ok(ask(client, poll_client, login_hint="bob"))
-    refused(ask(client, poll_client))
+    ok(ask(client, *poll_client))
+    ok(ask(client, *poll_client, login_hint="bob"))
+    refused(ask(client, *poll_client))
 
 
 def test_pending_cap_none_switches_it_off(client, user, poll_client, controls):
     # SEC-07: MAX_PENDING_PER_USER = None: no cap.
     for _ in range(8):
-        ok(ask(client, poll_client))
+        ok(ask(client, *poll_client))
     assert AuthenticationRequest.objects.pending().for_user(user).count() == 8
 
 
 def test_pending_cap_refusals_do_not_use_the_users_budget(client, user, poll_client, controls):
     # SEC-07: the per-user rate limit counts only requests that passed the pending cap.
     controls(MAX_PENDING_PER_USER=1, USER_RATE_LIMIT=[2, 300])
-    ok(ask(client, poll_client))
+    ok(ask(client, *poll_client))
     for _ in range(4):
-        refused(ask(client, poll_client))
+        refused(ask(client, *poll_client))
     decisions.deny(latest_request(), user=user)
-    ok(ask(client, poll_client))
+    ok(ask(client, *poll_client))
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,55 +301,55 @@ def test_reported_client_is_refused_for_that_user(
     # SEC-07 / VAL-08: after the user's report, that client's requests for that user are refused
     # (access_denied 403) until the period ends; other clients and other users are not affected.
     controls(ABUSE_REPORT_LIMIT=[1, 86400])
-    ok(ask(client, poll_client))
+    ok(ask(client, *poll_client))
     decisions.report_abuse(latest_request(), user=user)
-    response = ask(client, poll_client)
+    response = ask(client, *poll_client)
     retry_after = refused(response, rows_before=1)
     assert response.json()["error_description"] == abuse.ClientReported.description
     assert 86400 - 60 <= retry_after <= 86400 + SLACK
-    ok(ask(client, second_client))
-    ok(ask(client, poll_client, login_hint="bob"))
+    ok(ask(client, *second_client))
+    ok(ask(client, *poll_client, login_hint="bob"))
     clock.advance(retry_after - 1)
-    refused(ask(client, poll_client))
+    refused(ask(client, *poll_client))
     clock.advance(1)
-    ok(ask(client, poll_client))
+    ok(ask(client, *poll_client))
 
 
 def test_report_threshold_counts_reports_in_the_period(client, user, poll_client, controls):
     # SEC-07: ABUSE_REPORT_LIMIT = [2, period]: one report is tolerated, the second blocks.
     controls(ABUSE_REPORT_LIMIT=[2, 3600])
-    ok(ask(client, poll_client))
+    ok(ask(client, *poll_client))
     decisions.report_abuse(latest_request(), user=user)
-    ok(ask(client, poll_client))
+    ok(ask(client, *poll_client))
     decisions.report_abuse(latest_request(), user=user)
-    refused(ask(client, poll_client))
+    refused(ask(client, *poll_client))
 
 
 def test_resolved_reports_do_not_count(client, user, poll_client, controls):
     # An operator resolving the report lifts the block it caused.
     controls(ABUSE_REPORT_LIMIT=[1, 86400])
-    ok(ask(client, poll_client))
+    ok(ask(client, *poll_client))
     report = decisions.report_abuse(latest_request(), user=user)
-    refused(ask(client, poll_client))
+    refused(ask(client, *poll_client))
     AbuseReport.objects.filter(pk=report.pk).update(resolved=True)
-    ok(ask(client, poll_client))
+    ok(ask(client, *poll_client))
 
 
 def test_report_limit_none_switches_it_off(client, user, poll_client, controls):
     # ABUSE_REPORT_LIMIT = None: reports are recorded but block nothing.
-    ok(ask(client, poll_client))
+    ok(ask(client, *poll_client))
     decisions.report_abuse(latest_request(), user=user)
-    ok(ask(client, poll_client))
+    ok(ask(client, *poll_client))
 
 
 def test_report_refusals_do_not_use_the_users_budget(client, user, poll_client, second_client, controls):
     # SEC-07: a reported client cannot exhaust the user's budget for the other clients.
     controls(ABUSE_REPORT_LIMIT=[1, 86400], USER_RATE_LIMIT=[2, 300])
-    ok(ask(client, poll_client))
+    ok(ask(client, *poll_client))
     decisions.report_abuse(latest_request(), user=user)
     for _ in range(5):
-        refused(ask(client, poll_client))
-    ok(ask(client, second_client))
+        refused(ask(client, *poll_client))
+    ok(ask(client, *second_client))
 
 
 # --------------------------------------------------------------------------------------------
@@ -396,63 +392,63 @@ def test_lockout_after_n_wrong_codes_then_released(client, user, code_client, cl
     # right code is refused, exactly like an unknown user (SEC-08); after USER_CODE_LOCKOUT the
     # right code works again.
     for _ in range(3):
-        assert error_of(ask(client, code_client, user_code="guess")) == "invalid_user_code"
-    unknown = ask(client, code_client, login_hint="nobody", user_code="code-alice")
-    as_unknown_user(ask(client, code_client, user_code="code-alice"), unknown)
+        assert error_of(ask(client, *code_client, user_code="guess")) == "invalid_user_code"
+    unknown = ask(client, *code_client, login_hint="nobody", user_code="code-alice")
+    as_unknown_user(ask(client, *code_client, user_code="code-alice"), unknown)
     assert abuse.is_locked(user)
     clock.advance(899)
-    as_unknown_user(ask(client, code_client, user_code="code-alice"), unknown)
+    as_unknown_user(ask(client, *code_client, user_code="code-alice"), unknown)
     clock.advance(1)
     assert not abuse.is_locked(user)
-    ok(ask(client, code_client, user_code="code-alice"))
+    ok(ask(client, *code_client, user_code="code-alice"))
 
 
 def test_lockout_refuses_every_client(client, user, code_client, second_code_client, poll_client):
     # UC-06: the lockout is per user: wrong codes from two clients add up, and every client's
     # requests for that user are refused, even clients that send no user_code.
-    ask(client, code_client, user_code="guess-1")
-    ask(client, second_code_client, user_code="guess-2")
-    ask(client, code_client, user_code="guess-3")
-    assert error_of(ask(client, second_code_client, user_code="code-alice")) == "unknown_user_id"
-    assert error_of(ask(client, poll_client)) == "unknown_user_id"
+    ask(client, *code_client, user_code="guess-1")
+    ask(client, *second_code_client, user_code="guess-2")
+    ask(client, *code_client, user_code="guess-3")
+    assert error_of(ask(client, *second_code_client, user_code="code-alice")) == "unknown_user_id"
+    assert error_of(ask(client, *poll_client)) == "unknown_user_id"
 
 
 def test_lockout_is_per_user(client, user, bob, code_client):
     # UC-06: another user is not affected.
     for _ in range(3):
-        ask(client, code_client, user_code="guess")
-    ok(ask(client, code_client, login_hint="bob", user_code="code-bob"))
+        ask(client, *code_client, user_code="guess")
+    ok(ask(client, *code_client, login_hint="bob", user_code="code-bob"))
 
 
 def test_a_right_code_does_not_reset_the_count(client, user, code_client):
     # UC-06: the user's own successful requests do not give an attacker fresh attempts.
-    ask(client, code_client, user_code="guess")
-    ask(client, code_client, user_code="guess")
-    ok(ask(client, code_client, user_code="code-alice"))
-    assert error_of(ask(client, code_client, user_code="guess")) == "invalid_user_code"
-    assert error_of(ask(client, code_client, user_code="code-alice")) == "unknown_user_id"
+    ask(client, *code_client, user_code="guess")
+    ask(client, *code_client, user_code="guess")
+    ok(ask(client, *code_client, user_code="code-alice"))
+    assert error_of(ask(client, *code_client, user_code="guess")) == "invalid_user_code"
+    assert error_of(ask(client, *code_client, user_code="code-alice")) == "unknown_user_id"
 
 
 def test_after_a_lockout_the_full_count_is_available_again(client, user, code_client, clock):
     # UC-06: locking clears the count: the next lockout needs N new wrong codes.
     for _ in range(3):
-        ask(client, code_client, user_code="guess")
+        ask(client, *code_client, user_code="guess")
     clock.advance(900)
     for _ in range(2):
-        assert error_of(ask(client, code_client, user_code="guess")) == "invalid_user_code"
-    ok(ask(client, code_client, user_code="code-alice"))
-    ask(client, code_client, user_code="guess")
+        assert error_of(ask(client, *code_client, user_code="guess")) == "invalid_user_code"
+    ok(ask(client, *code_client, user_code="code-alice"))
+    ask(client, *code_client, user_code="guess")
     assert abuse.is_locked(user)
 
 
 def test_failures_further_apart_than_the_window_do_not_lock(client, user, code_client, clock):
     # UC-06: wrong codes are remembered for USER_CODE_LOCKOUT seconds (at most twice that).
-    ask(client, code_client, user_code="guess")
-    ask(client, code_client, user_code="guess")
+    ask(client, *code_client, user_code="guess")
+    ask(client, *code_client, user_code="guess")
     clock.advance(2 * 900)
-    ask(client, code_client, user_code="guess")
+    ask(client, *code_client, user_code="guess")
     assert not abuse.is_locked(user)
-    ok(ask(client, code_client, user_code="code-alice"))
+    ok(ask(client, *code_client, user_code="code-alice"))
 
 
 def test_failures_across_a_window_boundary_still_lock(client, user, code_client, clock):
@@ -460,45 +456,45 @@ def test_failures_across_a_window_boundary_still_lock(client, user, code_client,
     # straddle the end of a counting window.
     window = abuse.Window.at(abuse._user_digest(user), 900, clock())
     clock.now = window.end - 1
-    ask(client, code_client, user_code="guess")
+    ask(client, *code_client, user_code="guess")
     clock.now = window.end + 1
-    ask(client, code_client, user_code="guess")
+    ask(client, *code_client, user_code="guess")
     assert not abuse.is_locked(user)
-    ask(client, code_client, user_code="guess")
+    ask(client, *code_client, user_code="guess")
     assert abuse.is_locked(user)
 
 
 def test_missing_code_is_not_a_failure(client, user, code_client):
     # UC-02: no user_code is missing_user_code and is not a guess.
     for _ in range(5):
-        assert error_of(ask(client, code_client)) == "missing_user_code"
-    ok(ask(client, code_client, user_code="code-alice"))
+        assert error_of(ask(client, *code_client)) == "missing_user_code"
+    ok(ask(client, *code_client, user_code="code-alice"))
 
 
 def test_lockout_none_switches_it_off(client, user, code_client, ciba_settings):
     # UC-03: USER_CODE_MAX_FAILURES = None: wrong codes are refused but never lock.
     ciba_settings.set(USER_CODE_MAX_FAILURES=None)
     for _ in range(10):
-        assert error_of(ask(client, code_client, user_code="guess")) == "invalid_user_code"
-    ok(ask(client, code_client, user_code="code-alice"))
+        assert error_of(ask(client, *code_client, user_code="guess")) == "invalid_user_code"
+    ok(ask(client, *code_client, user_code="code-alice"))
 
 
 def test_switching_the_lockout_off_lifts_existing_locks(client, user, code_client, ciba_settings):
     # UC-06: USER_CODE_MAX_FAILURES = None stops applying locks set before.
     for _ in range(3):
-        ask(client, code_client, user_code="guess")
-    assert error_of(ask(client, code_client, user_code="code-alice")) == "unknown_user_id"
+        ask(client, *code_client, user_code="guess")
+    assert error_of(ask(client, *code_client, user_code="code-alice")) == "unknown_user_id"
     ciba_settings.set(USER_CODE_MAX_FAILURES=None)
-    ok(ask(client, code_client, user_code="code-alice"))
+    ok(ask(client, *code_client, user_code="code-alice"))
 
 
 def test_unlock_user(client, user, code_client):
     # UC-06: an operator can lift a lockout (and the count) at once.
     for _ in range(3):
-        ask(client, code_client, user_code="guess")
+        ask(client, *code_client, user_code="guess")
     abuse.unlock_user(user)
-    ok(ask(client, code_client, user_code="code-alice"))
-    ask(client, code_client, user_code="guess")
+    ok(ask(client, *code_client, user_code="code-alice"))
+    ask(client, *code_client, user_code="guess")
     assert not abuse.is_locked(user)
 
 
@@ -507,11 +503,11 @@ def test_locked_requests_use_no_users_budget(client, user, code_client, ciba_set
     # (which would tell a locked user from an unknown one).
     ciba_settings.set(USER_RATE_LIMIT=[4, 3600])
     for _ in range(3):
-        ask(client, code_client, user_code="guess")
+        ask(client, *code_client, user_code="guess")
     for _ in range(5):
-        assert error_of(ask(client, code_client, user_code="code-alice")) == "unknown_user_id"
+        assert error_of(ask(client, *code_client, user_code="code-alice")) == "unknown_user_id"
     clock.advance(900)
-    ok(ask(client, code_client, user_code="code-alice"))
+    ok(ask(client, *code_client, user_code="code-alice"))
 
 
 def test_lockout_is_logged_without_secrets(client, user, code_client, caplog):
@@ -519,7 +515,7 @@ def test_lockout_is_logged_without_secrets(client, user, code_client, caplog):
     # client_id, never the hint or the code.
     with caplog.at_level(logging.INFO, logger="django_ciba.bc_authorize.abuse"):
         for _ in range(3):
-            ask(client, code_client, user_code="guess-secret")
+            ask(client, *code_client, user_code="guess-secret")
     records = [r for r in caplog.records if r.name == "django_ciba.bc_authorize.abuse"]
     [lockout] = [r for r in records if r.ciba_event == "user_code_lockout"]
     assert lockout.levelno == logging.WARNING
@@ -538,8 +534,8 @@ def test_inactive_user_is_an_unknown_user(client, user, poll_client, controls):
     # AERR-04 / SEC-08: a hint naming an inactive user is refused exactly like an unknown one.
     user.is_active = False
     user.save()
-    unknown = ask(client, poll_client, login_hint="nobody")
-    as_unknown_user(ask(client, poll_client), unknown)
+    unknown = ask(client, *poll_client, login_hint="nobody")
+    as_unknown_user(ask(client, *poll_client), unknown)
 
 
 # --------------------------------------------------------------------------------------------
@@ -598,8 +594,8 @@ def test_a_cache_that_stores_nothing_limits_nothing(client, user, poll_client, c
         "nothing": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"},
     }
     with override_settings(CACHES=caches_setting):
-        ok(ask(client, poll_client))
-        ok(ask(client, poll_client))
+        ok(ask(client, *poll_client))
+        ok(ask(client, *poll_client))
 
 
 def test_windows_are_spread_over_the_period(clock):
@@ -611,9 +607,9 @@ def test_windows_are_spread_over_the_period(clock):
 def test_cache_keys_show_no_hint_code_client_id_or_pk(client, user, code_client, ciba_settings):
     # SEC-10: the cache holds keyed hashes only: no login_hint, user_code, client_id or user pk.
     ciba_settings.set(CLIENT_RATE_LIMIT=[100, 60], USER_RATE_LIMIT=[100, 300])
-    ok(ask(client, code_client, user_code="code-alice"))
+    ok(ask(client, *code_client, user_code="code-alice"))
     for _ in range(3):
-        ask(client, code_client, user_code="secret-guess")
+        ask(client, *code_client, user_code="secret-guess")
     # Django's locmem keys are ":<version>:<key>".
     keys = [key.split(":", 2)[2] for key in caches["default"]._cache if "ciba:abuse" in key]
     assert any(":lock:" in key for key in keys)

@@ -14,11 +14,11 @@ from oauth2_provider.models import get_application_model
 
 from django_ciba.admin import AuthenticationRequestAdmin, CibaClientInline
 from django_ciba.models import AuthenticationRequest, CibaClient
-from django_ciba.testing import create_auth_request, create_ciba_client, start_request
+from django_ciba.testing import create_ciba_client
+from tests.unit.auth_requests import NOTIFICATION_TOKEN, make_request, start
 
 
 CHANGELIST = "/admin/django_ciba/authenticationrequest/"
-NOTIFICATION_TOKEN = "notification-token-that-must-stay-secret-123"
 SECRET_FIELDS = {"auth_req_id_hash", "auth_req_id_sealed", "client_notification_token_sealed"}
 Status = AuthenticationRequest.Status
 
@@ -40,19 +40,7 @@ def ping_request(client, user):
     app, secret = create_ciba_client(
         "Ping RP", mode="ping", notification_endpoint="https://rp.example.com/cb"
     )
-    return start_request(
-        client,
-        app,
-        secret,
-        scope="openid",
-        login_hint="alice",
-        client_notification_token=NOTIFICATION_TOKEN,
-        binding_message="Admin check",
-    )
-
-
-def make_request(app, user, **fields):
-    return create_auth_request(app, user, **fields)
+    return start(client, app, secret, binding_message="Admin check")
 
 
 def assert_no_secrets(html, auth_req_id, auth_request):

@@ -23,7 +23,8 @@ from django_ciba.assurance import AuthenticationContext
 from django_ciba.exceptions import InsufficientAssurance
 from django_ciba.models import AuthenticationRequest, TokenAssurance
 from django_ciba.policies import PreAuthorizationPolicy
-from django_ciba.testing import FORM, basic_auth, poll, start_request
+from django_ciba.testing import FORM, basic_auth, poll
+from tests.unit.auth_requests import start
 
 
 MFA = "urn:django-ciba:acr:mfa"
@@ -37,11 +38,6 @@ def approve_url(pk):
 
 def page_url(pk):
     return f"/o/ciba/requests/{pk}/"
-
-
-def start(http, app, secret, **params):
-    """bc-authorize for alice (scope openid unless given); ``(auth_req_id, AuthenticationRequest)``."""
-    return start_request(http, app, secret, **{"login_hint": "alice", "scope": "openid", **params})
 
 
 def claims_of(id_token):

@@ -25,14 +25,14 @@ from django_ciba.backends import locmem
 from django_ciba.core import outbound
 from django_ciba.delivery import maintenance
 from django_ciba.models import AuthenticationRequest, RequestEvent
-from django_ciba.testing import create_ciba_client, poll, start_request
+from django_ciba.testing import create_ciba_client, poll
+from tests.unit.auth_requests import NOTIFICATION_TOKEN, start
 
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 Status = AuthenticationRequest.Status
 ENDPOINT = "https://rp.example.com/cb"
-NOTIFICATION_TOKEN = "audit-notification-token-" + "N" * 24
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
@@ -78,18 +78,6 @@ def sent():
     yield log
     for signal, name in audit.EVENT_NAMES.items():
         signal.disconnect(dispatch_uid=f"test-audit-{name}")
-
-
-def start(http, app, secret, **params):
-    return start_request(
-        http,
-        app,
-        secret,
-        scope="openid",
-        login_hint="alice",
-        client_notification_token=NOTIFICATION_TOKEN,
-        **params,
-    )
 
 
 def trail(auth_request) -> list[tuple[str, str]]:

@@ -96,29 +96,10 @@ def test_get_with_query_parameters(client, auth):
 # --- body encodings (BC-02, AERR-01)
 
 
-def test_json_body(client, auth):
-    # BC-02: a JSON body is not a form.
-    response = raw(
-        client, json.dumps({"scope": "openid", "login_hint": "alice"}).encode(), "application/json", **auth
-    )
-    assert_error_json(response, "invalid_request", 400)
-
-
 def test_multipart_body(client, auth):
     # BC-02: multipart/form-data is not application/x-www-form-urlencoded.
     response = client.post(URL, {"scope": "openid", "login_hint": "alice"}, **auth)  # multipart by default
     assert_error_json(response, "invalid_request", 400)
-
-
-def test_missing_content_type(client, auth):
-    # BC-02: no Content-Type at all.
-    assert_error_json(raw(client, VALID, content_type="", **auth), "invalid_request", 400)
-
-
-@pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream", "application/jwt", "*/*"])
-def test_other_content_types(client, auth, content_type):
-    # BC-02: other media types.
-    assert_error_json(raw(client, VALID, content_type, **auth), "invalid_request", 400)
 
 
 def test_form_with_charset_parameter_accepted(client, auth):
@@ -126,71 +107,75 @@ def test_form_with_charset_parameter_accepted(client, auth):
     assert raw(client, VALID, f"{FORM}; charset=UTF-8", **auth).status_code == 200
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"scope=openid&login_hint=al\xffice",
-        b"scope=openid&login_hint=al%ffice",
-        b"scope=openid&login_hint=%ed%a0%80",
-        b"scope=openid&login_hint=%c3",
-        b"sc\xfeope=openid&login_hint=alice",
-    ],
-    ids=["raw-ff", "pct-ff", "pct-surrogate", "pct-truncated", "raw-in-key"],
-)
-def test_invalid_utf8(client, auth, body):
+# (raw body, or a function giving it; Content-Type; the error): every row is refused, no row stored.
+MALFORMED_BODIES = [
+    # BC-02: a JSON body is not a form.
+    pytest.param(
+        json.dumps({"scope": "openid", "login_hint": "alice"}).encode(),
+        "application/json",
+        "invalid_request",
+        id="BC-02-json-body",
+    ),
+    # BC-02: no Content-Type at all.
+    pytest.param(VALID, "", "invalid_request", id="BC-02-missing-content-type"),
+    # BC-02: other media types.
+    *(
+        pytest.param(VALID, content_type, "invalid_request", id=f"BC-02-content-type-{content_type}")
+        for content_type in ["text/plain", "application/octet-stream", "application/jwt", "*/*"]
+    ),
     # BC-02 / AERR-01: bytes that are not UTF-8, raw or percent-encoded.
-    assert_error_json(raw(client, body, **auth), "invalid_request", 400)
-
-
-def test_repeated_parameter(client, auth):
+    *(
+        pytest.param(body, FORM, "invalid_request", id=f"BC-02-AERR-01-invalid-utf8-{label}")
+        for label, body in [
+            ("raw-ff", b"scope=openid&login_hint=al\xffice"),
+            ("pct-ff", b"scope=openid&login_hint=al%ffice"),
+            ("pct-surrogate", b"scope=openid&login_hint=%ed%a0%80"),
+            ("pct-truncated", b"scope=openid&login_hint=%c3"),
+            ("raw-in-key", b"sc\xfeope=openid&login_hint=alice"),
+        ]
+    ),
     # AERR-01: a repeated parameter.
-    assert_error_json(raw(client, VALID + b"&scope=openid", **auth), "invalid_request", 400)
-
-
-def test_repeated_hint(client, auth):
+    pytest.param(VALID + b"&scope=openid", FORM, "invalid_request", id="AERR-01-repeated-parameter"),
     # AERR-01 / BC-07: the same hint twice.
-    assert_error_json(raw(client, VALID + b"&login_hint=bob", **auth), "invalid_request", 400)
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"scope=openid&login_hint=ali%00ce",
-        b"scope=openid&login_hint=ali\x00ce",
-        b"scope=openid&login_hint=alice&%00=x",
-    ],
-    ids=["pct-nul", "raw-nul", "nul-key"],
-)
-def test_nul_bytes(client, auth, body):
+    pytest.param(VALID + b"&login_hint=bob", FORM, "invalid_request", id="AERR-01-BC-07-repeated-hint"),
     # AERR-01: NUL characters.
-    assert_error_json(raw(client, body, **auth), "invalid_request", 400)
-
-
-def test_empty_body(client, auth):
+    *(
+        pytest.param(body, FORM, "invalid_request", id=f"AERR-01-nul-{label}")
+        for label, body in [
+            ("pct-nul", b"scope=openid&login_hint=ali%00ce"),
+            ("raw-nul", b"scope=openid&login_hint=ali\x00ce"),
+            ("nul-key", b"scope=openid&login_hint=alice&%00=x"),
+        ]
+    ),
     # AERR-01: an empty body (the test client then sends no Content-Type either).
-    assert_error_json(raw(client, b"", **auth), "invalid_request", 400)
-
-
-def test_empty_form(client, auth):
+    pytest.param(b"", FORM, "invalid_request", id="AERR-01-empty-body"),
     # AERR-01: a form without any parameter.
-    assert_error_json(raw(client, b"&&&", **auth), "invalid_request", 400)
-
-
-def test_huge_body(client, auth):
+    pytest.param(b"&&&", FORM, "invalid_request", id="AERR-01-empty-form"),
     # AERR-01: a body over DATA_UPLOAD_MAX_MEMORY_SIZE is refused without reading it.
-    body = VALID + b"&pad=" + b"a" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1)
-    assert_error_json(raw(client, body, **auth), "invalid_request", 400)
-
-
-def test_too_many_parameters(client, auth):
+    pytest.param(
+        lambda: VALID + b"&pad=" + b"a" * (settings.DATA_UPLOAD_MAX_MEMORY_SIZE + 1),
+        FORM,
+        "invalid_request",
+        id="AERR-01-huge-body",
+    ),
     # AERR-01: an absurd number of parameters.
-    body = VALID + b"&" + b"&".join(b"p%d=v" % i for i in range(500))
-    assert_error_json(raw(client, body, **auth), "invalid_request", 400)
-
-
-def test_garbage_percent_escapes_are_literal(client, auth):
+    pytest.param(
+        VALID + b"&" + b"&".join(b"p%d=v" % i for i in range(500)),
+        FORM,
+        "invalid_request",
+        id="AERR-01-500-parameters",
+    ),
     # BC-02: "%zz" is not an escape; it is kept literally, so the hint simply names nobody.
-    assert_error_json(raw(client, b"scope=openid&login_hint=%zz", **auth), "unknown_user_id", 400)
+    pytest.param(
+        b"scope=openid&login_hint=%zz", FORM, "unknown_user_id", id="BC-02-garbage-percent-escape-is-literal"
+    ),
+]
+
+
+@pytest.mark.parametrize("body, content_type, error", MALFORMED_BODIES)
+def test_malformed_body(client, auth, body, content_type, error):
+    body = body() if callable(body) else body
+    assert_error_json(raw(client, body, content_type, **auth), error, 400)
 
 
 def test_malformed_query_string_does_not_break_the_endpoint(client, auth):

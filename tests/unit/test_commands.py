@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import timedelta
+from functools import partial
 from io import StringIO
 from urllib.parse import urlencode
 
@@ -26,6 +27,7 @@ from django_ciba.testing import (
     make_client_key,
     poll,
 )
+from tests.unit import auth_requests
 
 
 Status = AuthenticationRequest.Status
@@ -37,11 +39,8 @@ def run(*args) -> str:
     return out.getvalue()
 
 
-def start(http, app, secret, scope="openid profile"):
-    response = bc_authorize(http, app, secret, scope=scope, login_hint="alice")
-    assert response.status_code == 200, response.content
-    auth_req_id = response.json()["auth_req_id"]
-    return auth_req_id, AuthenticationRequest.objects.by_auth_req_id(auth_req_id).get()
+# The requests of these tests ask for profile too.
+start = partial(auth_requests.start, scope="openid profile")
 
 
 # --------------------------------------------------------------------------------------------

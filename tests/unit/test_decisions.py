@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -11,10 +12,9 @@ from django.utils import timezone
 from django_ciba import signals
 from django_ciba.approval import decisions
 from django_ciba.assurance import AuthenticationContext
-from django_ciba.core.identifiers import hash_auth_req_id, new_auth_req_id
-from django_ciba.core.sealing import seal
 from django_ciba.exceptions import InvalidDecision, RequestExpired, RequestNotFound, RequestNotPending
 from django_ciba.models import AuthenticationRequest
+from tests.unit import auth_requests
 
 
 Status = AuthenticationRequest.Status
@@ -26,21 +26,12 @@ def other_user(db):
     return get_user_model().objects.create_user("mallory", "mallory@example.com", "pw")
 
 
-def make_request(client_app, user, *, scope="openid profile offline_access", expires_in=300, **fields):
-    now = timezone.now()
-    defaults = {
-        "auth_req_id_hash": hash_auth_req_id(new_auth_req_id()),
-        "client": client_app,
-        "user": user,
-        "delivery_mode": "poll",
-        "hint_type": "login_hint",
-        "scope": scope,
-        "expires_at": now + timedelta(seconds=expires_in),
-        "interval": 5,
-        "client_notification_token_sealed": seal("secret-notification-token"),
-    }
-    defaults.update(fields)
-    return AuthenticationRequest.objects.create(**defaults)
+# The requests these tests decide ask for profile and offline_access and carry a notification token.
+make_request = partial(
+    auth_requests.make_request,
+    scope="openid profile offline_access",
+    client_notification_token="secret-notification-token",
+)
 
 
 @pytest.fixture

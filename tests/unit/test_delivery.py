@@ -20,13 +20,13 @@ from django_ciba.core import outbound
 from django_ciba.delivery import worker as delivery
 from django_ciba.models import AuthenticationRequest, Delivery
 from django_ciba.testing import create_ciba_client, poll, start_request
+from tests.unit.auth_requests import NOTIFICATION_TOKEN, start
 
 
 # Real commits: deliveries are dispatched by on_commit callbacks, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ENDPOINT = "https://rp.example.com/ciba/cb"
-NOTIFICATION_TOKEN = "ping-notification-token-0123456789"
 Kind = Delivery.Kind
 
 
@@ -75,14 +75,6 @@ def events():
     yield seen
     for name, receiver in receivers.items():
         getattr(signals, name).disconnect(receiver)
-
-
-def start_ping(client, ping_client, **params):
-    app, secret = ping_client
-    params.setdefault("scope", "openid")
-    params.setdefault("login_hint", "alice")
-    params.setdefault("client_notification_token", NOTIFICATION_TOKEN)
-    return start_request(client, app, secret, **params)
 
 
 def make_due(pk: int) -> None:
@@ -191,7 +183,7 @@ def test_deliver_is_idempotent(client, user, poll_client):
 
 
 def test_ping_after_approval(client, user, ping_client, http, events):
-    auth_req_id, auth_request = start_ping(client, ping_client)
+    auth_req_id, auth_request = start(client, *ping_client)
     assert http.calls == []  # nothing before the decision
     decisions.approve(auth_request, user=user)
     [call] = http.calls
@@ -204,7 +196,7 @@ def test_ping_after_approval(client, user, ping_client, http, events):
 
 
 def test_ping_after_denial(client, user, ping_client, http):
-    auth_req_id, auth_request = start_ping(client, ping_client)
+    auth_req_id, auth_request = start(client, *ping_client)
     decisions.deny(auth_request, user=user)
     [call] = http.calls
     assert json.loads(call["body"]) == {"auth_req_id": auth_req_id}
@@ -224,14 +216,14 @@ def test_poll_client_is_never_called(client, user, poll_client, http):
 
 def test_no_ping_on_expiry(client, user, ping_client, http):
     # PING-08: optional; this OP does not ping on expiry.
-    _, auth_request = start_ping(client, ping_client)
+    _, auth_request = start(client, *ping_client)
     decisions.expire(auth_request)
     assert http.calls == []
 
 
 def test_ping_client_may_poll_before_and_after(client, user, ping_client, http):
     # TOK-13: ping clients poll like poll clients.
-    auth_req_id, auth_request = start_ping(client, ping_client)
+    auth_req_id, auth_request = start(client, *ping_client)
     app, secret = ping_client
     assert poll(client, app, secret, auth_req_id).json()["error"] == "authorization_pending"
     decisions.approve(auth_request, user=user)
@@ -242,7 +234,7 @@ def test_ping_client_may_poll_before_and_after(client, user, ping_client, http):
 def test_4xx_is_final_and_tokens_are_still_issued(client, user, ping_client, http, status, events):
     # PING-07: no retry after a 4xx; TOK-16: tokens do not depend on the ping.
     http.replies = [outbound.OutboundResponse(status=status, headers={})]
-    auth_req_id, auth_request = start_ping(client, ping_client)
+    auth_req_id, auth_request = start(client, *ping_client)
     decisions.approve(auth_request, user=user)
     ping = Delivery.objects.get(auth_request=auth_request, kind=Kind.PING)
     assert ping.status == Delivery.Status.FAILED and ping.last_status_code == status
@@ -256,7 +248,7 @@ def test_4xx_is_final_and_tokens_are_still_issued(client, user, ping_client, htt
 def test_redirect_is_final(client, user, ping_client, http):
     # PING-06: a 3xx is never followed (outbound.post_json does not follow) nor retried.
     http.replies = [outbound.OutboundResponse(status=302, headers={"location": "https://evil.example/"})]
-    _, auth_request = start_ping(client, ping_client)
+    _, auth_request = start(client, *ping_client)
     decisions.approve(auth_request, user=user)
     ping = Delivery.objects.get(auth_request=auth_request, kind=Kind.PING)
     assert ping.status == Delivery.Status.FAILED
@@ -266,7 +258,7 @@ def test_redirect_is_final(client, user, ping_client, http):
 def test_200_with_body_is_success(client, user, ping_client, http):
     # PING-05
     http.replies = [outbound.OutboundResponse(status=200, headers={"content-type": "text/html"})]
-    _, auth_request = start_ping(client, ping_client)
+    _, auth_request = start(client, *ping_client)
     decisions.approve(auth_request, user=user)
     assert Delivery.objects.get(auth_request=auth_request, kind=Kind.PING).status == Delivery.Status.DELIVERED
 
@@ -282,7 +274,7 @@ def test_200_with_body_is_success(client, user, ping_client, http):
 )
 def test_transient_failures_are_retried_until_success(client, user, ping_client, http, reply):
     http.replies = [reply, reply, reply]
-    _, auth_request = start_ping(client, ping_client)
+    _, auth_request = start(client, *ping_client)
     decisions.approve(auth_request, user=user)
     ping = Delivery.objects.get(auth_request=auth_request, kind=Kind.PING)
     for attempt in (1, 2, 3):
@@ -298,7 +290,7 @@ def test_transient_failures_are_retried_until_success(client, user, ping_client,
 
 def test_429_honours_retry_after(client, user, ping_client, http):
     http.replies = [outbound.OutboundResponse(status=429, headers={"retry-after": "120"})]
-    _, auth_request = start_ping(client, ping_client)
+    _, auth_request = start(client, *ping_client)
     before = timezone.now()
     decisions.approve(auth_request, user=user)
     ping = Delivery.objects.get(auth_request=auth_request, kind=Kind.PING)
@@ -309,7 +301,7 @@ def test_429_honours_retry_after(client, user, ping_client, http):
 def test_retries_end_at_the_deadline(client, user, ping_client, http, ciba_settings):
     ciba_settings.set(RETRY_MIN_WINDOW=0)
     http.replies = [outbound.OutboundResponse(status=500, headers={})] * 3
-    _, auth_request = start_ping(client, ping_client)
+    _, auth_request = start(client, *ping_client)
     decisions.approve(auth_request, user=user)
     AuthenticationRequest.objects.filter(pk=auth_request.pk).update(
         expires_at=timezone.now() + timedelta(seconds=1)
@@ -321,7 +313,7 @@ def test_retries_end_at_the_deadline(client, user, ping_client, http, ciba_setti
 
 def test_unsafe_destination_is_final(client, user, ping_client, http):
     http.replies = [outbound.UnsafeDestination("https://10.0.0.1 resolves to a private address")]
-    _, auth_request = start_ping(client, ping_client)
+    _, auth_request = start(client, *ping_client)
     decisions.approve(auth_request, user=user)
     assert Delivery.objects.get(auth_request=auth_request, kind=Kind.PING).status == Delivery.Status.FAILED
 
@@ -353,7 +345,7 @@ def test_immediate_decision_waits_for_the_acknowledgement(client, user, ping_cli
     http.on_call = on_ping
     signals.auth_request_created.connect(approve_at_once)
     try:
-        auth_req_id, auth_request = start_ping(client, ping_client)
+        auth_req_id, auth_request = start(client, *ping_client)
     finally:
         signals.auth_request_created.disconnect(approve_at_once)
     assert acknowledged_at_ping == [True]  # pinged once, and only after the answer was sent
@@ -362,7 +354,7 @@ def test_immediate_decision_waits_for_the_acknowledgement(client, user, ping_cli
 
 def test_waiting_callback_goes_after_the_grace_period(client, user, ping_client, http, ciba_settings):
     # If the answer's sending is never recorded (a crash), the callback still goes after the grace.
-    _, auth_request = start_ping(client, ping_client)
+    _, auth_request = start(client, *ping_client)
     AuthenticationRequest.objects.filter(pk=auth_request.pk).update(acknowledged_at=None)
     decisions.approve(auth_request, user=user)
     ping = Delivery.objects.get(auth_request=auth_request, kind=Kind.PING)
@@ -386,7 +378,7 @@ def test_poll_requests_record_no_acknowledgement(client, user, poll_client):
 
 
 def test_secrets_are_stored_sealed_and_never_in_signals(client, user, ping_client, http, events):
-    auth_req_id, auth_request = start_ping(client, ping_client)
+    auth_req_id, auth_request = start(client, *ping_client)
     decisions.approve(auth_request, user=user)
     auth_request.refresh_from_db()
     assert auth_req_id not in auth_request.auth_req_id_sealed
@@ -402,7 +394,7 @@ def test_secrets_are_stored_sealed_and_never_in_signals(client, user, ping_clien
 def test_a_retry_task_starting_a_moment_early_still_runs(client, user, ping_client, http):
     # Celery's ETA may fire slightly before next_attempt_at; that must not strand the retry.
     http.replies = [outbound.OutboundResponse(status=500, headers={})]
-    _, auth_request = start_ping(client, ping_client)
+    _, auth_request = start(client, *ping_client)
     decisions.approve(auth_request, user=user)
     ping = Delivery.objects.get(auth_request=auth_request, kind=Kind.PING)
     Delivery.objects.filter(pk=ping.pk).update(next_attempt_at=timezone.now() + timedelta(seconds=5))

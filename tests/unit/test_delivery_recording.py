@@ -18,7 +18,7 @@ from django.utils import timezone
 from django_ciba.backends import locmem
 from django_ciba.delivery import worker as delivery
 from django_ciba.models import Delivery
-from django_ciba.testing import start_request
+from tests.unit.auth_requests import start
 
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,7 +31,7 @@ def pending_device(client, user, poll_client):
     """A device notification whose first attempt failed: pending, due now."""
     locmem.fail_next(1)
     app, secret = poll_client
-    _, auth_request = start_request(client, app, secret, scope="openid", login_hint="alice")
+    _, auth_request = start(client, app, secret)
     row = Delivery.objects.get(auth_request=auth_request, kind=Delivery.Kind.DEVICE)
     assert row.status == Delivery.Status.PENDING
     Delivery.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now() - timedelta(seconds=1))

@@ -20,6 +20,7 @@ from django_ciba.approval import decisions
 from django_ciba.assurance import AuthenticationContext
 from django_ciba.models import AuthenticationRequest
 from django_ciba.testing import FORM, basic_auth, bc_authorize, create_ciba_client, poll
+from tests.unit.auth_requests import start
 
 
 AUTH_REQ_ID_CLAIM = "urn:openid:params:jwt:claim:auth_req_id"
@@ -56,10 +57,7 @@ def verify(http, id_token: str, audience: str) -> dict:
 
 def run_flow(http, app, secret, user, *, scope="openid", approve_kwargs=None, approval_time=None, mp=None):
     """bc-authorize -> approve -> poll; return (auth_req_id, auth_request, token response body)."""
-    response = bc_authorize(http, app, secret, scope=scope, login_hint=user.get_username())
-    assert response.status_code == 200, response.content
-    auth_req_id = response.json()["auth_req_id"]
-    auth_request = AuthenticationRequest.objects.by_auth_req_id(auth_req_id).get()
+    auth_req_id, auth_request = start(http, app, secret, scope=scope, login_hint=user.get_username())
     if approval_time is not None:
         mp.setattr("django_ciba.approval.decisions.timezone", SimpleNamespace(now=lambda: approval_time))
     decisions.approve(auth_request, user=user, **(approve_kwargs or {}))

@@ -21,10 +21,10 @@ from django_ciba import outbox, signals, tasks
 from django_ciba.approval import decisions
 from django_ciba.backends import locmem
 from django_ciba.core import outbound
-from django_ciba.core.identifiers import hash_auth_req_id, new_auth_req_id
 from django_ciba.delivery import maintenance
 from django_ciba.models import AuthenticationRequest, Delivery
 from django_ciba.testing import create_ciba_client, start_request
+from tests.unit.auth_requests import make_request
 
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,27 +60,6 @@ def expired_signals():
     signals.auth_request_expired.connect(receiver, weak=False, dispatch_uid="test-maintenance-expired")
     yield calls
     signals.auth_request_expired.disconnect(dispatch_uid="test-maintenance-expired")
-
-
-def make_request(app, user, *, status=Status.PENDING, expires_in=300, age=0, **fields):
-    """A stored request (no bc-authorize, no deliveries); ``age``: seconds since its last change."""
-    now = timezone.now()
-    changed = now - timedelta(seconds=age)
-    defaults = {
-        "auth_req_id_hash": hash_auth_req_id(new_auth_req_id()),
-        "client": app,
-        "user": user,
-        "delivery_mode": "poll",
-        "hint_type": "login_hint",
-        "scope": "openid",
-        "expires_at": now + timedelta(seconds=expires_in),
-        "interval": 5,
-        "status": status,
-        "created_at": changed,
-        "updated_at": changed,
-    }
-    defaults.update(fields)
-    return AuthenticationRequest.objects.create(**defaults)
 
 
 def add_delivery(auth_request, *, status=Delivery.Status.DELIVERED, kind=Kind.DEVICE, due_in=0):

@@ -8,16 +8,13 @@ before anything reads them (BC-02, TOK-15, AERR-01).
 
 The test client re-raises an exception that escapes Django's handler even with
 ``raise_request_exception`` off (a WSGI server would send a 500): :func:`observe` turns it into the
-500 a client would see.
+500 a client would see. The example project as shipped (DEBUG on), in its own process, is
+tests/system/test_example_project.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
@@ -31,7 +28,6 @@ from django_ciba.models import AuthenticationRequest
 from django_ciba.testing import FORM, basic_auth, create_auth_request, start_request
 
 
-ROOT = Path(__file__).resolve().parents[2]
 # utf8 and Utf_8 name UTF-8 too, but Django refuses every name other than "utf-8" for form bodies.
 CHARSETS = ["utf-16", "utf-32", "latin-1", "iso-8859-15", "bogus", "utf-16le", "utf8", "Utf_8"]
 
@@ -197,59 +193,3 @@ def test_w090_silent_for_a_subclass(settings):
         for m in settings.MIDDLEWARE
     ]
     assert check_middleware() == []
-
-
-# --------------------------------------------------------------------------------------------
-# The example project as shipped (DEBUG on by default), in its own process
-
-EXAMPLE_DRIVER = """
-import json, sys
-import django
-from django.core.management import call_command
-
-django.setup()
-call_command("migrate", verbosity=0, interactive=False)
-from django.conf import settings
-from django.test import Client
-
-assert settings.DEBUG, "the example project runs with DEBUG on"
-client = Client(raise_request_exception=False, HTTP_HOST="127.0.0.1")
-results = {}
-for path in ("/o/bc-authorize", "/o/token/", "/o/register", "/o/introspect/", "/o/revoke_token/",
-             "/o/userinfo/", "/o/ciba/requests/1/", "/o/ciba/device/requests/1/approve/"):
-    for charset in ("utf-16", "latin-1", "bogus"):
-        try:
-            response = client.generic(
-                "POST", path, "grant_type=client_credentials&token=x".encode("utf-16"),
-                content_type="application/x-www-form-urlencoded; charset=" + charset,
-            )
-            results[path + " " + charset] = [response.status_code, response["Content-Type"],
-                                             response.content.decode("utf-8", "replace")]
-        except Exception as exc:
-            results[path + " " + charset] = [500, type(exc).__name__, ""]
-print(json.dumps(results))
-"""
-
-
-def test_the_example_project_answers_json_400_with_debug_on(tmp_path):
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("DJANGO_DEBUG", "CIBA_EXAMPLE_SETTINGS", "CELERY_BROKER_URL")
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="example_project.settings",
-        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
-        CIBA_EXAMPLE_KEY_FILE=str(tmp_path / "oidc.pem"),
-        PYTHONPATH=str(ROOT),
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", EXAMPLE_DRIVER], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    results = json.loads(done.stdout.strip().splitlines()[-1])
-    assert len(results) == 24
-    for where, (status, content_type, body) in results.items():
-        assert status == 400, (where, status, content_type, body[:200])
-        assert content_type.startswith("application/json"), (where, content_type)
-        assert json.loads(body)["error"] == "invalid_request", (where, body)

@@ -21,9 +21,10 @@ from oauth2_provider.views import base as dot_views_base
 from django_ciba import middleware
 from django_ciba.approval import decisions
 from django_ciba.checks.settings import check_middleware
-from django_ciba.testing import basic_auth, create_auth_request, poll, start_request
+from django_ciba.testing import basic_auth, create_auth_request, poll
 from django_ciba.validators import OAuth2Validator
 from django_ciba.views import bc_authorize as backchannel_view
+from tests.unit.auth_requests import start
 
 
 pytestmark = pytest.mark.django_db
@@ -231,7 +232,7 @@ class BrokenTokenModel:
 
 
 def approved_request(client, app, secret, user):
-    auth_req_id, auth_request = start_request(client, app, secret, scope="openid", login_hint="alice")
+    auth_req_id, auth_request = start(client, app, secret)
     decisions.approve(auth_request, user=user)
     return auth_req_id
 

@@ -37,7 +37,8 @@ from django_ciba.models import (
     RequestEvent,
     WebPushSubscription,
 )
-from django_ciba.testing import create_auth_request, create_ciba_client, poll, start_request
+from django_ciba.testing import create_ciba_client, poll
+from tests.unit.auth_requests import make_request, start
 
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -85,14 +86,6 @@ def post(monkeypatch):
     monkeypatch.setattr(outbound, "post_json", fake)
     fake.calls, fake.answers = calls, answers
     return fake
-
-
-def start(http, app, secret, **params):
-    return start_request(http, app, secret, scope="openid", login_hint="alice", **params)
-
-
-def make_request(app, user, **fields):
-    return create_auth_request(app, user, **fields)
 
 
 def act(console, action, *objects, url=REQUESTS):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import timedelta
+from functools import partial
 
 import jwt
 import pytest
@@ -27,13 +28,14 @@ from django_ciba.core.constants import AUTH_REQ_ID_CLAIM
 from django_ciba.exceptions import AccessDenied
 from django_ciba.models import AuthenticationRequest, CibaClient, Delivery, PreAuthorization, RequestEvent
 from django_ciba.policies import APPROVE, ASK, DENY, Decision, DecisionPolicy, PreAuthorizationPolicy
-from django_ciba.testing import bc_authorize, create_ciba_client, poll, start_request
+from django_ciba.testing import bc_authorize, create_ciba_client, poll
+from tests.unit import auth_requests
+from tests.unit.auth_requests import NOTIFICATION_TOKEN
 
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ENDPOINT = "https://rp.example.com/ciba/cb"
-NOTIFICATION_TOKEN = "policy-notification-token-0123456789"
 PRE_AUTH = "django_ciba.policies.PreAuthorizationPolicy"
 HERE = __name__
 Status = AuthenticationRequest.Status
@@ -194,11 +196,8 @@ def pre_authorize(application, user=None, scope="openid profile", **fields) -> P
     return PreAuthorization.objects.create(client=application, user=user, scope=scope, **fields)
 
 
-def start(http_client, registered, login_hint="alice", scope="openid profile", **params):
-    app, secret = registered
-    if CibaClient.objects.get(application=app).delivery_mode != "poll":
-        params.setdefault("client_notification_token", NOTIFICATION_TOKEN)
-    return start_request(http_client, app, secret, scope=scope, login_hint=login_hint, **params)
+# The requests of these tests ask for profile too.
+start = partial(auth_requests.start, scope="openid profile")
 
 
 def events(auth_request) -> list[tuple[str, str]]:
@@ -306,7 +305,7 @@ def test_pre_authorized_push_client_gets_its_tokens_pushed_after_the_answer(
 ):
     # PUSH-01/02: the token push follows the same ordering rule.
     grant = pre_authorize(push_client[0], scope="openid")
-    auth_req_id, auth_request = start(client, push_client, scope="openid")
+    auth_req_id, auth_request = start(client, *push_client, scope="openid")
     assert [entry[0] for entry in timeline] == ["response closed", "callback"]
     assert timeline[1] == ("callback", True)
     [push] = http.calls
@@ -318,14 +317,14 @@ def test_pre_authorized_push_client_gets_its_tokens_pushed_after_the_answer(
 
 def test_scope_not_covered_asks_the_user(client, user, poll_client):
     pre_authorize(poll_client[0], scope="openid profile")
-    auth_req_id, auth_request = start(client, poll_client, scope="openid profile email")
+    auth_req_id, auth_request = start(client, *poll_client, scope="openid profile email")
     assert_asked(client, poll_client, auth_req_id, auth_request)
 
 
 def test_openid_must_be_listed_in_the_pre_authorization(client, user, poll_client):
     # Exact scope semantics: a pre-authorization for "profile" does not cover "openid profile".
     pre_authorize(poll_client[0], scope="profile")
-    auth_req_id, auth_request = start(client, poll_client, scope="openid profile")
+    auth_req_id, auth_request = start(client, *poll_client, scope="openid profile")
     assert_asked(client, poll_client, auth_req_id, auth_request)
 
 
@@ -338,30 +337,30 @@ def test_openid_must_be_listed_in_the_pre_authorization(client, user, poll_clien
 )
 def test_expired_or_disabled_pre_authorization_asks_the_user(client, user, poll_client, fields):
     pre_authorize(poll_client[0], **fields)
-    auth_req_id, auth_request = start(client, poll_client)
+    auth_req_id, auth_request = start(client, *poll_client)
     assert_asked(client, poll_client, auth_req_id, auth_request)
 
 
 def test_pre_authorization_with_a_future_expiry_applies(client, user, poll_client):
     pre_authorize(poll_client[0], expires_at=timezone.now() + timedelta(hours=1))
-    auth_req_id, auth_request = start(client, poll_client)
+    auth_req_id, auth_request = start(client, *poll_client)
     assert poll(client, *poll_client, auth_req_id).status_code == 200
     assert locmem.outbox == []
 
 
 def test_user_specific_pre_authorization_covers_only_that_user(client, user, bob, poll_client):
     grant = pre_authorize(poll_client[0], user=user)
-    _, for_alice = start(client, poll_client, login_hint="alice")
+    _, for_alice = start(client, *poll_client, login_hint="alice")
     assert for_alice.status == Status.APPROVED
     assert events(for_alice)[1] == ("approved", f"policy:pre-authorization#{grant.pk}")
-    auth_req_id, for_bob = start(client, poll_client, login_hint="bob")
+    auth_req_id, for_bob = start(client, *poll_client, login_hint="bob")
     assert_asked(client, poll_client, auth_req_id, for_bob)
 
 
 def test_all_users_pre_authorization_covers_everyone(client, user, bob, poll_client):
     pre_authorize(poll_client[0], user=None)
     for login_hint in ("alice", "bob"):
-        _, auth_request = start(client, poll_client, login_hint=login_hint)
+        _, auth_request = start(client, *poll_client, login_hint=login_hint)
         assert auth_request.status == Status.APPROVED
     assert locmem.outbox == []
 
@@ -369,14 +368,14 @@ def test_all_users_pre_authorization_covers_everyone(client, user, bob, poll_cli
 def test_user_specific_pre_authorization_is_preferred(client, user, poll_client):
     pre_authorize(poll_client[0], user=None)
     specific = pre_authorize(poll_client[0], user=user)
-    _, auth_request = start(client, poll_client)
+    _, auth_request = start(client, *poll_client)
     assert events(auth_request)[1] == ("approved", f"policy:pre-authorization#{specific.pk}")
 
 
 def test_a_covering_grant_is_found_among_narrower_ones(client, user, poll_client):
     pre_authorize(poll_client[0], user=user, scope="openid")
     wide = pre_authorize(poll_client[0], user=None, scope="openid profile email")
-    _, auth_request = start(client, poll_client, scope="openid email")
+    _, auth_request = start(client, *poll_client, scope="openid email")
     assert events(auth_request)[1] == ("approved", f"policy:pre-authorization#{wide.pk}")
 
 
@@ -384,7 +383,7 @@ def test_another_clients_pre_authorization_does_not_apply(client, user, poll_cli
     other, _ = create_ciba_client("Other RP")
     pre_authorize(other, user=None)
     pre_authorize(other, user=user)
-    auth_req_id, auth_request = start(client, poll_client)
+    auth_req_id, auth_request = start(client, *poll_client)
     assert_asked(client, poll_client, auth_req_id, auth_request)
 
 
@@ -446,7 +445,7 @@ def test_policy_denial_pushes_access_denied_after_the_answer(
 ):
     # PERR-01/02: the push client learns the denial as it would a user's.
     ciba_settings.set(DECISION_POLICIES=[path(DenyAll)])
-    auth_req_id, auth_request = start(client, push_client, scope="openid")
+    auth_req_id, auth_request = start(client, *push_client, scope="openid")
     assert [entry[0] for entry in timeline] == ["response closed", "callback"]
     [push] = http.calls
     assert push["headers"]["Authorization"] == f"Bearer {NOTIFICATION_TOKEN}"
@@ -459,7 +458,7 @@ def test_policy_denial_pushes_access_denied_after_the_answer(
 def test_policy_denial_pings_a_ping_client(client, user, ping_client, http, ciba_settings):
     # PING-01: a ping follows a denial too; the poll then answers access_denied (TOK-10).
     ciba_settings.set(DECISION_POLICIES=[path(DenyAll)])
-    auth_req_id, _ = start(client, ping_client)
+    auth_req_id, _ = start(client, *ping_client)
     assert [call["json"] for call in http.calls] == [{"auth_req_id": auth_req_id}]
     assert poll(client, *ping_client, auth_req_id).json()["error"] == "access_denied"
 
@@ -482,7 +481,7 @@ def test_first_policy_not_asking_decides(user, poll_client, ciba_settings, confi
 def test_deny_list_before_pre_authorizations(client, user, poll_client, ciba_settings):
     pre_authorize(poll_client[0])
     ciba_settings.set(DECISION_POLICIES=[path(DenyAll), PRE_AUTH])
-    auth_req_id, auth_request = start(client, poll_client)
+    auth_req_id, auth_request = start(client, *poll_client)
     assert auth_request.status == Status.DENIED
     assert poll(client, *poll_client, auth_req_id).json()["error"] == "access_denied"
 
@@ -490,10 +489,10 @@ def test_deny_list_before_pre_authorizations(client, user, poll_client, ciba_set
 def test_pre_authorizations_before_a_deny_list(client, user, poll_client, ciba_settings):
     grant = pre_authorize(poll_client[0])
     ciba_settings.set(DECISION_POLICIES=[PRE_AUTH, path(DenyAll)])
-    _, auth_request = start(client, poll_client)
+    _, auth_request = start(client, *poll_client)
     assert events(auth_request)[1] == ("approved", f"policy:pre-authorization#{grant.pk}")
     assert consulted == []
-    _, other = start(client, poll_client, scope="openid email")  # not covered: the next one denies
+    _, other = start(client, *poll_client, scope="openid email")  # not covered: the next one denies
     assert other.status == Status.DENIED
 
 
@@ -503,7 +502,7 @@ def test_a_policy_that_raises_means_ask_the_user(client, user, poll_client, ciba
     pre_authorize(poll_client[0])
     ciba_settings.set(DECISION_POLICIES=[path(Broken), PRE_AUTH, path(ApproveAll)])
     with caplog.at_level(logging.ERROR, logger="django_ciba.policies"):
-        auth_req_id, auth_request = start(client, poll_client)
+        auth_req_id, auth_request = start(client, *poll_client)
     assert_asked(client, poll_client, auth_req_id, auth_request)
     assert consulted == ["broken"]
     [record] = [r for r in caplog.records if r.name == "django_ciba.policies"]
@@ -538,7 +537,7 @@ def test_an_unusable_decision_means_ask_the_user(
 ):
     ciba_settings.set(DECISION_POLICIES=[path(policy), path(ApproveAll)])
     with caplog.at_level(logging.ERROR, logger="django_ciba.policies"):
-        auth_req_id, auth_request = start(client, poll_client, scope="openid profile")
+        auth_req_id, auth_request = start(client, *poll_client, scope="openid profile")
     assert_asked(client, poll_client, auth_req_id, auth_request)
     assert problem in caplog.text
     assert consulted == []
@@ -547,13 +546,13 @@ def test_an_unusable_decision_means_ask_the_user(
 def test_no_policies_means_ask_the_user(client, user, poll_client, ciba_settings):
     pre_authorize(poll_client[0])
     ciba_settings.set(DECISION_POLICIES=[])
-    auth_req_id, auth_request = start(client, poll_client)
+    auth_req_id, auth_request = start(client, *poll_client)
     assert_asked(client, poll_client, auth_req_id, auth_request)
 
 
 def test_a_policy_may_grant_fewer_scopes(client, user, poll_client, ciba_settings):
     ciba_settings.set(DECISION_POLICIES=[path(ApproveOpenidOnly)])
-    auth_req_id, auth_request = start(client, poll_client, scope="openid profile")
+    auth_req_id, auth_request = start(client, *poll_client, scope="openid profile")
     auth_request.refresh_from_db()
     assert auth_request.granted_scopes == ["openid"]
     tokens = poll(client, *poll_client, auth_req_id)
@@ -563,7 +562,7 @@ def test_a_policy_may_grant_fewer_scopes(client, user, poll_client, ciba_setting
 
 def test_decision_without_actor_is_named_after_the_policy(client, user, poll_client, ciba_settings):
     ciba_settings.set(DECISION_POLICIES=[path(NoActor)])
-    _, auth_request = start(client, poll_client)
+    _, auth_request = start(client, *poll_client)
     assert events(auth_request)[1] == ("approved", f"policy:{HERE}.NoActor")
 
 

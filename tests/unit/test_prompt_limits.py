@@ -24,8 +24,9 @@ from django_ciba.approval import decisions
 from django_ciba.bc_authorize import abuse
 from django_ciba.exceptions import RequestExpired
 from django_ciba.models import AuthenticationRequest, CibaClient, Delivery, PreAuthorization, RequestEvent
-from django_ciba.testing import bc_authorize, create_auth_request, create_ciba_client, poll
+from django_ciba.testing import create_auth_request, create_ciba_client, poll
 from tests.unit.abuse_controls import ALL_OFF
+from tests.unit.auth_requests import ask
 
 
 pytestmark = pytest.mark.django_db
@@ -55,11 +56,6 @@ def bob(db):
 
 def make_clients(count: int) -> list[tuple]:
     return [create_ciba_client(f"Client {n}") for n in range(count)]
-
-
-def ask(http_client, pair, login_hint="alice", **params):
-    application, secret = pair
-    return bc_authorize(http_client, application, secret, scope="openid", login_hint=login_hint, **params)
 
 
 def started(response) -> AuthenticationRequest:
@@ -93,7 +89,7 @@ def test_a_user_who_approves_is_never_throttled(client, user, poll_client, defau
     # SEC-07: with the defaults, 100 requests of one client for one user, each approved, all pass:
     # approved prompts are not counted, whatever their number.
     for _ in range(100):
-        approve(started(ask(client, poll_client)), user)
+        approve(started(ask(client, *poll_client)), user)
 
 
 def test_unapproved_prompts_in_a_row_refuse_that_client_for_that_user(client, user, bob, controls):
@@ -103,13 +99,13 @@ def test_unapproved_prompts_in_a_row_refuse_that_client_for_that_user(client, us
     controls(UNAPPROVED_PROMPT_LIMIT=[3, 3600])
     bomber, other = make_clients(2)
     for _ in range(3):
-        deny(started(ask(client, bomber)), user)
+        deny(started(ask(client, *bomber)), user)
     rows = AuthenticationRequest.objects.count()
-    retry_after = refused(ask(client, bomber))
+    retry_after = refused(ask(client, *bomber))
     assert 3600 - 60 <= retry_after <= 3600 + SLACK
     assert AuthenticationRequest.objects.count() == rows
-    started(ask(client, other))
-    started(ask(client, bomber, login_hint="bob"))
+    started(ask(client, *other))
+    started(ask(client, *bomber, login_hint="bob"))
 
 
 def test_the_refusal_ends_with_the_period(client, user, controls, clock):
@@ -117,10 +113,10 @@ def test_the_refusal_ends_with_the_period(client, user, controls, clock):
     controls(UNAPPROVED_PROMPT_LIMIT=[2, 600])
     (bomber,) = make_clients(1)
     for _ in range(2):
-        deny(started(ask(client, bomber)), user)
-    retry_after = refused(ask(client, bomber))
+        deny(started(ask(client, *bomber)), user)
+    retry_after = refused(ask(client, *bomber))
     clock.advance(retry_after + 1)
-    started(ask(client, bomber))
+    started(ask(client, *bomber))
 
 
 def test_an_approval_starts_the_count_again(client, user, controls):
@@ -128,11 +124,11 @@ def test_an_approval_starts_the_count_again(client, user, controls):
     controls(UNAPPROVED_PROMPT_LIMIT=[3, 3600])
     (pair,) = make_clients(1)
     for _ in range(2):
-        deny(started(ask(client, pair)), user)
-    approve(started(ask(client, pair)), user)
+        deny(started(ask(client, *pair)), user)
+    approve(started(ask(client, *pair)), user)
     for _ in range(2):
-        deny(started(ask(client, pair)), user)
-    started(ask(client, pair))
+        deny(started(ask(client, *pair)), user)
+    started(ask(client, *pair))
 
 
 def test_denied_reported_and_expired_prompts_all_count(client, user, controls, clock):
@@ -141,13 +137,13 @@ def test_denied_reported_and_expired_prompts_all_count(client, user, controls, c
     # still waiting (not expired) does not count.
     controls(UNAPPROVED_PROMPT_LIMIT=[3, 3600])
     (pair,) = make_clients(1)
-    deny(started(ask(client, pair)), user)
-    decisions.report_abuse(started(ask(client, pair)), user=user)
-    waiting = started(ask(client, pair, requested_expiry="60"))
-    started(ask(client, pair))  # the third one still waits: not counted yet
+    deny(started(ask(client, *pair)), user)
+    decisions.report_abuse(started(ask(client, *pair)), user=user)
+    waiting = started(ask(client, *pair, requested_expiry="60"))
+    started(ask(client, *pair))  # the third one still waits: not counted yet
     clock.advance(61)
     assert AuthenticationRequest.objects.get(pk=waiting.pk).status == Status.PENDING
-    refused(ask(client, pair))
+    refused(ask(client, *pair))
 
 
 def test_prompts_decided_by_a_policy_do_not_count(user, controls, clock):
@@ -184,13 +180,13 @@ def test_the_ceiling_refuses_only_clients_with_unapproved_prompts(client, user, 
     # that never asked, are not (one client cannot lock out another).
     controls(UNAPPROVED_PROMPT_CEILING=[4, 3600])
     first, second, approved, fresh = make_clients(4)
-    approve(started(ask(client, approved)), user)
+    approve(started(ask(client, *approved)), user)
     for pair in (first, second, first, second):
-        deny(started(ask(client, pair)), user)
-    refused(ask(client, first))
-    refused(ask(client, second))
-    approve(started(ask(client, approved)), user)
-    started(ask(client, fresh))
+        deny(started(ask(client, *pair)), user)
+    refused(ask(client, *first))
+    refused(ask(client, *second))
+    approve(started(ask(client, *approved)), user)
+    started(ask(client, *fresh))
 
 
 def test_many_bombing_clients_cannot_lock_out_the_users_client(client, user, defaults):
@@ -202,13 +198,13 @@ def test_many_bombing_clients_cannot_lock_out_the_users_client(client, user, def
     refusals = 0
     for _ in range(12):
         for pair in bombers:
-            response = ask(client, pair)
+            response = ask(client, *pair)
             if response.status_code == 403:
                 refusals += 1
                 refused(response)
             else:
                 deny(started(response), user)
-        approve(started(ask(client, legitimate)), user)
+        approve(started(ask(client, *legitimate)), user)
     unapproved = AuthenticationRequest.objects.filter(status=Status.DENIED).count()
     assert unapproved == 30  # the ceiling: 8 + 8 + 7 + 7 denied prompts, then every bomber refused
     assert refusals == 4 * 12 - 30
@@ -224,7 +220,7 @@ def test_a_new_request_supersedes_the_clients_oldest_waiting_one(client, user, p
     # audited as expired by the client with reason "superseded".
     controls(MAX_PENDING_PER_CLIENT_USER=2)
     application, secret = poll_client
-    responses = [ask(client, poll_client) for _ in range(3)]
+    responses = [ask(client, *poll_client) for _ in range(3)]
     assert [response.status_code for response in responses] == [200, 200, 200]
     first, second, third = AuthenticationRequest.objects.order_by("pk")
     first.refresh_from_db()
@@ -243,10 +239,10 @@ def test_superseding_is_per_client_and_user_and_the_device_lists_the_latest(clie
     # SEC-07: another client's waiting requests, and the same client's for another user, stay.
     controls(MAX_PENDING_PER_CLIENT_USER=1)
     mine, other = make_clients(2)
-    others = started(ask(client, other))
-    bobs = started(ask(client, mine, login_hint="bob"))
+    others = started(ask(client, *other))
+    bobs = started(ask(client, *mine, login_hint="bob"))
     for _ in range(3):
-        latest = started(ask(client, mine))
+        latest = started(ask(client, *mine))
     assert [r.pk for r in decisions.requests_for_user(user)] == sorted([others.pk, latest.pk])
     assert AuthenticationRequest.objects.get(pk=bobs.pk).status == Status.PENDING
 
@@ -254,10 +250,10 @@ def test_superseding_is_per_client_and_user_and_the_device_lists_the_latest(clie
 def test_approved_requests_are_not_superseded(client, user, poll_client, controls):
     # SEC-07: only requests still waiting for the user give way; an approval stands.
     controls(MAX_PENDING_PER_CLIENT_USER=1)
-    approved = started(ask(client, poll_client))
+    approved = started(ask(client, *poll_client))
     approve(approved, user)
-    started(ask(client, poll_client))
-    started(ask(client, poll_client))
+    started(ask(client, *poll_client))
+    started(ask(client, *poll_client))
     approved.refresh_from_db()
     assert approved.status == Status.APPROVED
 
@@ -268,8 +264,8 @@ def test_superseded_push_request_gets_an_error_push_and_ping_request_no_ping(cli
     controls(MAX_PENDING_PER_CLIENT_USER=1, OUTBOUND_ALLOWED_NETWORKS=["127.0.0.0/8"])
     for mode in ("push", "ping"):
         pair = create_ciba_client(f"{mode} client", mode=mode, notification_endpoint="https://127.0.0.1/cb")
-        old = started(ask(client, pair, client_notification_token="t" * 32))
-        started(ask(client, pair, client_notification_token="u" * 32))
+        old = started(ask(client, *pair, client_notification_token="t" * 32))
+        started(ask(client, *pair, client_notification_token="u" * 32))
         kinds = set(Delivery.objects.filter(auth_request=old).values_list("kind", "error"))
         expected = {("device", ""), ("push_error", "expired_token")} if mode == "push" else {("device", "")}
         assert kinds == expected, mode
@@ -278,9 +274,9 @@ def test_superseded_push_request_gets_an_error_push_and_ping_request_no_ping(cli
 def test_a_request_decided_by_a_policy_supersedes_nothing(client, user, poll_client, controls):
     # SEC-07: a pre-authorized request prompts nobody, so the waiting prompts stay.
     controls(MAX_PENDING_PER_CLIENT_USER=1)
-    waiting = started(ask(client, poll_client))
+    waiting = started(ask(client, *poll_client))
     PreAuthorization.objects.create(client=poll_client[0], user=user, scope="openid")
-    assert started(ask(client, poll_client)).status == Status.APPROVED
+    assert started(ask(client, *poll_client)).status == Status.APPROVED
     assert AuthenticationRequest.objects.get(pk=waiting.pk).status == Status.PENDING
 
 
@@ -288,8 +284,8 @@ def test_the_deprecated_per_user_cap_still_refuses_when_set(client, user, contro
     # SEC-07: MAX_PENDING_PER_USER keeps working for operators who set it (check W066 warns).
     controls(MAX_PENDING_PER_USER=1)
     first, second = make_clients(2)
-    started(ask(client, first))
-    response = ask(client, second)
+    started(ask(client, *first))
+    response = ask(client, *second)
     assert (response.status_code, response.json()["error_description"]) == (
         403,
         abuse.TooManyPending.description,
@@ -307,25 +303,25 @@ def test_the_clients_own_rate_limit_wins_over_the_global_one(client, user, contr
     strict = create_ciba_client("Strict", rate_limit_requests=1, rate_limit_period=60)
     exempt = create_ciba_client("Exempt", rate_limit_requests=0)
     ordinary = create_ciba_client("Ordinary")
-    started(ask(client, strict))
-    response = ask(client, strict)
+    started(ask(client, *strict))
+    response = ask(client, *strict)
     assert (response.status_code, response.json()["error_description"]) == (
         403,
         abuse.ClientRateLimited.description,
     )
     for _ in range(3):
-        started(ask(client, ordinary))
-    assert ask(client, ordinary).status_code == 403
+        started(ask(client, *ordinary))
+    assert ask(client, *ordinary).status_code == 403
     for _ in range(10):
-        started(ask(client, exempt))
+        started(ask(client, *exempt))
 
 
 def test_a_clients_own_rate_limit_applies_without_a_global_one(client, user, controls):
     controls(CLIENT_RATE_LIMIT=None)
     strict = create_ciba_client("Strict", rate_limit_requests=2, rate_limit_period=60)
-    started(ask(client, strict))
-    started(ask(client, strict))
-    assert ask(client, strict).status_code == 403
+    started(ask(client, *strict))
+    started(ask(client, *strict))
+    assert ask(client, *strict).status_code == 403
     assert abuse.client_rate_limit(CibaClient.objects.get(application=strict[0])) == (2, 60)
 
 
@@ -422,9 +418,9 @@ def test_defaults_let_a_conformance_style_run_through(client, user, defaults, cl
     for n in range(60):
         pair = pairs[n % 4]
         if n % 5 == 4:
-            started(ask(client, pair, requested_expiry="30"))  # left to expire
+            started(ask(client, *pair, requested_expiry="30"))  # left to expire
             continue
-        auth_request = started(ask(client, pair))
+        auth_request = started(ask(client, *pair))
         if n % 7 == 3:
             deny(auth_request, user)
         else:

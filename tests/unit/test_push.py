@@ -26,8 +26,10 @@ from django_ciba.core.sealing import unseal
 from django_ciba.delivery import maintenance
 from django_ciba.delivery import worker as delivery
 from django_ciba.models import AuthenticationRequest, Delivery
-from django_ciba.testing import create_ciba_client, poll, start_request
+from django_ciba.testing import create_ciba_client, poll
 from django_ciba.tokens.grant import CibaGrant
+from tests.unit import auth_requests
+from tests.unit.auth_requests import NOTIFICATION_TOKEN
 
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,7 +40,6 @@ AUTH_REQ_ID_CLAIM = "urn:openid:params:jwt:claim:auth_req_id"
 RT_HASH_CLAIM = "urn:openid:params:jwt:claim:rt_hash"
 ISSUER = settings.OAUTH2_PROVIDER["OIDC_ISS_ENDPOINT"]
 ENDPOINT = "https://rp.example.com/cb"
-NOTIFICATION_TOKEN = "push-notification-token-" + "Q" * 24
 SIGNAL_KWARGS = {"signal", "sender", "auth_request_pk", "client_id", "user_pk", "delivery_mode", "kind"}
 
 
@@ -121,11 +122,9 @@ def signal_log():
         signal.disconnect(dispatch_uid=f"test-push-{name}")
 
 
-def start(http, app, secret, scope="openid"):
+def start_acknowledged(http, app, secret, scope="openid"):
     """bc-authorize for alice; the answer is sent (acknowledged) before this returns."""
-    auth_req_id, auth_request = start_request(
-        http, app, secret, scope=scope, login_hint="alice", client_notification_token=NOTIFICATION_TOKEN
-    )
+    auth_req_id, auth_request = auth_requests.start(http, app, secret, scope=scope)
     auth_request.refresh_from_db()
     assert auth_request.acknowledged_at is not None
     return auth_req_id, auth_request
@@ -178,7 +177,7 @@ def test_push01_02_approval_pushes_one_bearer_post_with_the_token_response(
     client, user, push_client, post, scope
 ):
     app, secret = push_client
-    auth_req_id, auth_request = start(client, app, secret, scope=scope)
+    auth_req_id, auth_request = start_acknowledged(client, app, secret, scope=scope)
     assert post.calls == []  # nothing before the decision
     decisions.approve(auth_request, user=user)
 
@@ -201,7 +200,7 @@ def test_push01_02_approval_pushes_one_bearer_post_with_the_token_response(
 def test_push01_callback_waits_for_the_bc_authorize_answer(client, user, push_client, post):
     # PUSH-01 ordering: no push reaches the client before it was told its auth_req_id.
     app, secret = push_client
-    auth_req_id, auth_request = start(client, app, secret)
+    auth_req_id, auth_request = start_acknowledged(client, app, secret)
     AuthenticationRequest.objects.filter(pk=auth_request.pk).update(acknowledged_at=None)
     decisions.approve(auth_request, user=user)
     row = push_delivery(auth_request)
@@ -223,7 +222,7 @@ def test_push01_callback_waits_for_the_bc_authorize_answer(client, user, push_cl
 @pytest.mark.parametrize("scope", ["openid", "openid offline_access"])
 def test_push03_04_05_pushed_id_token_claims(client, user, push_client, post, scope):
     app, secret = push_client
-    auth_req_id, auth_request = start(client, app, secret, scope=scope)
+    auth_req_id, auth_request = start_acknowledged(client, app, secret, scope=scope)
     decisions.approve(auth_request, user=user)
     body = post.calls[0].json
 
@@ -241,7 +240,7 @@ def test_push03_04_05_pushed_id_token_claims(client, user, push_client, post, sc
 
 def test_push03_id_token_for_another_audience_fails_verification(client, user, push_client, post):
     app, secret = push_client
-    _, auth_request = start(client, app, secret)
+    _, auth_request = start_acknowledged(client, app, secret)
     decisions.approve(auth_request, user=user)
     with pytest.raises(jwt.InvalidAudienceError):
         verify_id_token(client, post.calls[0].json["id_token"], "another-client")
@@ -253,7 +252,7 @@ def test_push03_id_token_for_another_audience_fails_verification(client, user, p
 
 def test_pushed_access_token_is_stored_linked_and_usable(client, user, push_client, post, signal_log):
     app, secret = push_client
-    _, auth_request = start(client, app, secret, scope="openid offline_access")
+    _, auth_request = start_acknowledged(client, app, secret, scope="openid offline_access")
     decisions.approve(auth_request, user=user)
     body = post.calls[0].json
 
@@ -282,7 +281,7 @@ def test_pushed_access_token_is_stored_linked_and_usable(client, user, push_clie
 
 def test_tok05_push_client_is_refused_at_the_token_endpoint(client, user, push_client, post):
     app, secret = push_client
-    auth_req_id, auth_request = start(client, app, secret)
+    auth_req_id, auth_request = start_acknowledged(client, app, secret)
     decisions.approve(auth_request, user=user)
     assert token_rows() == (1, 0, 1)
     response = poll(client, app, secret, auth_req_id)
@@ -294,7 +293,7 @@ def test_tok05_push_client_is_refused_at_the_token_endpoint(client, user, push_c
 def test_no_tokens_are_pushed_for_a_user_deactivated_after_approval(client, user, push_client, post):
     # Parity with the token endpoint (TOK-10 path for inactive users): no tokens for an inactive user.
     app, secret = push_client
-    _, auth_request = start(client, app, secret)
+    _, auth_request = start_acknowledged(client, app, secret)
     AuthenticationRequest.objects.filter(pk=auth_request.pk).update(acknowledged_at=None)
     decisions.approve(auth_request, user=user)  # the push waits for the answer to be sent
     user.is_active = False
@@ -320,7 +319,7 @@ def test_retry_resends_the_identical_payload_without_minting_again(
     # with the default 2 s base, a 1.0x s draw made the "not due yet" step below flaky.
     ciba_settings.set(RETRY_BASE_DELAY=10)
     app, secret = push_client
-    _, auth_request = start(client, app, secret, scope="openid offline_access")
+    _, auth_request = start_acknowledged(client, app, secret, scope="openid offline_access")
     post.answer(failure)
     decisions.approve(auth_request, user=user)
 
@@ -351,7 +350,7 @@ def test_retry_resends_the_identical_payload_without_minting_again(
 
 def test_429_retry_after_is_honoured(client, user, push_client, post):
     app, secret = push_client
-    _, auth_request = start(client, app, secret)
+    _, auth_request = start_acknowledged(client, app, secret)
     post.answer(429, headers={"Retry-After": "120"})
     before = timezone.now()
     decisions.approve(auth_request, user=user)
@@ -364,7 +363,7 @@ def test_429_retry_after_is_honoured(client, user, push_client, post):
 @pytest.mark.parametrize("status", [200, 202, 204])
 def test_push06_any_2xx_is_success_whatever_the_body(client, user, push_client, post, status):
     app, secret = push_client
-    _, auth_request = start(client, app, secret)
+    _, auth_request = start_acknowledged(client, app, secret)
     post.answer(status, headers={"Content-Type": "text/html", "Content-Length": "42"})
     decisions.approve(auth_request, user=user)
     assert len(post.calls) == 1
@@ -401,7 +400,7 @@ def assert_push_abandoned(http, auth_request, body, signal_log) -> None:
 def test_final_failure_revokes_the_pushed_tokens(client, user, push_client, post, signal_log, status):
     # PUSH-06: redirects are not followed; a 4xx is not retried. The tokens never arrived.
     app, secret = push_client
-    _, auth_request = start(client, app, secret, scope="openid offline_access")
+    _, auth_request = start_acknowledged(client, app, secret, scope="openid offline_access")
     post.answer(status, headers={"Location": "https://elsewhere.example.com/"})
     decisions.approve(auth_request, user=user)
     assert len(post.calls) == 1
@@ -411,7 +410,7 @@ def test_final_failure_revokes_the_pushed_tokens(client, user, push_client, post
 
 def test_retries_past_the_deadline_revoke_the_pushed_tokens(client, user, push_client, post, signal_log):
     app, secret = push_client
-    _, auth_request = start(client, app, secret, scope="openid offline_access")
+    _, auth_request = start_acknowledged(client, app, secret, scope="openid offline_access")
     post.answer(500, 500)
     decisions.approve(auth_request, user=user)
     row = push_delivery(auth_request)
@@ -445,7 +444,7 @@ def assert_error_push(call: Call, error: str, auth_req_id: str) -> None:
 
 def test_perr01_02_denial_pushes_access_denied(client, user, push_client, post):
     app, secret = push_client
-    auth_req_id, auth_request = start(client, app, secret)
+    auth_req_id, auth_request = start_acknowledged(client, app, secret)
     decisions.deny(auth_request, user=user)
     assert len(post.calls) == 1
     assert_error_push(post.calls[0], "access_denied", auth_req_id)
@@ -457,7 +456,7 @@ def test_perr01_02_denial_pushes_access_denied(client, user, push_client, post):
 
 def test_perr03_timeout_pushes_expired_token(client, user, push_client, post, signal_log):
     app, secret = push_client
-    auth_req_id, auth_request = start(client, app, secret)
+    auth_req_id, auth_request = start_acknowledged(client, app, secret)
     AuthenticationRequest.objects.filter(pk=auth_request.pk).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
@@ -475,7 +474,7 @@ def test_perr03_timeout_pushes_expired_token(client, user, push_client, post, si
 def test_perr03_approved_but_unsent_push_that_times_out_pushes_expired_token(client, user, push_client, post):
     # The tokens were never minted (the push waited for the answer); expiry reports expired_token.
     app, secret = push_client
-    auth_req_id, auth_request = start(client, app, secret)
+    auth_req_id, auth_request = start_acknowledged(client, app, secret)
     AuthenticationRequest.objects.filter(pk=auth_request.pk).update(acknowledged_at=None)
     decisions.approve(auth_request, user=user)
     assert post.calls == []
@@ -498,7 +497,7 @@ def test_perr03_approved_but_unsent_push_that_times_out_pushes_expired_token(cli
 
 def test_operator_expiry_pushes_expired_token(client, user, push_client, post):
     app, secret = push_client
-    auth_req_id, auth_request = start(client, app, secret)
+    auth_req_id, auth_request = start_acknowledged(client, app, secret)
     decisions.expire(auth_request)
     assert len(post.calls) == 1
     assert_error_push(post.calls[0], "expired_token", auth_req_id)
@@ -515,7 +514,7 @@ def test_perr04_minting_failure_fails_the_request_and_pushes_transaction_failed(
 
     monkeypatch.setattr(CibaGrant, "mint_tokens", mint_then_break)
     app, secret = push_client
-    auth_req_id, auth_request = start(client, app, secret, scope="openid offline_access")
+    auth_req_id, auth_request = start_acknowledged(client, app, secret, scope="openid offline_access")
     decisions.approve(auth_request, user=user)
 
     auth_request.refresh_from_db()
@@ -538,7 +537,7 @@ def test_perr04_minting_failure_fails_the_request_and_pushes_transaction_failed(
 
 def test_sealed_payload_never_holds_tokens_in_clear(client, user, push_client, post):
     app, secret = push_client
-    auth_req_id, auth_request = start(client, app, secret, scope="openid offline_access")
+    auth_req_id, auth_request = start_acknowledged(client, app, secret, scope="openid offline_access")
     post.answer(503)
     decisions.approve(auth_request, user=user)
     body = post.calls[0].json
@@ -559,16 +558,16 @@ def test_signals_carry_no_secrets(client, user, push_client, post, signal_log, m
     app, secret = push_client
     secrets = [NOTIFICATION_TOKEN, secret]
     # Approved and pushed after one retry, then a denied request, then a failed push.
-    auth_req_id, auth_request = start(client, app, secret, scope="openid offline_access")
+    auth_req_id, auth_request = start_acknowledged(client, app, secret, scope="openid offline_access")
     secrets.append(auth_req_id)
     post.answer(500)
     decisions.approve(auth_request, user=user)
     make_due(push_delivery(auth_request))
     delivery.deliver(push_delivery(auth_request).pk)
-    auth_req_id, auth_request = start(client, app, secret)
+    auth_req_id, auth_request = start_acknowledged(client, app, secret)
     secrets.append(auth_req_id)
     decisions.deny(auth_request, user=user)
-    auth_req_id, auth_request = start(client, app, secret, scope="openid offline_access")
+    auth_req_id, auth_request = start_acknowledged(client, app, secret, scope="openid offline_access")
     secrets.append(auth_req_id)
     post.answer(401)
     decisions.approve(auth_request, user=user)

@@ -62,6 +62,7 @@ from django_ciba.testing import (
     request_object,
     start_request,
 )
+from tests.unit.auth_requests import make_request
 from tests.unit.test_outbound import _fake_dns, _Server, tls_files  # noqa: F401 (tls_files: fixture)
 
 
@@ -701,7 +702,7 @@ def test_client_credentials_grant_logs_no_token_at_debug(everything_logged):
 
 @pytest.fixture
 def alices_request(user, poll_client):
-    return create_auth_request(poll_client[0], user, binding_message="Alice 1234")
+    return make_request(poll_client[0], user, binding_message="Alice 1234")
 
 
 @pytest.mark.django_db

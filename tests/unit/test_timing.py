@@ -12,6 +12,7 @@ import pytest
 from django_ciba.bc_authorize import abuse, timing
 from django_ciba.testing import bc_authorize, create_ciba_client
 from tests.unit.abuse_controls import LIMITS_OFF
+from tests.unit.auth_requests import ask
 
 
 class FakeTime:
@@ -47,14 +48,9 @@ def teller(db, ciba_settings):
     return create_ciba_client("Timing teller")
 
 
-def ask(client, teller, hint: str):
-    application, secret = teller
-    return bc_authorize(client, application, secret, scope="openid", login_hint=hint)
-
-
 def test_a_known_users_request_records_its_duration(client, user, teller, fake_time):
     assert timing.samples() == []
-    response = ask(client, teller, "alice")
+    response = ask(client, *teller, login_hint="alice")
     assert response.status_code == 200
     samples = timing.samples()
     assert len(samples) == 1
@@ -64,7 +60,7 @@ def test_a_known_users_request_records_its_duration(client, user, teller, fake_t
 
 def test_an_unknown_user_waits_for_a_remembered_duration(client, user, teller, fake_time):
     timing._samples.extend([0.040])  # one known request took 40 ms
-    response = ask(client, teller, "nobody")
+    response = ask(client, *teller, login_hint="nobody")
     assert (response.status_code, response.json()["error"]) == (400, "unknown_user_id")
     assert len(fake_time.sleeps) == 1
     # The wait tops the 40 ms up: 40 ms minus the (fake) time already spent since the lookup began.
@@ -84,7 +80,7 @@ def test_a_locked_user_is_held_like_an_unknown_one(client, user, teller, fake_ti
     ciba_settings.set(USER_CODE_SUPPORTED=True, USER_CODE_MAX_FAILURES=1, USER_CODE_LOCKOUT=900)
     assert abuse.record_user_code_failure(user)
     timing._samples.extend([0.020])
-    response = ask(client, teller, "alice")
+    response = ask(client, *teller, login_hint="alice")
     assert (response.status_code, response.json()["error"]) == (400, "unknown_user_id")
     assert len(fake_time.sleeps) == 1 and 0.010 < fake_time.sleeps[0] < 0.020
 
@@ -92,26 +88,26 @@ def test_a_locked_user_is_held_like_an_unknown_one(client, user, teller, fake_ti
 def test_the_wait_is_capped(client, user, teller, fake_time, ciba_settings):
     ciba_settings.set(UNKNOWN_USER_MAX_DELAY=0.1)
     timing._samples.extend([5.0])
-    ask(client, teller, "nobody")
+    ask(client, *teller, login_hint="nobody")
     assert len(fake_time.sleeps) == 1 and fake_time.sleeps[0] <= 0.1
 
 
 def test_before_any_known_request_the_cold_start_delay_applies(client, teller, fake_time):
-    ask(client, teller, "nobody")
+    ask(client, *teller, login_hint="nobody")
     assert len(fake_time.sleeps) == 1 and 0 < fake_time.sleeps[0] <= timing.COLD_START_DELAY
 
 
 def test_no_wait_when_the_lookup_already_took_longer(client, teller, fake_time):
     timing._samples.extend([0.0001])  # shorter than one fake clock step
-    ask(client, teller, "nobody")
+    ask(client, *teller, login_hint="nobody")
     assert fake_time.sleeps == []
 
 
 def test_switched_off_nothing_is_recorded_or_waited(client, user, teller, fake_time, ciba_settings):
     ciba_settings.set(EQUALIZE_UNKNOWN_USER_TIMING=False)
-    assert ask(client, teller, "alice").status_code == 200
+    assert ask(client, *teller, login_hint="alice").status_code == 200
     timing._samples.extend([0.040])
-    assert ask(client, teller, "nobody").status_code == 400
+    assert ask(client, *teller, login_hint="nobody").status_code == 400
     assert timing.samples() == [0.040]
     assert fake_time.sleeps == []
 

@@ -20,6 +20,7 @@ from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest, CibaClient
 from django_ciba.testing import FORM, basic_auth, bc_authorize, create_ciba_client, poll
 from django_ciba.tokens import polling
+from tests.unit.auth_requests import start
 
 
 TOKEN_URL = "/o/token/"
@@ -28,14 +29,6 @@ HTTPS_ENDPOINT = "https://rp.example.com/cb"
 
 # --------------------------------------------------------------------------------------------
 # helpers
-
-
-def start(http, app, secret, scope="openid", **extra):
-    """Run /bc-authorize for alice; return (auth_req_id, AuthenticationRequest)."""
-    response = bc_authorize(http, app, secret, scope=scope, login_hint="alice", **extra)
-    assert response.status_code == 200, response.content
-    auth_req_id = response.json()["auth_req_id"]
-    return auth_req_id, AuthenticationRequest.objects.by_auth_req_id(auth_req_id).get()
 
 
 def post_token(http, data, authorization=None, **extra):
@@ -93,88 +86,72 @@ def create_plain_application(name="No CIBA", client_type=None):
 
 
 # --------------------------------------------------------------------------------------------
-# TOK-01: auth_req_id is required
+# TOK-01: auth_req_id is required; TOK-02: client authentication
 
 
-@pytest.mark.django_db
-def test_missing_auth_req_id_is_invalid_request(client, user, app_secret):
-    # TOK-01
-    app, secret = app_secret
-    response = post_token(client, {"grant_type": CIBA_GRANT_TYPE}, basic_auth(app.client_id, secret))
-    assert_error(response, "invalid_request")
+def grant(auth_req_id=None, **fields):
+    """A CIBA grant body (without auth_req_id when it is None)."""
+    body = {"grant_type": CIBA_GRANT_TYPE, **fields}
+    return body if auth_req_id is None else {**body, "auth_req_id": auth_req_id}
 
 
-@pytest.mark.django_db
-def test_empty_auth_req_id_is_invalid_request(client, user, app_secret):
-    # TOK-01
-    app, secret = app_secret
-    response = post_token(
-        client, {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": ""}, basic_auth(app.client_id, secret)
-    )
-    assert_error(response, "invalid_request")
-
-
-# --------------------------------------------------------------------------------------------
-# TOK-02: client authentication
-
-
-@pytest.mark.django_db
-def test_wrong_secret_is_401_invalid_client(client, user, app_secret):
-    # TOK-02
-    app, secret = app_secret
-    auth_req_id, _ = start(client, app, secret)
-    response = poll(client, app, "not-the-secret", auth_req_id)
-    assert_error(response, "invalid_client", 401)
-
-
-@pytest.mark.django_db
-def test_missing_client_authentication_is_401_invalid_client(client, user, app_secret):
-    # TOK-02
-    app, secret = app_secret
-    auth_req_id, _ = start(client, app, secret)
-    response = post_token(client, {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": auth_req_id})
-    assert_error(response, "invalid_client", 401)
-
-
-@pytest.mark.django_db
-def test_client_id_only_in_body_is_401_invalid_client(client, user, app_secret):
+# Each row builds (body, Authorization header or None) from the poll client (app, secret) and the
+# auth_req_id of a pending request of that client; then the error and the status.
+REFUSED_TOKEN_REQUESTS = [
+    pytest.param(
+        lambda app, secret, rid: (grant(), basic_auth(app.client_id, secret)),
+        "invalid_request",
+        400,
+        id="TOK-01-missing-auth-req-id",
+    ),
+    pytest.param(
+        lambda app, secret, rid: (grant(""), basic_auth(app.client_id, secret)),
+        "invalid_request",
+        400,
+        id="TOK-01-empty-auth-req-id",
+    ),
+    pytest.param(
+        lambda app, secret, rid: (grant(rid), basic_auth(app.client_id, "not-the-secret")),
+        "invalid_client",
+        401,
+        id="TOK-02-wrong-secret",
+    ),
+    pytest.param(
+        lambda app, secret, rid: (grant(rid), None),
+        "invalid_client",
+        401,
+        id="TOK-02-no-client-authentication",
+    ),
     # TOK-02: naming the client without a secret is no authentication for a confidential client.
-    app, secret = app_secret
-    auth_req_id, _ = start(client, app, secret)
-    response = post_token(
-        client, {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": auth_req_id, "client_id": app.client_id}
-    )
-    assert_error(response, "invalid_client", 401)
-
-
-@pytest.mark.django_db
-def test_unknown_client_id_is_401_invalid_client(client, user, app_secret):
-    # TOK-02
-    app, secret = app_secret
-    auth_req_id, _ = start(client, app, secret)
-    response = post_token(
-        client,
-        {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": auth_req_id},
-        basic_auth("no-such-client", secret),
-    )
-    assert_error(response, "invalid_client", 401)
-
-
-@pytest.mark.django_db
-def test_unregistered_auth_method_is_401_invalid_client(client, user, app_secret):
+    pytest.param(
+        lambda app, secret, rid: (grant(rid, client_id=app.client_id), None),
+        "invalid_client",
+        401,
+        id="TOK-02-client-id-only-in-body",
+    ),
+    pytest.param(
+        lambda app, secret, rid: (grant(rid), basic_auth("no-such-client", secret)),
+        "invalid_client",
+        401,
+        id="TOK-02-unknown-client-id",
+    ),
     # TOK-02 / REG-07: a client_secret_basic client must not authenticate with client_secret_post.
+    pytest.param(
+        lambda app, secret, rid: (grant(rid, client_id=app.client_id, client_secret=secret), None),
+        "invalid_client",
+        401,
+        id="TOK-02-REG-07-unregistered-auth-method",
+    ),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("attempt, error, status", REFUSED_TOKEN_REQUESTS)
+def test_refused_token_request(client, user, app_secret, attempt, error, status):
     app, secret = app_secret
     auth_req_id, _ = start(client, app, secret)
-    response = post_token(
-        client,
-        {
-            "grant_type": CIBA_GRANT_TYPE,
-            "auth_req_id": auth_req_id,
-            "client_id": app.client_id,
-            "client_secret": secret,
-        },
-    )
-    assert_error(response, "invalid_client", 401)
+    body, authorization = attempt(app, secret, auth_req_id)
+    assert_error(post_token(client, body, authorization), error, status)
 
 
 @pytest.mark.django_db

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from urllib.parse import urlencode
 
 import pytest
@@ -82,98 +83,72 @@ def test_get_with_parameters_in_query_is_405(http, ctx):
 # body encodings
 
 
-@pytest.mark.django_db
-def test_json_body_is_refused(http, ctx):
+def ciba_form(auth_req_id: str, **extra: str) -> str:
+    return urlencode({"grant_type": CIBA_GRANT_TYPE, "auth_req_id": auth_req_id, **extra})
+
+
+# Each row: the body built from the approved request's auth_req_id, its Content-Type, and the error
+# (None: any error code). Nothing may be issued.
+MALFORMED_TOKEN_BODIES = [
     # TOK-01: the token request is form-encoded; a JSON body carries no grant.
-    app, secret, auth_req_id = ctx
-    response = http.post(
-        TOKEN_URL,
-        data={"grant_type": CIBA_GRANT_TYPE, "auth_req_id": auth_req_id},
-        content_type="application/json",
-        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
-    )
-    assert_json_error(response, status=400)
-    assert_nothing_issued(auth_req_id)
-
-
-@pytest.mark.django_db
-def test_invalid_utf8_auth_req_id(http, ctx):
+    pytest.param(
+        lambda rid: json.dumps({"grant_type": CIBA_GRANT_TYPE, "auth_req_id": rid}),
+        "application/json",
+        None,
+        id="TOK-01-json-body",
+    ),
     # TOK-03: undecodable bytes never match a request.
-    app, secret, auth_req_id = ctx
-    body = b"grant_type=" + CIBA_GRANT_TYPE.encode() + b"&auth_req_id=\xff\xfe%ff%fe"
-    response = http.post(
-        TOKEN_URL, data=body, content_type=FORM, HTTP_AUTHORIZATION=basic_auth(app.client_id, secret)
-    )
-    assert_json_error(response, status=400, error="invalid_grant")
-    assert_nothing_issued(auth_req_id)
-
-
-@pytest.mark.django_db
-def test_invalid_utf8_grant_type(http, ctx):
+    pytest.param(
+        lambda rid: b"grant_type=" + CIBA_GRANT_TYPE.encode() + b"&auth_req_id=\xff\xfe%ff%fe",
+        FORM,
+        "invalid_grant",
+        id="TOK-03-invalid-utf8-auth-req-id",
+    ),
     # TOK-01 / TOK-15: an undecodable grant_type selects no grant.
-    app, secret, auth_req_id = ctx
-    response = http.post(
-        TOKEN_URL,
-        data=b"grant_type=\xff\xfe&auth_req_id=" + auth_req_id.encode(),
-        content_type=FORM,
-        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
-    )
-    assert_json_error(response, status=400, error="unsupported_grant_type")
-    assert_nothing_issued(auth_req_id)
-
-
-@pytest.mark.django_db
-def test_encoded_surrogates_and_nul_in_auth_req_id(http, ctx):
+    pytest.param(
+        lambda rid: b"grant_type=\xff\xfe&auth_req_id=" + rid.encode(),
+        FORM,
+        "unsupported_grant_type",
+        id="TOK-01-TOK-15-invalid-utf8-grant-type",
+    ),
     # TOK-03: lone surrogates / NUL in the id are just unknown ids.
-    app, secret, auth_req_id = ctx
-    response = http.post(
-        TOKEN_URL,
-        data=f"grant_type={CIBA_GRANT_TYPE}&auth_req_id=%ED%A0%80%00{auth_req_id}",
-        content_type=FORM,
-        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
-    )
-    assert_json_error(response, status=400, error="invalid_grant")
-    assert_nothing_issued(auth_req_id)
-
-
-@pytest.mark.django_db
-def test_non_utf8_charset_is_json_error(http, ctx):
+    pytest.param(
+        lambda rid: f"grant_type={CIBA_GRANT_TYPE}&auth_req_id=%ED%A0%80%00{rid}",
+        FORM,
+        "invalid_grant",
+        id="TOK-03-surrogates-and-nul-in-auth-req-id",
+    ),
     # TOK-15: Django refuses non-UTF-8 form bodies; the endpoint still answers with JSON.
-    app, secret, auth_req_id = ctx
-    response = http.post(
-        TOKEN_URL,
-        data=urlencode({"grant_type": CIBA_GRANT_TYPE, "auth_req_id": auth_req_id}),
-        content_type=f"{FORM}; charset=latin-1",
-        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
-    )
-    assert_json_error(response, status=400, error="invalid_request")
-    assert_nothing_issued(auth_req_id)
-
-
-@pytest.mark.django_db
-def test_broken_multipart_is_json_error(http, ctx):
-    # TOK-15
-    app, secret, auth_req_id = ctx
-    response = http.post(
-        TOKEN_URL,
-        data=b"grant_type=x",
-        content_type="multipart/form-data",  # no boundary
-        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
-    )
-    assert_json_error(response, status=400, error="invalid_request")
-
-
-@pytest.mark.django_db
-def test_too_many_fields_is_json_error(http, ctx):
+    pytest.param(ciba_form, f"{FORM}; charset=latin-1", "invalid_request", id="TOK-15-non-utf8-charset"),
+    # TOK-15: a multipart body without its boundary.
+    pytest.param(
+        lambda rid: b"grant_type=x", "multipart/form-data", "invalid_request", id="TOK-15-broken-multipart"
+    ),
     # TOK-15: Django's DATA_UPLOAD_MAX_NUMBER_FIELDS refusal is rendered as JSON.
+    pytest.param(
+        lambda rid: "&".join(f"f{i}=1" for i in range(1100)) + "&" + ciba_form(rid),
+        FORM,
+        "invalid_request",
+        id="TOK-15-too-many-fields",
+    ),
+    # TOK-03
+    pytest.param(lambda rid: ciba_form("A" * 200_000), FORM, "invalid_grant", id="TOK-03-huge-auth-req-id"),
+    # TOK-01 / TOK-15
+    pytest.param(lambda rid: b"", FORM, None, id="TOK-01-TOK-15-empty-body"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("body, content_type, error", MALFORMED_TOKEN_BODIES)
+def test_malformed_body_is_400_json(http, ctx, body, content_type, error):
     app, secret, auth_req_id = ctx
-    body = (
-        "&".join(f"f{i}=1" for i in range(1100)) + f"&grant_type={CIBA_GRANT_TYPE}&auth_req_id={auth_req_id}"
-    )
     response = http.post(
-        TOKEN_URL, data=body, content_type=FORM, HTTP_AUTHORIZATION=basic_auth(app.client_id, secret)
+        TOKEN_URL,
+        data=body(auth_req_id),
+        content_type=content_type,
+        HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
     )
-    assert_json_error(response, status=400, error="invalid_request")
+    assert_json_error(response, status=400, error=error)
     assert_nothing_issued(auth_req_id)
 
 
@@ -188,28 +163,6 @@ def test_body_too_large_is_json_error(http, ctx, settings):
     )
     assert_json_error(response, status=400, error="invalid_request")
     assert_nothing_issued(auth_req_id)
-
-
-@pytest.mark.django_db
-def test_huge_auth_req_id_is_invalid_grant(http, ctx):
-    # TOK-03
-    app, secret, auth_req_id = ctx
-    body = urlencode({"grant_type": CIBA_GRANT_TYPE, "auth_req_id": "A" * 200_000})
-    response = http.post(
-        TOKEN_URL, data=body, content_type=FORM, HTTP_AUTHORIZATION=basic_auth(app.client_id, secret)
-    )
-    assert_json_error(response, status=400, error="invalid_grant")
-    assert_nothing_issued(auth_req_id)
-
-
-@pytest.mark.django_db
-def test_empty_body(http, ctx):
-    # TOK-01 / TOK-15
-    app, secret, auth_req_id = ctx
-    response = http.post(
-        TOKEN_URL, data=b"", content_type=FORM, HTTP_AUTHORIZATION=basic_auth(app.client_id, secret)
-    )
-    assert_json_error(response, status=400)
 
 
 @pytest.mark.django_db

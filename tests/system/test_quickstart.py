@@ -8,8 +8,11 @@ settings block to ``mysite/settings.py``, writes ``mysite/celery.py``, appends t
 ``mysite/__init__.py`` and replaces ``mysite/urls.py``. Two things differ from a reader's session:
 ``127.0.0.1:8000`` becomes a free loopback port in every snippet, and the values the page asks the
 reader to ``export`` (``CLIENT_ID``, ``CLIENT_SECRET``, ``AUTH_REQ_ID``) are read from the JSON the
-previous command printed. ``pip install`` is not run (the package is installed already). Nothing of
-this repository's example_project is used: the project is a fresh ``django-admin startproject``.
+previous command printed. ``pip install`` is not run: the package under test is this checkout's
+``django_ciba``, put first on ``PYTHONPATH`` alone (through a directory holding only a link to it),
+so that the project runs the code of the tree the test runs in, whatever checkout the venv's
+editable install points at. Nothing of this repository's example_project is used: the project is a
+fresh ``django-admin startproject``.
 
 docs/testing.rst marks its example the same way (``.. testing-example: <name>``); the last test runs
 that example with pytest inside the quickstart's project.
@@ -37,7 +40,9 @@ import jwt
 import pytest
 
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+PACKAGE = ROOT / "django_ciba"
 QUICKSTART = DOCS / "quickstart.rst"
 TESTING = DOCS / "testing.rst"
 CODE_BLOCK = re.compile(r"^\.\. code-block:: ([\w+-]+)\s*$")
@@ -111,15 +116,26 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def clean_environment() -> dict[str, str]:
-    """A newcomer's shell: the venv first on PATH, none of the test run's Django or Celery variables."""
+def clean_environment(packages: Path) -> dict[str, str]:
+    """A newcomer's shell: the venv first on PATH, none of the test run's Django or Celery variables;
+    ``PYTHONPATH`` is ``packages`` alone (see :func:`this_checkout`)."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("DJANGO_", "CELERY_", "CIBA_", "DATABASE_", "PYTEST_", "PYTHON"))
     }
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = str(packages)
     return env
+
+
+def this_checkout(directory: Path) -> Path:
+    """A directory holding only a link to this checkout's ``django_ciba``: on ``PYTHONPATH`` it wins
+    over the venv's install (an editable install may point at another checkout) and brings nothing
+    else of the repository (``tests``, ``example_project``) into the project."""
+    directory.mkdir()
+    (directory / "django_ciba").symlink_to(PACKAGE, target_is_directory=True)
+    return directory
 
 
 def run(script: str, cwd: Path, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
@@ -190,13 +206,15 @@ def project(snippets, tmp_path_factory) -> Project:
         pytest.skip("the quickstart uses curl and openssl")
     address = f"127.0.0.1:{free_port()}"
     code = {name: text.replace(DOC_ADDRESS, address) for name, (_, text) in snippets.items()}
-    env = clean_environment()
     workdir = tmp_path_factory.mktemp("quickstart")
+    env = clean_environment(this_checkout(workdir / "packages"))
     root = workdir / "mysite"
     package = root / "mysite"
 
-    # 1. startproject (pip install is skipped: the package under test is installed already).
+    # 1. startproject (pip install is skipped: the package under test is this checkout's).
     sh(code["startproject"], workdir, env)
+    imported = sh("python -c 'import django_ciba; print(django_ciba.__file__)'", workdir, env).strip()
+    assert Path(imported).resolve() == PACKAGE / "__init__.py", f"the project would run {imported}"
     assert (root / "manage.py").is_file()
     # 2. The signing key, next to manage.py.
     sh(code["key"], root, env)
