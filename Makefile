@@ -59,7 +59,7 @@ system: $(VENV)/.installed
 integration: $(VENV)/.installed
 	scripts/run-integration
 
-## bench: the benchmark of issue 4 (gunicorn, PostgreSQL, Redis, Celery, wrk; ~8 min with 1M rows)
+## bench: the benchmark (gunicorn, PostgreSQL, Redis, Celery, wrk; ~8 min with 1M rows)
 bench: $(VENV)/.installed
 	benchmarks/run --profile pending-poll
 
@@ -67,7 +67,7 @@ bench: $(VENV)/.installed
 bench-smoke: $(VENV)/.installed
 	benchmarks/run --smoke
 
-## soak: the soak run of issue 7 (600 s of mixed traffic after a 60 s warm-up, ~12 min); exits 1 on
+## soak: the soak run (600 s of mixed traffic after a 60 s warm-up, ~12 min); exits 1 on
 ## any unexpected error or when the memory of a gunicorn or Celery process group grows
 soak: $(VENV)/.installed
 	benchmarks/soak

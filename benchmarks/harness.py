@@ -1,4 +1,4 @@
-"""The benchmark of issue 4: ``python -m benchmarks.harness [--smoke] ...``, normally through
+"""The benchmark: ``python -m benchmarks.harness [--smoke] ...``, normally through
 ``benchmarks/run``, which provides the throwaway PostgreSQL cluster and Redis server.
 
 Steps: a scratch database, migrated and seeded (bulk inserts); example_project under gunicorn and a

@@ -1,4 +1,4 @@
-"""Profiles of the served project under load (issue 4, item 6).
+"""Profiles of the served project under load.
 
 First choice: ``py-spy record`` attached to the gunicorn master and its workers (``--subprocesses``)
 while wrk runs, written as a flame graph (SVG) or a speedscope JSON. When py-spy cannot attach

@@ -1,4 +1,4 @@
-"""The soak run of issue 7: ``python -m benchmarks.soak [--smoke] ...``, normally through
+"""The soak run: ``python -m benchmarks.soak [--smoke] ...``, normally through
 ``benchmarks/soak``, which provides the throwaway PostgreSQL cluster and Redis server.
 
 Bounded mixed traffic on loopback against the benchmark stack (example_project under gunicorn

@@ -1,4 +1,4 @@
-"""The approval pages in a real browser (issue 6 acceptance): headless Chromium driven by Playwright
+"""The approval pages in a real browser: headless Chromium driven by Playwright
 against example_project served by runserver on PostgreSQL.
 
 A poll client starts a request over HTTP with a binding message; the user signs in through the login

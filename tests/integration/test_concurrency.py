@@ -27,7 +27,7 @@ from django_ciba.testing import bc_authorize, create_ciba_client, poll
 pytestmark = pytest.mark.integration
 
 THREADS = 20
-MANY = 50  # issue 7: the heavier races
+MANY = 50  # the heavier races
 TIMEOUT = 30
 
 
@@ -181,7 +181,7 @@ def test_concurrent_decisions_and_polls_never_issue_tokens_twice(alice, ciba_cli
     assert get_access_token_model().objects.filter(application=application).count() == len(successes)
 
 
-# --- issue 7: heavier races (approve/deny/expire with a ping callback; RFC 7592 PUTs)
+# --- heavier races (approve/deny/expire with a ping callback; RFC 7592 PUTs)
 
 PING_ENDPOINT = "https://127.0.0.1/ciba/ping"  # loopback: the real outbound refuses it at once
 

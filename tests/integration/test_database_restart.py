@@ -1,4 +1,4 @@
-"""PostgreSQL restarted under load (issue 7, faults): nothing lost, nothing delivered twice, no 500.
+"""PostgreSQL restarted under load (faults): nothing lost, nothing delivered twice, no 500.
 
 The example project is served by runserver with a real Celery worker (with beat) on Redis and an
 HTTPS callback receiver. Client threads run CIBA sessions over HTTP, poll and ping, while a

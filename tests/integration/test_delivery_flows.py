@@ -1,6 +1,6 @@
 """Ping and push end to end with real parts: example_project served by runserver, a Celery worker
 (with beat) on a real Redis broker, PostgreSQL, and an HTTPS callback receiver on loopback whose
-self-signed certificate the OP trusts through ``REQUESTS_CA_BUNDLE`` (issue 3 acceptance).
+self-signed certificate the OP trusts through ``REQUESTS_CA_BUNDLE``.
 
 Requests are started over HTTP like any client would, and approved with ``manage.py ciba_approve``
 from another process; callbacks are sent by the worker.

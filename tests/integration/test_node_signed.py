@@ -1,4 +1,4 @@
-"""The independent-client check with a signed request and private_key_jwt (issue 5 acceptance).
+"""The independent-client check with a signed request and private_key_jwt.
 
 openid-client (Node.js) runs CIBA poll mode against the example project served over real HTTP on
 loopback with a PostgreSQL database of its own, configured from discovery only. It authenticates

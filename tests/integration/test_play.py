@@ -1,4 +1,4 @@
-"""The interactive demo (issue 8 item 2): ``manage.py ciba_play`` and ``scripts/serve-production-like``.
+"""The interactive demo: ``manage.py ciba_play`` and ``scripts/serve-production-like``.
 
 (a) ``ciba_play`` as a newcomer runs it (a subprocess on a fresh SQLite file, a free port, tasks
     in-process, no broker), driven in headless Chromium with two tabs: the client console starts a

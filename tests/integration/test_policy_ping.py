@@ -1,4 +1,4 @@
-"""Acceptance (issue 6, item 3): a pre-authorized ping client gets its ping only after it has
+"""Acceptance: a pre-authorized ping client gets its ping only after it has
 received the bc-authorize response, and tokens on its first poll.
 
 Real parts: example_project served by runserver, a Celery worker on the Redis broker of

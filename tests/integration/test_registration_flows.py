@@ -1,4 +1,4 @@
-"""Issue 5 acceptance against real services: dynamically registered clients complete a CIBA flow.
+"""Dynamically registered clients complete a CIBA flow.
 
 The same two registrations as tests/unit/test_registration_flows.py, but over HTTP against the
 example project served by ``runserver`` on its own PostgreSQL database, with a real Celery worker

@@ -1,4 +1,4 @@
-"""Abuse controls at bc-authorize (issue 6): rate limits, pending cap, user_code lockout, abuse reports.
+"""Abuse controls at bc-authorize: rate limits, pending cap, user_code lockout, abuse reports.
 
 Every test names the requirement it covers (ciba-requirements.md): SEC-07 (unsolicited requests:
 per-client and per-user limits), SEC-08 (identifier enumeration), UC-02 / UC-03 / UC-06 (user_code

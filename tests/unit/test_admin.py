@@ -244,7 +244,7 @@ def test_ciba_client_admin_validates_ping_endpoint(admin_client_, poll_client):
 
 @pytest.mark.django_db
 def test_ciba_client_admin_refuses_private_endpoint(admin_client_, poll_client):
-    # SEC-01 / issue 3 item 7: private and loopback endpoints are refused at configuration time.
+    # SEC-01: private and loopback endpoints are refused at configuration time.
     app, _ = poll_client
     ciba = CibaClient.objects.get(application=app)
     url = f"/admin/django_ciba/cibaclient/{ciba.pk}/change/"

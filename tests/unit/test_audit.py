@@ -1,4 +1,4 @@
-"""The audit trail (issue 6, item 6): every transition recorded with its actor, in its transaction.
+"""The audit trail: every transition recorded with its actor, in its transaction.
 
 Each flow is checked against the :class:`~django_ciba.models.RequestEvent` rows it leaves, in
 order, with the actor of each. The rows commit or roll back with the transition; the structured

@@ -106,7 +106,7 @@ def test_bc_authorize_notifies_the_device_after_commit(client, user, poll_client
 
 
 def test_device_notification_is_not_sent_before_commit(client, user, poll_client):
-    # The backend runs only after the request's transaction committed (issue 3, item 1).
+    # The backend runs only after the request's transaction committed.
     app, secret = poll_client
     with transaction.atomic():
         start_request(client, app, secret, scope="openid", login_hint="alice")
@@ -328,7 +328,7 @@ def test_backoff_is_exponential_with_jitter(ciba_settings):
 
 
 # --------------------------------------------------------------------------------------------
-# Ordering: no callback before the bc-authorize answer was sent (issue 3, item 5)
+# Ordering: no callback before the bc-authorize answer was sent
 
 
 def test_immediate_decision_waits_for_the_acknowledgement(client, user, ping_client, http):

@@ -1,4 +1,4 @@
-"""The documentation has the pages issue 8 asks for, all reachable from the index."""
+"""The documentation has the pages a newcomer needs, all reachable from the index."""
 
 import re
 from pathlib import Path
@@ -9,7 +9,7 @@ import django_ciba
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 COMMANDS = Path(django_ciba.__file__).resolve().parent / "management" / "commands"
 
-#: The pages issue 8 names: installation, quickstart, concepts, the settings reference, user
+#: The pages a newcomer needs: installation, quickstart, concepts, the settings reference, user
 #: resolvers, notification backends, decision policies, signals, errors, the admin, deployment,
 #: security considerations, FAPI-CIBA notes, testing your integration, changelog.
 ISSUE_PAGES = (

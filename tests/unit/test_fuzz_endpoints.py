@@ -1,4 +1,4 @@
-"""Hostile input at every endpoint (issue 7): never a 5xx, always the spec's error JSON.
+"""Hostile input at every endpoint: never a 5xx, always the spec's error JSON.
 
 Property-based (hypothesis) tests over the token endpoint, bc-authorize's signed inputs (request
 objects and client assertions), dynamic registration (RFC 7591) and its management (RFC 7592), the

@@ -1,4 +1,4 @@
-"""ClientSecretHasher, generate_client_secret and upgrade_client_secret (issue 4, item 2)."""
+"""ClientSecretHasher, generate_client_secret and upgrade_client_secret."""
 
 from __future__ import annotations
 
@@ -421,7 +421,7 @@ def test_listing_the_hasher_without_selecting_it_is_fine():
 
 @pytest.mark.django_db
 def test_legacy_secret_is_upgraded_by_a_successful_poll(client, user):
-    # Issue 4 item 2, end to end: a client whose secret DOT stored with the project's default
+    # End to end: a client whose secret DOT stored with the project's default
     # (slow) hasher moves to ciba_sha256 on its next successful authentication, and still works.
     from django.contrib.auth.hashers import identify_hasher
     from django.test import override_settings

@@ -1,4 +1,4 @@
-"""Issue 8, item 3: the OpenAPI description of the CIBA endpoints (drf-spectacular).
+"""The OpenAPI description of the CIBA endpoints (drf-spectacular).
 
 The schema is generated with ``--validate --fail-on-warn`` (drf-spectacular checks it against the
 OpenAPI 3.1 JSON schema); its content is compared with the code's error classes. That the copy in

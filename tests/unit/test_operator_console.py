@@ -1,4 +1,4 @@
-"""The operator console in the Django admin (issue 6, item 5).
+"""The operator console in the Django admin.
 
 Requests with their time left, filters, history and deliveries; the actions deny, expire now and
 resend the device notification, each recorded with the operator as actor; abuse reports,

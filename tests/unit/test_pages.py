@@ -1,4 +1,4 @@
-"""The approval pages under ``/o/ciba/requests/`` (issue 6: AD-01..AD-03, SEC-09, BC-09)."""
+"""The approval pages under ``/o/ciba/requests/`` (AD-01..AD-03, SEC-09, BC-09)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Decision policies at bc-authorize (issue 6, item 3): ask the user, approve now, deny now.
+"""Decision policies at bc-authorize: ask the user, approve now, deny now.
 
 Immediate decisions keep the standard asynchronous answer: bc-authorize answers 200 with
 ``auth_req_id`` (ACK-*), the first poll returns tokens (TOK-11) or ``access_denied`` (TOK-10), and

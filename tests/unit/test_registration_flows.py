@@ -1,4 +1,4 @@
-"""Issue 5 acceptance: clients registered dynamically (RFC 7591) complete a CIBA flow.
+"""Clients registered dynamically (RFC 7591) complete a CIBA flow.
 
 1. The push client of the registration example in docs/registration.rst (user codes, requests
    signed with RS256, private_key_jwt, an https notification endpoint), registered as printed

@@ -1,4 +1,4 @@
-"""Issue 7, item 5: the security guarantees of django-ciba, stated one by one as behaviour tests.
+"""The security guarantees of django-ciba, stated one by one as behaviour tests.
 
 1. SSRF: notification endpoints and jwks_uri values pointing at internal addresses (loopback,
    private, link-local/metadata, unique-local IPv6, IPv4-mapped IPv6, decimal/octal/hex/short IPv4

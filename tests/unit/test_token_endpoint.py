@@ -304,7 +304,7 @@ def test_pending_request_is_authorization_pending(client, user, app_secret):
 
 @pytest.mark.django_db
 def test_pending_poll_query_budget(client, user, app_secret, django_assert_num_queries):
-    # TOK-06 / issue 4: a pending poll is cheap: the client joined with its CIBA registration, then
+    # TOK-06: a pending poll is cheap: the client joined with its CIBA registration, then
     # the request (with its user): exactly 2 queries, no writes (next test).
     app, secret = app_secret
     auth_req_id, _ = start(client, app, secret)
@@ -315,7 +315,7 @@ def test_pending_poll_query_budget(client, user, app_secret, django_assert_num_q
 
 @pytest.mark.django_db
 def test_pending_poll_reads_narrow_rows(client, user, app_secret):
-    # Issue 4: the pending poll's request lookup joins nothing and reads only what a poll decision
+    # The pending poll's request lookup joins nothing and reads only what a poll decision
     # needs (the whole row and the user are loaded once the request is known to be approved).
     app, secret = app_secret
     auth_req_id, _ = start(client, app, secret)
@@ -328,9 +328,9 @@ def test_pending_poll_reads_narrow_rows(client, user, app_secret):
 
 @pytest.mark.django_db
 def test_bc_authorize_query_budget(client, user, app_secret, django_assert_max_num_queries):
-    # Issue 4: bc-authorize loads the client (with its CIBA registration) and the hinted user, then
-    # stores the request, its device notification and its audit row (issue 6) in one transaction
-    # (2 savepoint statements). Issue 6 adds one query for the abuse controls (the user's pending
+    # bc-authorize loads the client (with its CIBA registration) and the hinted user, then
+    # stores the request, its device notification and its audit row in one transaction
+    # (2 savepoint statements). The abuse controls add one query (the user's pending
     # requests and reports against the client) and one for the pre-authorization policy. The
     # superseding of this client's oldest waiting requests for the user (SEC-07) adds one lookup
     # inside the transaction.
@@ -655,7 +655,7 @@ def test_success_query_budget(client, user, app_secret, django_assert_max_num_qu
     # TOK-11: issuing tokens stays within a bounded number of queries (measured: 19 with a refresh token,
     # savepoints included; 9 of them are DOT's ID token, access and refresh token rows, one reloads
     # the whole request once it is known to be approved, which keeps the pending poll's query narrow,
-    # one writes the audit row (issue 6), and two keep the approval's acr / amr / auth_time for the
+    # one writes the audit row, and two keep the approval's acr / amr / auth_time for the
     # refresh-token family (IDT-08)).
     app, secret = app_secret
     auth_req_id, auth_request = start(client, app, secret, scope="openid offline_access")
