@@ -40,6 +40,7 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run django_ciba
 	$(BIN)/python manage.py check --fail-level WARNING
+	$(BIN)/mypy
 
 docs: $(VENV)/.installed
 	$(BIN)/sphinx-build -q -W -b html docs docs/_build/html
