@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.http.response import HttpResponseBase
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework import exceptions as drf_exceptions
@@ -38,7 +39,13 @@ def error_response(error: CibaError) -> Response:
     return Response(error.payload, status=error.status_code, headers={**NO_STORE, **error.headers})
 
 
-class ProtocolErrorMixin:
+if TYPE_CHECKING:
+    _ViewBase = APIView  # the mixin always comes before APIView
+else:
+    _ViewBase = object
+
+
+class ProtocolErrorMixin(_ViewBase):
     """Render every failure as the protocol's error JSON, never as HTML or a 500 for bad input."""
 
     authentication_classes: tuple = ()
@@ -47,20 +54,21 @@ class ProtocolErrorMixin:
     renderer_classes = (JSONRenderer,)
     content_negotiation_class = JSONOnlyNegotiation
 
-    def handle_exception(self, exc: Exception) -> Response:
+    # DRF finalizes any HttpResponseBase: the 503 answer is a plain Django response.
+    def handle_exception(self, exc: Exception) -> HttpResponseBase:  # type: ignore[override]
         if isinstance(exc, CibaError):
             return error_response(exc)
         if isinstance(exc, drf_exceptions.MethodNotAllowed):
             response = error_response(MethodNotAllowed())
-            response["Allow"] = ", ".join(self.allowed_methods)  # type: ignore[attr-defined]
+            response["Allow"] = ", ".join(self.allowed_methods)
             return response
         if isinstance(exc, drf_exceptions.APIException | RequestDataTooBig):
             return error_response(InvalidRequest("The request is malformed."))
         # Invalid settings (a check error): 503 temporarily_unavailable JSON, not a 500.
-        unavailable = misconfigured_response(self.request, exc)  # type: ignore[attr-defined]
+        unavailable = misconfigured_response(self.request, exc)
         if unavailable is not None:
             return unavailable
-        return super().handle_exception(exc)  # type: ignore[misc]
+        return super().handle_exception(exc)
 
 
 @method_decorator(
@@ -89,5 +97,7 @@ class BackchannelAuthenticationView(ProtocolErrorMixin, APIView):
         )
         response = Response(ack.as_dict(), status=200, headers=NO_STORE)
         # Runs when the server closes the response, i.e. after the answer was written out.
-        response._resource_closers.append(partial(acknowledge, ack.auth_request))
+        response._resource_closers.append(  # type: ignore[attr-defined]  # Django internal, not in its stubs
+            partial(acknowledge, ack.auth_request)
+        )
         return response
