@@ -134,6 +134,7 @@ class CibaValidatorMixin(_ValidatorBase):
         if ciba is None:
             return True
         body_client_id = getattr(request, "client_id", None)
+        # Ignored: request.client is set once the client is authenticated.
         if body_client_id and body_client_id != request.client.client_id:  # type: ignore[union-attr]
             return False  # credentials for one client, client_id of another
         has_post = bool(getattr(request, "client_secret", None))
