@@ -36,7 +36,7 @@ _Response_co = TypeVar("_Response_co", covariant=True)
 class HttpClient(Protocol[_Response_co]):
     """What the helpers need of a test client: Django's (``django.test.Client``) or DRF's."""
 
-    def post(self, path: str, data: Any = ..., content_type: str = ..., **extra: Any) -> _Response_co: ...
+    def post(self, path: str, *, data: Any = ..., content_type: str = ..., **extra: Any) -> _Response_co: ...
 
 
 FORM = "application/x-www-form-urlencoded"
