@@ -41,6 +41,7 @@ lint: $(VENV)/.installed
 	$(BIN)/lint-imports --no-cache --no-logo
 	$(BIN)/python manage.py makemigrations --check --dry-run django_ciba
 	$(BIN)/python manage.py check --fail-level WARNING
+	$(BIN)/mypy
 
 docs: $(VENV)/.installed
 	$(BIN)/sphinx-build -q -W -b html docs docs/_build/html

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.hashers import BasePasswordHasher, mask_hash, must_update_salt
@@ -22,6 +22,10 @@ from django.core import checks
 from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_noop as _
+
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 ALGORITHM = "ciba_sha256"
@@ -51,7 +55,11 @@ class ClientSecretHasher(BasePasswordHasher):
         return hmac.new(_to_bytes(salt), _to_bytes(password), hashlib.sha256).hexdigest()
 
     def encode(self, password: str | bytes, salt: str) -> str:
-        self._check_encode_args(password, salt)
+        # Django's own argument checks, spelled out (its helper for them is private).
+        if password is None:
+            raise TypeError("password must be provided.")
+        if not salt or "$" in salt:
+            raise ValueError("salt must be provided and cannot contain $.")
         if len(password) < MIN_SECRET_LENGTH:
             raise ValueError(
                 f"{type(self).__name__} only hashes machine-generated secrets of at least "
@@ -75,7 +83,7 @@ class ClientSecretHasher(BasePasswordHasher):
         # long secrets), and verify must answer False rather than raise.
         return constant_time_compare(self._digest(password, decoded["salt"]), decoded["hash"])
 
-    def safe_summary(self, encoded: str) -> dict[str, str]:
+    def safe_summary(self, encoded: str) -> dict[StrOrPromise, Any]:
         decoded = self.decode(encoded)
         return {
             _("algorithm"): decoded["algorithm"],

@@ -145,7 +145,7 @@ def form_charset_refused(request: HttpRequest) -> bool:
     """True for a form ``POST`` declaring a charset other than ``utf-8`` (any case)."""
     if request.method != "POST" or request.content_type != FORM:
         return False
-    charset = request.content_params.get("charset")
+    charset = (request.content_params or {}).get("charset")
     # Django's own rule for form bodies (an alias such as utf8 is refused too), plus unknown names,
     # which Django would silently read as UTF-8.
     return charset is not None and charset.lower() != "utf-8"

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 Kind = Delivery.Kind
 
 # Push error codes per outcome (CIBA Core §12: PERR-02..04).
-PUSH_ERRORS = {
+PUSH_ERRORS: dict[str, str] = {
     AuthenticationRequest.Status.DENIED: "access_denied",
     AuthenticationRequest.Status.EXPIRED: "expired_token",
     AuthenticationRequest.Status.FAILED: "transaction_failed",

@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import F, Q
 from django.utils import timezone
@@ -31,6 +32,14 @@ from django_ciba.approval import decisions
 from django_ciba.core.conf import ciba_settings
 from django_ciba.exceptions import CibaError
 from django_ciba.models import PreAuthorization
+
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.http import HttpRequest
+    from oauth2_provider.models import AbstractApplication
+
+    from django_ciba.models import AuthenticationRequest, CibaClient
 
 
 logger = logging.getLogger(__name__)
@@ -71,7 +80,13 @@ class DecisionPolicy:
         return self.name or _dotted(type(self))
 
     def decide(
-        self, *, application: Any, ciba: Any, user: Any, scopes: list[str], request: Any = None
+        self,
+        *,
+        application: AbstractApplication,
+        ciba: CibaClient,
+        user: AbstractBaseUser,
+        scopes: list[str],
+        request: HttpRequest | None = None,
     ) -> Decision:
         """Decide on a validated backchannel authentication request, before it is stored.
 
@@ -118,7 +133,13 @@ class PreAuthorizationPolicy(DecisionPolicy):
     name = "pre-authorization"
 
     def decide(
-        self, *, application: Any, ciba: Any, user: Any, scopes: list[str], request: Any = None
+        self,
+        *,
+        application: AbstractApplication,
+        ciba: CibaClient,
+        user: AbstractBaseUser,
+        scopes: list[str],
+        request: HttpRequest | None = None,
     ) -> Decision:
         grant = self.find(application=application, user=user, scopes=scopes)
         if grant is None:
@@ -127,7 +148,11 @@ class PreAuthorizationPolicy(DecisionPolicy):
 
     @staticmethod
     def find(
-        *, application: Any, user: Any, scopes: Iterable[str], now: Any = None
+        *,
+        application: AbstractApplication,
+        user: AbstractBaseUser,
+        scopes: Iterable[str],
+        now: datetime | None = None,
     ) -> PreAuthorization | None:
         """The pre-authorization covering ``scopes`` for ``application`` and ``user``, if any.
 
@@ -148,7 +173,7 @@ class PreAuthorizationPolicy(DecisionPolicy):
         return None
 
 
-def _policies() -> list[Any]:
+def _policies() -> list[type[DecisionPolicy] | DecisionPolicy]:
     return list(ciba_settings.DECISION_POLICIES or [])
 
 
@@ -164,7 +189,7 @@ def _policy_name(policy: Any) -> str:
     return str(getattr(cls, "name", "") or _dotted(cls))
 
 
-def _problem(decision: Any, *, user: Any, scopes: list[str]) -> str:
+def _problem(decision: object, *, user: AbstractBaseUser, scopes: list[str]) -> str:
     """Why ``decision`` cannot be carried out ("" when it can)."""
     if not isinstance(decision, Decision):
         return f"returned {type(decision).__name__}, not a Decision"
@@ -182,7 +207,14 @@ def _problem(decision: Any, *, user: Any, scopes: list[str]) -> str:
     return ""
 
 
-def decide(*, application: Any, ciba: Any, user: Any, scopes: list[str], request: Any = None) -> Decision:
+def decide(
+    *,
+    application: AbstractApplication,
+    ciba: CibaClient,
+    user: AbstractBaseUser,
+    scopes: list[str],
+    request: HttpRequest | None = None,
+) -> Decision:
     """Ask each configured policy in turn; the first one that does not say "ask" decides.
 
     A policy that raises or returns an unusable decision is logged and ends the consultation with
@@ -236,7 +268,7 @@ def decide(*, application: Any, ciba: Any, user: Any, scopes: list[str], request
     return Decision()
 
 
-def apply(decision: Decision, auth_request: Any) -> None:
+def apply(decision: Decision, auth_request: AuthenticationRequest) -> None:
     """Carry out an immediate decision on the freshly stored request (inside its transaction).
 
     Approval and denial go through :mod:`django_ciba.approval.decisions`, like a user's: the same atomic

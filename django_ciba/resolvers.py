@@ -9,8 +9,9 @@ expired). Inactive users are never returned.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -28,19 +29,29 @@ from django_ciba.exceptions import (
 )
 
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.db.models import QuerySet
+    from django.http import HttpRequest
+    from oauth2_provider.models import AbstractApplication
+
+
 class BaseUserResolver:
     """Resolve one kind of hint to an active user. Subclasses set :attr:`hint_type`."""
 
     #: ``login_hint``, ``id_token_hint`` or ``login_hint_token``.
     hint_type: str = ""
 
-    def resolve(self, hint: str, *, client: Any, request: Any = None) -> Any | None:
+    def resolve(
+        self, hint: str, *, client: AbstractApplication, request: HttpRequest | None = None
+    ) -> AbstractBaseUser | None:
         raise NotImplementedError(f"{type(self).__name__} must implement resolve()")
 
-    def active_users(self) -> Any:
+    def active_users(self) -> QuerySet[AbstractBaseUser]:
         return get_user_model()._default_manager.filter(is_active=True)
 
-    def user_by_subject(self, subject: Any) -> Any | None:
+    def user_by_subject(self, subject: object) -> AbstractBaseUser | None:
         """The user a public ``sub`` names (DOT's default ``sub`` is the primary key)."""
         return user_by_public_subject(subject, self.active_users())
 
@@ -50,7 +61,9 @@ class LoginHintResolver(BaseUserResolver):
 
     hint_type = "login_hint"
 
-    def resolve(self, hint: str, *, client: Any, request: Any = None) -> Any | None:
+    def resolve(
+        self, hint: str, *, client: AbstractApplication, request: HttpRequest | None = None
+    ) -> AbstractBaseUser | None:
         User = get_user_model()
         users = self.active_users()
         # USERNAME_FIELD is unique: a slice, not first(), spares the ORDER BY.
@@ -63,17 +76,19 @@ class LoginHintResolver(BaseUserResolver):
 
 
 @lru_cache(maxsize=16)
-def _public_key_from_private_pem(pem: str) -> Any:
+def _public_key_from_private_pem(pem: str) -> PublicKeyTypes:
     return serialization.load_pem_private_key(pem.encode("ascii"), password=None).public_key()
 
 
-def op_signing_keys() -> list[Any]:
+def op_signing_keys() -> list[PublicKeyTypes]:
     """Public keys of DOT's OIDC signing keys, active first, then the inactive ones."""
     pems = [oauth2_settings.OIDC_RSA_PRIVATE_KEY, *(oauth2_settings.OIDC_RSA_PRIVATE_KEYS_INACTIVE or [])]
     return [_public_key_from_private_pem(pem) for pem in pems if pem]
 
 
-def _decode_with_any_key(token: str, keys: list[Any], algorithms: list[str], **options: Any) -> dict:
+def _decode_with_any_key(
+    token: str, keys: Sequence[Any], algorithms: list[str], **options: Any
+) -> dict[str, Any]:
     """Verify ``token`` against each key; the first that verifies wins."""
     last_error: Exception = jwt.InvalidSignatureError("No key verifies the signature.")
     for key in keys:
@@ -100,7 +115,9 @@ class IdTokenHintResolver(BaseUserResolver):
 
     hint_type = "id_token_hint"
 
-    def resolve(self, hint: str, *, client: Any, request: Any = None) -> Any | None:
+    def resolve(
+        self, hint: str, *, client: AbstractApplication, request: HttpRequest | None = None
+    ) -> AbstractBaseUser | None:
         keys = op_signing_keys()
         if not keys:
             raise InvalidRequest("This OP does not accept id_token_hint.")
@@ -148,7 +165,9 @@ class LoginHintTokenResolver(BaseUserResolver):
 
     hint_type = "login_hint_token"
 
-    def resolve(self, hint: str, *, client: Any, request: Any = None) -> Any | None:
+    def resolve(
+        self, hint: str, *, client: AbstractApplication, request: HttpRequest | None = None
+    ) -> AbstractBaseUser | None:
         keys = login_hint_token_keys()
         if not keys:
             raise InvalidRequest("This OP does not accept login_hint_token.")
@@ -168,7 +187,7 @@ class LoginHintTokenResolver(BaseUserResolver):
             raise InvalidRequest("The login_hint_token is not valid.")
         return self.user_from_claims(claims)
 
-    def user_from_claims(self, claims: dict) -> Any | None:
+    def user_from_claims(self, claims: dict[str, Any]) -> AbstractBaseUser | None:
         if "sub" in claims:
             return self.user_by_subject(claims["sub"])
         User = get_user_model()
@@ -189,7 +208,9 @@ def get_resolvers() -> list[BaseUserResolver]:
     return [cls() for cls in classes]
 
 
-def resolve_user(hint_type: str, hint: str, *, client: Any, request: Any = None) -> Any:
+def resolve_user(
+    hint_type: str, hint: str, *, client: AbstractApplication, request: HttpRequest | None = None
+) -> AbstractBaseUser:
     """Ask each resolver for ``hint_type`` in order; ``unknown_user_id`` when none knows the user."""
     handlers = [resolver for resolver in get_resolvers() if resolver.hint_type == hint_type]
     if not handlers:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from oauthlib.oauth2.rfc6749.request_validator import RequestValidator
 from oauthlib.openid import Server as OpenIDServer
 
 from django_ciba.core.constants import CIBA_GRANT_TYPE
@@ -28,8 +29,9 @@ class CibaServerMixin:
 
     grant_types: dict[str, Any]
 
-    def __init__(self, request_validator: Any, *args: Any, **kwargs: Any) -> None:
-        super().__init__(request_validator, *args, **kwargs)
+    def __init__(self, request_validator: RequestValidator, *args: Any, **kwargs: Any) -> None:
+        # Cooperative: the next class in the MRO is the host's oauthlib server.
+        super().__init__(request_validator, *args, **kwargs)  # type: ignore[call-arg]
         self.ciba_grant = OpenIDCibaGrant(request_validator)
         self.grant_types[CIBA_GRANT_TYPE] = self.ciba_grant
         for name in SCOPE_CHECKED_AFTER:

@@ -8,7 +8,13 @@ Every signal is sent after the transaction that caused it has committed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from django.dispatch import Signal
+
+
+if TYPE_CHECKING:
+    from django_ciba.models import AuthenticationRequest
 
 
 #: A request passed validation and was stored.
@@ -34,7 +40,7 @@ delivery_failed = Signal()
 EXTRA_ARGUMENTS = frozenset({"kind"})
 
 
-def send(signal: Signal, auth_request: object, **extra: str) -> None:
+def send(signal: Signal, auth_request: AuthenticationRequest, **extra: str) -> None:
     """Send ``signal`` for ``auth_request`` with the documented, secret-free arguments."""
     from django_ciba.models import AuthenticationRequest
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import quote, urlencode
 
 from django.test import override_settings
@@ -19,6 +19,24 @@ from oauth2_provider.settings import oauth2_settings
 from django_ciba.clients.secrets import generate_client_secret
 from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthMethod, CibaClient, DeliveryMode
+
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from jwt.algorithms import AllowedPrivateKeys
+    from oauth2_provider.models import AbstractApplication
+
+    from django_ciba.backends.base import DeviceNotification
+    from django_ciba.models import AuthenticationRequest
+
+_Response_co = TypeVar("_Response_co", covariant=True)
+
+
+class HttpClient(Protocol[_Response_co]):
+    """What the helpers need of a test client: Django's (``django.test.Client``) or DRF's."""
+
+    def post(self, path: str, *, data: Any = ..., content_type: str = ..., **extra: Any) -> _Response_co: ...
 
 
 FORM = "application/x-www-form-urlencoded"
@@ -33,7 +51,7 @@ def create_ciba_client(
     auth_method: str = AuthMethod.CLIENT_SECRET_BASIC,
     scope: str = "",
     **ciba_fields: Any,
-) -> tuple[Any, str]:
+) -> tuple[AbstractApplication, str]:
     """Create a confidential Application with a CibaClient; return ``(application, client_secret)``."""
     Application = get_application_model()
     secret = generate_client_secret()
@@ -57,8 +75,13 @@ def create_ciba_client(
 
 
 def create_auth_request(
-    client: Any, user: Any, *, scope: str = "openid", expires_in: int = 300, **fields: Any
-) -> Any:
+    client: AbstractApplication,
+    user: AbstractBaseUser,
+    *,
+    scope: str = "openid",
+    expires_in: int = 300,
+    **fields: Any,
+) -> AuthenticationRequest:
     """Store a pending poll-mode AuthenticationRequest directly (no bc-authorize, no delivery).
 
     For tests of what happens after a request exists (device pages, admin, decisions); ``fields``
@@ -92,8 +115,12 @@ def basic_auth(client_id: str, secret: str) -> str:
 
 
 def bc_authorize(
-    http_client: Any, application: Any, secret: str, path: str = "/o/bc-authorize", **params: Any
-) -> Any:
+    http_client: HttpClient[_Response_co],
+    application: AbstractApplication,
+    secret: str,
+    path: str = "/o/bc-authorize",
+    **params: Any,
+) -> _Response_co:
     """POST a backchannel authentication request with client_secret_basic (Django test client)."""
     return http_client.post(
         path,
@@ -104,8 +131,12 @@ def bc_authorize(
 
 
 def start_request(
-    http_client: Any, application: Any, secret: str, path: str = "/o/bc-authorize", **params: Any
-) -> tuple[str, Any]:
+    http_client: HttpClient[Any],
+    application: AbstractApplication,
+    secret: str,
+    path: str = "/o/bc-authorize",
+    **params: Any,
+) -> tuple[str, AuthenticationRequest]:
     """Start a request through the real endpoint; return ``(auth_req_id, AuthenticationRequest)``.
 
     Fails with an AssertionError showing the error JSON when the OP refuses the request.
@@ -118,7 +149,13 @@ def start_request(
     return auth_req_id, AuthenticationRequest.objects.by_auth_req_id(auth_req_id).get()
 
 
-def poll(http_client: Any, application: Any, secret: str, auth_req_id: str, path: str = "/o/token/") -> Any:
+def poll(
+    http_client: HttpClient[_Response_co],
+    application: AbstractApplication,
+    secret: str,
+    auth_req_id: str,
+    path: str = "/o/token/",
+) -> _Response_co:
     """Poll the token endpoint with the CIBA grant (Django test client)."""
     return http_client.post(
         path,
@@ -128,7 +165,9 @@ def poll(http_client: Any, application: Any, secret: str, auth_req_id: str, path
     )
 
 
-def make_client_key(alg: str = "PS256", kid: str | None = None) -> tuple[Any, dict[str, Any]]:
+def make_client_key(
+    alg: str = "PS256", kid: str | None = None
+) -> tuple[rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, dict[str, Any]]:
     """A fresh signing key for a test client: ``(private_key, public_jwk)``.
 
     RSA (2048 bits) for ``RS*``/``PS*``, the matching NIST curve for ``ES*``. The public JWK carries
@@ -140,9 +179,14 @@ def make_client_key(alg: str = "PS256", kid: str | None = None) -> tuple[Any, di
     import jwt
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-    curves = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
+    curves: dict[str, ec.EllipticCurve] = {
+        "ES256": ec.SECP256R1(),
+        "ES384": ec.SECP384R1(),
+        "ES512": ec.SECP521R1(),
+    }
+    private_key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
     if alg in curves:
-        private_key: Any = ec.generate_private_key(curves[alg]())
+        private_key = ec.generate_private_key(curves[alg])
         public = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(private_key.public_key()))
     else:
         private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -152,7 +196,12 @@ def make_client_key(alg: str = "PS256", kid: str | None = None) -> tuple[Any, di
 
 
 def sign_jwt(
-    claims: dict[str, Any], private_key: Any, *, alg: str = "PS256", kid: str | None = None, **headers: Any
+    claims: dict[str, Any],
+    private_key: AllowedPrivateKeys,
+    *,
+    alg: str = "PS256",
+    kid: str | None = None,
+    **headers: Any,
 ) -> str:
     """A compact JWS of ``claims`` (extra JOSE header members as keyword arguments)."""
     import jwt
@@ -164,7 +213,13 @@ def sign_jwt(
 
 
 def _signed_claims(
-    claims: dict[str, Any], private_key: Any, *, lifetime: int, alg: str, kid: str | None, nbf: bool = False
+    claims: dict[str, Any],
+    private_key: AllowedPrivateKeys,
+    *,
+    lifetime: int,
+    alg: str,
+    kid: str | None,
+    nbf: bool = False,
 ) -> str:
     """Sign ``claims`` after adding ``iat`` (and ``nbf`` if asked) now, ``exp`` now + ``lifetime`` and
     a random ``jti``; entries of ``claims`` win, and ``None`` removes one."""
@@ -178,8 +233,8 @@ def _signed_claims(
 
 
 def request_object(
-    application: Any,
-    private_key: Any,
+    application: AbstractApplication,
+    private_key: AllowedPrivateKeys,
     *,
     issuer: str,
     alg: str = "PS256",
@@ -197,8 +252,8 @@ def request_object(
 
 
 def client_assertion(
-    application: Any,
-    private_key: Any,
+    application: AbstractApplication,
+    private_key: AllowedPrivateKeys,
     *,
     audience: str,
     alg: str = "PS256",
@@ -240,7 +295,7 @@ class CibaSettingsOverride:
 try:
     import pytest
 except ImportError:  # pragma: no cover - pytest is optional
-    pytest = None
+    pytest = None  # type: ignore[assignment]  # pytest is optional
 
 if pytest is not None:
 
@@ -252,7 +307,7 @@ if pytest is not None:
         override.undo()
 
     @pytest.fixture
-    def ciba_notifications() -> Iterator[list[Any]]:
+    def ciba_notifications() -> Iterator[list[DeviceNotification]]:
         """The device notifications sent through the locmem backend during the test (reset around it).
 
         Needs ``CIBA["NOTIFICATION_BACKEND"]`` set to ``django_ciba.backends.locmem.LocmemBackend``.

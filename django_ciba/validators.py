@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote_plus
 
 from django.utils import timezone
@@ -24,6 +25,16 @@ from django_ciba.tokens import polling
 from django_ciba.tokens import rules as grant_rules
 
 
+if TYPE_CHECKING:
+    from oauthlib.common import Request
+    from oauthlib.oauth2.rfc6749.tokens import TokenBase
+
+    # For the type checker the mixin extends DOT's validator, whose methods it calls with super().
+    _ValidatorBase = DOTOAuth2Validator
+else:
+    _ValidatorBase = object
+
+
 # What validate_ciba_auth_req_id reads before it knows the request is approved (polling.py too).
 POLL_FIELDS = ("id", "auth_req_id_hash", "client_id", "status", "expires_at", "interval")
 
@@ -34,7 +45,7 @@ def token_hash(value: str) -> str:
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).decode("ascii").rstrip("=")
 
 
-def basic_credentials(request: Any) -> str | None:
+def basic_credentials(request: Request) -> str | None:
     """The credentials of an ``Authorization: Basic`` header (still base64), or None."""
     header = (getattr(request, "headers", None) or {}).get("HTTP_AUTHORIZATION")
     scheme, _, credentials = (header or "").partition(" ")
@@ -51,8 +62,8 @@ def basic_client_id(credentials: str) -> str | None:
     return unquote_plus(client_id) if separator else None
 
 
-class CibaValidatorMixin:
-    def _prefetch_client(self, client_id: Any, request: Any) -> None:
+class CibaValidatorMixin(_ValidatorBase):
+    def _prefetch_client(self, client_id: Any, request: Request) -> None:
         """Load the application with its CIBA registration joined, into ``request.client``.
 
         DOT reuses ``request.client`` after its own checks (the client_id matches, ``is_usable``),
@@ -71,32 +82,32 @@ class CibaValidatorMixin:
         except ValueError:  # e.g. a NUL byte that PostgreSQL refuses; DOT answers invalid_client
             request.client = None
 
-    def _load_client(self, client_id: str, request: Any) -> Any:
+    def _load_client(self, client_id: str, request: Request) -> AbstractApplication | None:
         """The usable application ``client_id`` names (DOT's ``validate_client_id``), or None."""
         self._prefetch_client(client_id, request)
-        if not self.validate_client_id(client_id, request):  # type: ignore[attr-defined]
+        if not self.validate_client_id(client_id, request):
             return None
-        return request.client
+        return cast("AbstractApplication | None", request.client)
 
-    def validate_client_id(self, client_id: str, request: Any, *args: Any, **kwargs: Any) -> bool:
+    def validate_client_id(self, client_id: str, request: Request, *args: Any, **kwargs: Any) -> bool:
         self._prefetch_client(client_id, request)
-        return super().validate_client_id(client_id, request, *args, **kwargs)  # type: ignore[misc]
+        return cast(bool, super().validate_client_id(client_id, request, *args, **kwargs))
 
-    def authenticate_client_id(self, client_id: str, request: Any, *args: Any, **kwargs: Any) -> bool:
+    def authenticate_client_id(self, client_id: str, request: Request, *args: Any, **kwargs: Any) -> bool:
         self._prefetch_client(client_id, request)
-        return super().authenticate_client_id(client_id, request, *args, **kwargs)  # type: ignore[misc]
+        return cast(bool, super().authenticate_client_id(client_id, request, *args, **kwargs))
 
-    def is_confidential_client(self, application: Any) -> bool:
+    def is_confidential_client(self, application: AbstractApplication | None) -> bool:
         return getattr(application, "client_type", None) == AbstractApplication.CLIENT_CONFIDENTIAL
 
-    def client_authentication_required(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+    def client_authentication_required(self, request: Request, *args: Any, **kwargs: Any) -> bool:
         """A client presenting an assertion is always authenticated (never treated as public)."""
         if client_assertion.presented(request):
             return True
         self._prefetch_client(getattr(request, "client_id", None), request)
-        return super().client_authentication_required(request, *args, **kwargs)  # type: ignore[misc]
+        return cast(bool, super().client_authentication_required(request, *args, **kwargs))
 
-    def authenticate_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+    def authenticate_client(self, request: Request, *args: Any, **kwargs: Any) -> bool:
         """DOT's client authentication, plus ``private_key_jwt`` and the CIBA client's registered
         method (REG-07), at the backchannel and token endpoints and for DOT's other grants.
 
@@ -113,7 +124,7 @@ class CibaValidatorMixin:
         upgrade_client_secret_from_request(request)
         return True
 
-    def _authenticate_client_assertion(self, request: Any) -> bool:
+    def _authenticate_client_assertion(self, request: Request) -> bool:
         """``private_key_jwt``: sets ``request.client`` and ``request.client_id`` on success."""
         other_method = bool(basic_credentials(request) or getattr(request, "client_secret", None))
         application = client_assertion.authenticate(request, self._load_client, other_method=other_method)
@@ -123,7 +134,7 @@ class CibaValidatorMixin:
         request.client_id = application.client_id
         return True
 
-    def _authenticate_ciba_client(self, request: Any, *args: Any, **kwargs: Any) -> bool:
+    def _authenticate_ciba_client(self, request: Request, *args: Any, **kwargs: Any) -> bool:
         basic = basic_credentials(request)
         if basic and not basic.isascii():
             return False  # DOT's base64 decoding raises on non-ASCII credentials (a 500)
@@ -133,9 +144,9 @@ class CibaValidatorMixin:
         )
         # oauthlib answers request.encoding from a body parameter of that name, and DOT decodes the
         # Basic credentials with it (an unknown codec was a 500): they are UTF-8, whatever the body says.
-        request.encoding = "utf-8"
+        request.encoding = "utf-8"  # type: ignore[attr-defined]  # an instance attribute shadows the parameter
         try:
-            if not super().authenticate_client(request, *args, **kwargs):  # type: ignore[misc]
+            if not super().authenticate_client(request, *args, **kwargs):
                 return False
         finally:
             del request.encoding
@@ -144,7 +155,8 @@ class CibaValidatorMixin:
         if ciba is None:
             return True
         body_client_id = getattr(request, "client_id", None)
-        if body_client_id and body_client_id != request.client.client_id:
+        # Ignored: request.client is set once the client is authenticated.
+        if body_client_id and body_client_id != request.client.client_id:  # type: ignore[union-attr]
             return False  # credentials for one client, client_id of another
         has_post = bool(getattr(request, "client_secret", None))
         if has_basic and has_post:
@@ -154,8 +166,15 @@ class CibaValidatorMixin:
         used = AuthMethod.CLIENT_SECRET_BASIC if has_basic else AuthMethod.CLIENT_SECRET_POST
         return used == ciba.token_endpoint_auth_method
 
-    def validate_grant_type(
-        self, client_id: str, grant_type: str, client: Any, request: Any, *a, **kw
+    # Ignored override: oauthlib's stubs type ``client`` as its client-side Client, DOT passes an Application.
+    def validate_grant_type(  # type: ignore[override]
+        self,
+        client_id: str,
+        grant_type: str,
+        client: AbstractApplication,
+        request: Request,
+        *a: Any,
+        **kw: Any,
     ) -> bool:
         if grant_rules.is_disabled(request.client):
             return False  # a disabled registration gets nothing from any grant: unauthorized_client
@@ -167,17 +186,33 @@ class CibaValidatorMixin:
             return True
         if grant_type == "client_credentials" and ciba is not None and ciba.ciba_only:
             return False
-        return super().validate_grant_type(client_id, grant_type, client, request, *a, **kw)  # type: ignore[misc]
+        return cast(bool, super().validate_grant_type(client_id, grant_type, client, request, *a, **kw))
 
-    def validate_response_type(
-        self, client_id: str, response_type: str, client: Any, request: Any, *a, **kw
+    # Ignored override: oauthlib's stubs type ``client`` as its client-side Client, DOT passes an Application.
+    def validate_response_type(  # type: ignore[override]
+        self,
+        client_id: str,
+        response_type: str,
+        client: AbstractApplication,
+        request: Request,
+        *a: Any,
+        **kw: Any,
     ) -> bool:
         """DOT's check at the authorization endpoint; a disabled registration is refused there too."""
         if grant_rules.is_disabled(client):
             return False
-        return super().validate_response_type(client_id, response_type, client, request, *a, **kw)  # type: ignore[misc]
+        return cast(bool, super().validate_response_type(client_id, response_type, client, request, *a, **kw))
 
-    def validate_scopes(self, client_id: str, scopes: list[str], client: Any, request: Any, *a, **kw) -> bool:
+    # Ignored override: oauthlib's stubs type ``client`` as its client-side Client, DOT passes an Application.
+    def validate_scopes(  # type: ignore[override]
+        self,
+        client_id: str,
+        scopes: list[str],
+        client: AbstractApplication,
+        request: Request,
+        *a: Any,
+        **kw: Any,
+    ) -> bool:
         """DOT's check, within the registered ``scope`` of a CIBA client (every grant that asks).
 
         oauthlib asks at the authorization endpoint (code, implicit), for client_credentials,
@@ -186,25 +221,27 @@ class CibaValidatorMixin:
         """
         if not grant_rules.scopes_allowed(client, scopes):
             return False
-        return super().validate_scopes(client_id, scopes, client, request, *a, **kw)  # type: ignore[misc]
+        return cast(bool, super().validate_scopes(client_id, scopes, client, request, *a, **kw))
 
-    def validate_bearer_token(self, token: str, scopes: list[str], request: Any) -> bool:
+    def validate_bearer_token(self, token: str, scopes: list[str], request: Request) -> bool:
         """DOT's check; an access token of a client whose registration is disabled is invalid.
 
         Protected resources that validate through DOT (userinfo, ``ProtectedResourceView``, DRF's
         ``OAuth2Authentication``) then refuse it with ``invalid_token``, until it is enabled again.
         """
-        if not super().validate_bearer_token(token, scopes, request):  # type: ignore[misc]
+        if not super().validate_bearer_token(token, scopes, request):
             return False
         if grant_rules.is_disabled(getattr(request, "client", None)):
-            request.oauth2_error = {
+            request.oauth2_error = {  # type: ignore[attr-defined]  # oauthlib's Request takes any attribute
                 "error": "invalid_token",
                 "error_description": "The access token is invalid.",
             }
             return False
         return True
 
-    def validate_ciba_auth_req_id(self, client: Any, auth_req_id: str, request: Any) -> str:
+    def validate_ciba_auth_req_id(
+        self, client: AbstractApplication, auth_req_id: str, request: Request
+    ) -> str:
         """Classify a poll: ``approved``, ``authorization_pending``, ``slow_down``, ``expired_token``,
         ``access_denied`` or ``invalid_grant``. On ``approved`` the request is prepared for minting
         (user, scopes, the CIBA request); :meth:`claim_ciba_request` then spends it."""
@@ -231,20 +268,23 @@ class CibaValidatorMixin:
             return "access_denied"
         request.user = auth.user
         request.scopes = auth.granted_scopes
-        request.ciba_request = auth
-        request.ciba_auth_req_id = auth_req_id
+        # oauthlib's Request takes any attribute; its stubs only declare the OAuth parameters.
+        request.ciba_request = auth  # type: ignore[attr-defined]
+        request.ciba_auth_req_id = auth_req_id  # type: ignore[attr-defined]
         return "approved"
 
-    def claim_ciba_request(self, request: Any) -> bool:
+    def claim_ciba_request(self, request: Request) -> bool:
         """Spend the approved request atomically; False when another poll got there first."""
-        auth = request.ciba_request
+        auth: AuthenticationRequest = request.ciba_request  # type: ignore[assignment]  # set on approval
         return AuthenticationRequest.objects.claim_for_tokens(auth.pk, now=timezone.now())
 
-    def get_id_token_dictionary(self, token: dict, token_handler: Any, request: Any) -> tuple[dict, Any]:
+    def get_id_token_dictionary(
+        self, token: dict[str, Any], token_handler: TokenBase, request: Request
+    ) -> tuple[dict[str, Any], datetime]:
         """DOT's claims, with the approval's ``auth_time``, ``acr`` and ``amr`` (IDT-04): at the CIBA
         grant from the request, at the refresh grant from what was kept for the refresh token's
         family (OIDC Core 12.2); no ``auth_time`` when nobody authenticated."""
-        claims, expiration = super().get_id_token_dictionary(token, token_handler, request)  # type: ignore[misc]
+        claims, expiration = super().get_id_token_dictionary(token, token_handler, request)
         auth = getattr(request, "ciba_request", None)
         if auth is None:
             kept = assurance.for_refresh(request)
@@ -259,14 +299,14 @@ class CibaValidatorMixin:
             claims[RT_HASH_CLAIM] = token_hash(token["refresh_token"])
         return claims, expiration
 
-    def get_claim_dict(self, request: Any) -> dict[str, Any]:
+    def get_claim_dict(self, request: Request) -> dict[str, Any]:
         """DOT's claims, with the pairwise ``sub`` for a pairwise client (OIDC Core §8.1).
 
         Both the ID token (every grant, push included) and the userinfo response read this dict.
         DOT gives ``sub`` as a value, or as a callable when ``get_additional_claims`` takes no
         request; the pairwise one follows the same form.
         """
-        claims = super().get_claim_dict(request)  # type: ignore[misc]
+        claims: dict[str, Any] = super().get_claim_dict(request)
         client, user = getattr(request, "client", None), getattr(request, "user", None)
         if client is None or getattr(user, "pk", None) is None or pairwise_sector(client) is None:
             return claims

@@ -12,7 +12,7 @@ pushed access token. Search covers the request number, the user and the client's
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename, get_user_model
@@ -26,6 +26,10 @@ from django_ciba.admin.displays import NOTHING, ActorNames, short_datetime, trun
 from django_ciba.approval import decisions
 from django_ciba.exceptions import DecisionError
 from django_ciba.models import AuthenticationRequest, Delivery, RequestEvent
+
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 Status = AuthenticationRequest.Status
@@ -96,7 +100,7 @@ DELIVERY_FIELDS = (
     "finished_at",
 )
 #: Short names of the delivery kinds, for the lists (the detail page shows the full name).
-SHORT_KINDS = {
+SHORT_KINDS: dict[str, StrOrPromise] = {
     Delivery.Kind.DEVICE: _("Device"),
     Delivery.Kind.PING: _("Ping"),
     Delivery.Kind.PUSH_TOKENS: _("Push (tokens)"),

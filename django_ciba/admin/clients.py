@@ -8,6 +8,7 @@ printed once).
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
@@ -43,7 +44,9 @@ CIBA_CLIENT_FIELDS = (
 
 
 #: Every URL a CIBA client registers is https (a scheme-less entry is read as https).
-URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
+URL_FIELDS: Mapping[type[models.Field[Any, Any]], Mapping[str, Any]] = {
+    models.URLField: {"assume_scheme": "https"}
+}
 
 
 class OptionalJSONField(forms.JSONField):
@@ -100,7 +103,7 @@ class CibaClientForm(forms.ModelForm):
         widgets = {"jwks": forms.Textarea(attrs={"placeholder": _("none"), "rows": 4})}
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         candidate = copy.copy(self.instance)
         for name in SECTOR_FIELDS:
             if name in cleaned:

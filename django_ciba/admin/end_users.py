@@ -88,7 +88,7 @@ class PreAuthorizationForm(forms.ModelForm):
         return " ".join(scopes)
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         client, scope = cleaned.get("client"), cleaned.get("scope")
         if client is not None:
             ciba = CibaClient.objects.filter(application=client).first()

@@ -51,9 +51,15 @@ def served(value: Any) -> bool:
     return True
 
 
+def login_url_overridden() -> bool:
+    """Whether the project sets ``settings.LOGIN_URL`` itself."""
+    overridden: bool = settings.is_overridden("LOGIN_URL")  # type: ignore[misc]  # missing from django-stubs
+    return overridden
+
+
 def project_login_used() -> bool:
     """Whether the pages use the project's ``settings.LOGIN_URL`` (when ``CIBA["LOGIN_URL"]`` is unset)."""
-    return settings.is_overridden("LOGIN_URL") or served(settings.LOGIN_URL)
+    return login_url_overridden() or served(settings.LOGIN_URL)
 
 
 def login_url() -> str:

@@ -10,11 +10,15 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core import checks
 
 from django_ciba.exceptions import CibaConfigurationError
+
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,7 @@ class DeviceNotification:
     """
 
     auth_request_pk: int
-    user: Any  # the Django user to reach (``.email``, ``.get_username()``, ``.pk``)
+    user: AbstractBaseUser  # the Django user to reach (``.email``, ``.get_username()``, ``.pk``)
     client_id: str  # the public OAuth client_id
     client_name: str  # DOT's Application.name
     binding_message: str  # may be ""; show it in full

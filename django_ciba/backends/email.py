@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import smtplib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
+
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
 
 from django_ciba.backends.base import (
     BaseNotificationBackend,
@@ -21,7 +25,7 @@ SUBJECT_TEMPLATE = "django_ciba/notification/email_subject.txt"
 BODY_TEMPLATE = "django_ciba/notification/email_body.txt"
 
 
-def _email_address(user: Any) -> str:
+def _email_address(user: AbstractBaseUser) -> str:
     # Custom user models may name the field differently (AbstractBaseUser.EMAIL_FIELD).
     get_field_name = getattr(user, "get_email_field_name", None)
     field_name = get_field_name() if callable(get_field_name) else "email"
@@ -66,7 +70,7 @@ class EmailBackend(BaseNotificationBackend):
                 f"User pk={notification.user.pk} has no e-mail address; cannot notify by e-mail."
             )
         context = self.get_context(notification)
-        subject = render_to_string(SUBJECT_TEMPLATE, context)
+        subject: str = render_to_string(SUBJECT_TEMPLATE, context)
         subject = " ".join(f"{self.subject_prefix}{subject}".split())  # one line: no header injection
         body = render_to_string(BODY_TEMPLATE, context).rstrip() + "\n"
         return EmailMessage(subject, body, self.from_email, [address])

@@ -74,7 +74,7 @@ def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def b64url_decode(value: str) -> bytes:
+def b64url_decode(value: object) -> bytes:
     """Decode base64url with or without padding; raise ValueError on anything else."""
     if not isinstance(value, str) or not value.isascii():
         raise ValueError("not a base64url string")
@@ -89,7 +89,7 @@ def b64url_decode(value: str) -> bytes:
         raise ValueError("not a base64url string")
 
 
-def parse_public_key(value: str) -> bytes:
+def parse_public_key(value: object) -> bytes:
     """A P-256 public key as base64url uncompressed point (a subscription's ``p256dh``, the
     VAPID public key): the 65 raw bytes, checked to be a point on the curve."""
     raw = b64url_decode(value)
@@ -102,7 +102,7 @@ def parse_public_key(value: str) -> bytes:
     return raw
 
 
-def parse_auth_secret(value: str) -> bytes:
+def parse_auth_secret(value: object) -> bytes:
     """A subscription's ``auth`` secret: base64url of 16 bytes."""
     raw = b64url_decode(value)
     if len(raw) != AUTH_SECRET_LENGTH:

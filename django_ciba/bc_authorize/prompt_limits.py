@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -107,7 +108,9 @@ def check_user_state(application: Any, user: Any, moment: datetime) -> None:
         )
     if not values:
         return
-    row = next(iter(get_user_model()._base_manager.filter(pk=user.pk).values(**values)[:1]), None) or {}
+    found = get_user_model()._base_manager.filter(pk=user.pk).values(**values)[:1]
+    first = next(iter(found), None)
+    row: Mapping[str, Any] = first or {}
 
     if reports_limit is not None and (row.get("reports") or 0) >= reports_limit[0]:
         log_event(logging.INFO, "reported_client_refused", application, user, reports=row.get("reports"))

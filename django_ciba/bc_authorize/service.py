@@ -116,7 +116,8 @@ def start_authentication(
     callbacks = ciba.delivery_mode in (DeliveryMode.PING, DeliveryMode.PUSH)
     ask_user = decision.outcome == policies.ASK
     with transaction.atomic():
-        auth_request = AuthenticationRequest.objects.create(
+        # resolve_user returns the AUTH_USER_MODEL instance typed as AbstractBaseUser.
+        auth_request = AuthenticationRequest.objects.create(  # type: ignore[misc]
             auth_req_id_hash=hash_auth_req_id(auth_req_id),
             client=application,
             user=user,

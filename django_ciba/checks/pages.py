@@ -12,7 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 
-from django_ciba.approval.page_settings import is_text, served
+from django_ciba.approval.page_settings import is_text, login_url_overridden, served
 from django_ciba.core.conf import ciba_settings
 from django_ciba.exceptions import CibaConfigurationError
 
@@ -56,7 +56,7 @@ def check_page_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.C
                 id="django_ciba.W120",
             )
         )
-    elif login is None and settings.is_overridden("LOGIN_URL") and not served(settings.LOGIN_URL):
+    elif login is None and login_url_overridden() and not served(settings.LOGIN_URL):
         errors.append(
             checks.Warning(
                 f"settings.LOGIN_URL ({settings.LOGIN_URL!r}), which the approval pages use, does not lead "

@@ -28,7 +28,7 @@ import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 import jwt
@@ -180,7 +180,7 @@ def accepted_audiences(request: Any) -> set[str]:
     return accepted
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     """A finite JSON number (``NaN`` would slip through every comparison)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 

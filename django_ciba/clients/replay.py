@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -16,11 +17,15 @@ from django.utils import timezone
 from django_ciba.models import JwtUse
 
 
+if TYPE_CHECKING:
+    from oauth2_provider.models import Application
+
+
 def _hash(jti: str) -> str:
     return hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def use_jti(client: object, kind: str, jti: str, expires_at: datetime) -> bool:
+def use_jti(client: Application, kind: str, jti: str, expires_at: datetime) -> bool:
     """Record ``jti`` as used until ``expires_at``; False when it was already used and is still live."""
     jti_hash = _hash(jti)
     try:

@@ -107,7 +107,8 @@ class OutboundResponse:
 def _ca_options() -> dict[str, Any]:
     """The TLS context for the CA bundle named now (``REQUESTS_CA_BUNDLE``, ``CURL_CA_BUNDLE``,
     certifi). Loading a bundle costs milliseconds, so contexts are cached per file and mtime."""
-    path = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or requests.certs.where()
+    certifi_where = requests.certs.where  # type: ignore[attr-defined]  # missing from types-requests
+    path = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi_where()
     try:
         stamp = os.stat(path).st_mtime_ns
     except OSError:  # let urllib3 report the missing bundle as a TLS failure

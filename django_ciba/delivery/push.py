@@ -55,9 +55,10 @@ def _oauthlib_request(auth_request: AuthenticationRequest, auth_req_id: str) -> 
     request.client_id = auth_request.client.client_id
     request.user = auth_request.user
     request.scopes = auth_request.granted_scopes
-    request.ciba_request = auth_request
-    request.ciba_auth_req_id = auth_req_id
-    request.ciba_push = True
+    # oauthlib's Request takes any attribute; its stubs only declare the OAuth parameters.
+    request.ciba_request = auth_request  # type: ignore[attr-defined]
+    request.ciba_auth_req_id = auth_req_id  # type: ignore[attr-defined]
+    request.ciba_push = True  # type: ignore[attr-defined]
     return request
 
 

@@ -13,7 +13,8 @@ from django.utils import timezone
 from django_ciba.core.identifiers import hash_auth_req_id
 
 
-class AuthenticationRequestQuerySet(models.QuerySet):
+# QuerySet[Any]: naming the models here would import them from the module they import.
+class AuthenticationRequestQuerySet(models.QuerySet[Any]):
     def by_auth_req_id(self, auth_req_id: str) -> AuthenticationRequestQuerySet:
         """Look a request up by its (plaintext) auth_req_id; only the hash is compared."""
         return self.filter(auth_req_id_hash=hash_auth_req_id(auth_req_id))
@@ -126,7 +127,7 @@ class AuthenticationRequestQuerySet(models.QuerySet):
         )
 
 
-class DeliveryQuerySet(models.QuerySet):
+class DeliveryQuerySet(models.QuerySet[Any]):
     """The outbox: due deliveries, and the lease-based claim a worker takes before delivering."""
 
     def pending(self) -> DeliveryQuerySet:

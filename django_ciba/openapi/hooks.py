@@ -40,7 +40,7 @@ class TokenEndpoint(APIView):
                 s503=UNAVAILABLE,
             ),
         },
-        auth=CLIENT_AUTH,
+        auth=CLIENT_AUTH,  # type: ignore[arg-type]  # drf-spectacular takes security requirements, not only names
     )
     def post(self, request: Any) -> Any:  # pragma: no cover - never routed
         raise NotImplementedError
@@ -60,7 +60,7 @@ class DiscoveryEndpoint(APIView):
         "backchannel_authentication_request_signing_alg_values_supported, "
         "backchannel_user_code_parameter_supported and the CIBA grant in grant_types_supported.",
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="The metadata document.")},
-        auth=[{}],
+        auth=[{}],  # type: ignore[list-item]  # drf-spectacular takes security requirements, not only names
     )
     def get(self, request: Any) -> Any:  # pragma: no cover - never routed
         raise NotImplementedError

@@ -25,7 +25,7 @@ PING = OpenApiWebhook(
         description="The client then calls the token endpoint once with the auth_req_id." + NOTE,
         request=schemas.PingCallback,
         responses=RECEIVED,
-        auth=[{"clientNotificationToken": []}],
+        auth=[{"clientNotificationToken": []}],  # type: ignore[list-item]  # drf-spectacular takes security requirements, not only names
     ),
 )
 
@@ -42,6 +42,6 @@ PUSH = OpenApiWebhook(
             resource_type_field_name=None,
         ),
         responses=RECEIVED,
-        auth=[{"clientNotificationToken": []}],
+        auth=[{"clientNotificationToken": []}],  # type: ignore[list-item]  # drf-spectacular takes security requirements, not only names
     ),
 )

@@ -7,11 +7,12 @@ a view: client authentication first, then grant eligibility, then the auth_req_i
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol, cast
 
 from django.db import transaction
+from oauthlib.common import Request
 from oauthlib.oauth2.rfc6749 import errors
-from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase
+from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase, ValidatorsContainer
 from oauthlib.oauth2.rfc8628 import errors as rfc8628_errors
 from oauthlib.openid.connect.core.grant_types.base import GrantTypeBase as OpenIDGrantTypeBase
 
@@ -41,17 +42,29 @@ STATUS_DESCRIPTIONS = {
 REPEATABLE_PARAMETERS = frozenset({"resource"})
 
 
+class CibaRequestValidator(Protocol):
+    """What the CIBA grant asks of its request validator (``CibaValidatorMixin`` over DOT's)."""
+
+    def authenticate_client(self, request: Request, *args: Any, **kwargs: Any) -> bool: ...
+    def is_confidential_client(self, application: Any) -> bool: ...
+    def validate_ciba_auth_req_id(self, client: Any, auth_req_id: str, request: Request) -> str: ...
+    def claim_ciba_request(self, request: Request) -> bool: ...
+    def save_token(self, token: dict[str, Any], request: Request, *args: Any, **kwargs: Any) -> None: ...
+
+
 class CibaGrant(GrantTypeBase):
     """OAuth 2.0 half of the CIBA grant: validates the poll and issues Bearer tokens."""
 
-    def create_token_response(self, request: Any, token_handler: Any) -> tuple[dict, str, int]:
-        headers = self._get_default_headers()
+    custom_validators: ValidatorsContainer  # set by GrantTypeBase.__init__, missing from types-oauthlib
+
+    def create_token_response(self, request: Any, token_handler: Any) -> tuple[dict[str, str], str, int]:
+        headers = self._get_default_headers()  # type: ignore[attr-defined]  # missing from types-oauthlib
         try:
             self.validate_token_request(request)
             # Claim and mint in one transaction: exactly one concurrent poll wins the claim
             # (TOK-12), and a failure while minting leaves the request redeemable.
             with transaction.atomic():
-                if not self.request_validator.claim_ciba_request(request):
+                if not cast(CibaRequestValidator, self.request_validator).claim_ciba_request(request):
                     raise errors.InvalidGrantError(
                         description=STATUS_DESCRIPTIONS["invalid_grant"], request=request
                     )
@@ -71,9 +84,9 @@ class CibaGrant(GrantTypeBase):
         gets ``at_hash`` from oauthlib and the CIBA claims from the validator mixin.
         """
         token = token_handler.create_token(request, refresh_token=self.issue_refresh_token(request))
-        for modifier in self._token_modifiers:
+        for modifier in self._token_modifiers:  # type: ignore[attr-defined]  # missing from types-oauthlib
             token = modifier(token, token_handler, request)
-        self.request_validator.save_token(token, request)
+        cast(CibaRequestValidator, self.request_validator).save_token(token, request)
         assurance.remember_for_refresh(request.ciba_request, token)  # for the refresh grant's ID tokens
         return token
 
@@ -91,9 +104,11 @@ class CibaGrant(GrantTypeBase):
             raise errors.InvalidRequestError(
                 description=f"Repeated parameter: {', '.join(repeated)}.", request=request
             )
-        validator = self.request_validator
+        ciba_validator = cast(CibaRequestValidator, self.request_validator)
         # TOK-02: client authentication exactly as for DOT's other grants; public clients refused.
-        if not validator.authenticate_client(request) or not validator.is_confidential_client(request.client):
+        if not ciba_validator.authenticate_client(request) or not ciba_validator.is_confidential_client(
+            request.client
+        ):
             raise errors.InvalidClientError(request=request)
         request.client_id = request.client_id or request.client.client_id
         # TOK-04 / TOK-05: no enabled CibaClient, or a push client -> unauthorized_client.
@@ -101,7 +116,7 @@ class CibaGrant(GrantTypeBase):
         auth_req_id = getattr(request, "auth_req_id", None)
         if not auth_req_id:
             raise errors.InvalidRequestError(description="Missing auth_req_id parameter.", request=request)
-        status = validator.validate_ciba_auth_req_id(request.client, auth_req_id, request)
+        status = ciba_validator.validate_ciba_auth_req_id(request.client, auth_req_id, request)
         if status != "approved":
             error_class = STATUS_ERRORS.get(status, errors.InvalidGrantError)
             raise error_class(description=STATUS_DESCRIPTIONS.get(status), request=request)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 from rest_framework import exceptions as drf_exceptions
@@ -53,7 +54,13 @@ def error_response(error: CibaError) -> Response:
     return Response(error.payload, status=error.status_code, headers={**NO_STORE, **error.headers})
 
 
-class ProtocolErrorMixin:
+if TYPE_CHECKING:
+    _ViewBase = APIView  # the mixin always comes before APIView
+else:
+    _ViewBase = object
+
+
+class ProtocolErrorMixin(_ViewBase):
     """Render every failure as the protocol's error JSON, never as HTML or a 500 for bad input."""
 
     authentication_classes: tuple = ()
@@ -65,22 +72,23 @@ class ProtocolErrorMixin:
     def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         """Keep Django's own request in ``self.http_request``: the services read the raw body."""
         self.http_request = request
-        return super().initialize_request(request, *args, **kwargs)  # type: ignore[misc]
+        return super().initialize_request(request, *args, **kwargs)
 
-    def handle_exception(self, exc: Exception) -> Response:
+    # DRF finalizes any HttpResponseBase: the 503 answer is a plain Django response.
+    def handle_exception(self, exc: Exception) -> HttpResponseBase:  # type: ignore[override]
         if isinstance(exc, CibaError):
             return error_response(exc)
         if isinstance(exc, drf_exceptions.MethodNotAllowed):
             response = error_response(MethodNotAllowed())
-            response["Allow"] = ", ".join(self.allowed_methods)  # type: ignore[attr-defined]
+            response["Allow"] = ", ".join(self.allowed_methods)
             return response
         if isinstance(exc, drf_exceptions.APIException | RequestDataTooBig):
             return error_response(InvalidRequest("The request is malformed."))
         # Invalid settings (a check error): 503 temporarily_unavailable JSON, not a 500.
-        unavailable = misconfigured_response(self.request, exc)  # type: ignore[attr-defined]
+        unavailable = misconfigured_response(self.request, exc)
         if unavailable is not None:
             return unavailable
-        return super().handle_exception(exc)  # type: ignore[misc]
+        return super().handle_exception(exc)
 
 
 @method_decorator(

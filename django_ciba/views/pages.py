@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.template import TemplateDoesNotExist
 from django.template.loader import get_template
@@ -52,12 +53,12 @@ MAX_LOGO_URL_LENGTH = 2000
 Status = AuthenticationRequest.Status
 
 
-def secure_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+def secure_page(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """No framing (X-Frame-Options and CSP ``frame-ancestors``), no caching, same-origin referrers."""
 
     @xframe_options_deny
     @never_cache
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         response = view(request, *args, **kwargs)
         response.setdefault(
             "Content-Security-Policy",
@@ -178,6 +179,8 @@ def result_url(pk: int, *, already: bool = False) -> str:
 class ApprovalPageMixin(LoginRequiredMixin):
     """Sign-in required (:func:`django_ciba.approval.page_settings.login_url`), CSRF protected, never framed
     or cached. Every page gets ``service_name`` in its context."""
+
+    request: HttpRequest  # set by View.setup()
 
     def get_login_url(self) -> str:
         return page_settings.login_url()
@@ -303,7 +306,8 @@ class RequestResultView(ApprovalPageMixin, View):
         if status in (Status.APPROVED, Status.CONSUMED):
             return "approved"
         if status == Status.DENIED:
-            reported = AbuseReport.objects.filter(auth_request=auth_request, user=self.request.user).exists()
+            user = self.request.user  # signed in (LoginRequiredMixin)
+            reported = AbuseReport.objects.filter(auth_request=auth_request, user=user).exists()  # type: ignore[misc]
             return "reported" if reported else "denied"
         if status == Status.EXPIRED:
             return "expired"

@@ -83,7 +83,7 @@ class WebPushSubscribeView(DeviceAPIView):
         keys = request.data.get("keys")
         if not isinstance(keys, dict):
             return _invalid("'keys' must be an object with 'p256dh' and 'auth'.")
-        p256dh, auth = keys.get("p256dh"), keys.get("auth")
+        p256dh, auth = keys.get("p256dh", ""), keys.get("auth", "")  # "" is refused like a missing key
         try:
             parse_public_key(p256dh)
         except ValueError as exc:

@@ -437,3 +437,15 @@ def test_legacy_secret_is_upgraded_by_a_successful_poll(client, user):
         app.refresh_from_db()
         assert identify_hasher(app.client_secret).algorithm == "ciba_sha256"
         assert poll(client, app, secret, auth_req_id).json()["error"] == "authorization_pending"
+
+
+@pytest.mark.parametrize(
+    ("password", "salt", "error"),
+    [(None, "salt", TypeError), (SECRET, "", ValueError), (SECRET, "a$b", ValueError)],
+)
+def test_encode_refuses_what_djangos_hashers_refuse(password, salt, error):
+    """No password, no salt or a salt with ``$`` (the field separator) is refused, as Django's do."""
+    with pytest.raises(error):
+        ClientSecretHasher().encode(password, salt)
+    with pytest.raises(error):
+        PBKDF2PasswordHasher().encode(password, salt)
