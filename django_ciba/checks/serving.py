@@ -37,6 +37,7 @@ ANSWERS: tuple[type[Exception], ...] = (Http404, PermissionDenied, SuspiciousOpe
 SETTINGS_CHECKS: tuple[Callable[..., Iterable[checks.CheckMessage]], ...] = (
     ciba_checks.check_dot_integration,
     ciba_checks.check_ciba_settings,
+    ciba_checks.check_setting_names,
     ciba_checks.check_delivery_settings,
     ciba_checks.check_client_key_settings,
     ciba_checks.check_abuse_settings,
