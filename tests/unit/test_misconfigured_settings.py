@@ -33,6 +33,7 @@ BC_AUTHORIZE = [
     ("DECISION_POLICIES", "django_ciba.policies.PreAuthorizationPolicy", "E110"),
     ("SEALING_KEYS", "", "E025"),
     ("CACHE_ALIAS", "nowhere", "E063"),
+    ("LIMITS", 120, "E182"),
 ]
 
 
