@@ -206,3 +206,23 @@ def test_new_setting_checks(ciba_settings, name, value, check_id):
 def test_new_setting_checks_accept_good_values(ciba_settings, name, value):
     ciba_settings.set(**{name: value})
     assert check_ciba_settings() == []
+
+
+# --- the e-mail backend's OPTIONS -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options, check_ids",
+    [
+        ({}, []),
+        ({"from_email": "ciba@example.com", "subject_prefix": "[Bank] "}, []),
+        ({"from_email": ""}, ["django_ciba.E196"]),
+        ({"from_email": 5}, ["django_ciba.E196"]),
+        ({"subject_prefix": None}, ["django_ciba.E197"]),
+    ],
+)
+def test_the_email_backend_checks_its_options(ciba_settings, options, check_ids):
+    ciba_settings.set(
+        NOTIFICATION_BACKEND={"BACKEND": "django_ciba.backends.email.EmailBackend", "OPTIONS": options}
+    )
+    assert ids(get_backend().check()) == check_ids
