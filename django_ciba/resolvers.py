@@ -151,7 +151,7 @@ def login_hint_token_keys() -> list[Any]:
             else:
                 keys.append(item)
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            raise CibaConfigurationError(f"CIBA['LOGIN_HINT_TOKEN_KEYS'] holds an unusable key: {exc}")
+            raise CibaConfigurationError(f"CIBA['LOGIN_HINT_TOKEN']['KEYS'] holds an unusable key: {exc}")
     return keys
 
 

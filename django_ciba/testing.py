@@ -274,7 +274,12 @@ def client_assertion(
 
 
 class CibaSettingsOverride:
-    """Overrides single ``CIBA`` keys; ``set(**keys)`` may be called several times."""
+    """Overrides single ``CIBA`` keys; ``set(**keys)`` may be called several times.
+
+    A setting that lives in a section may be given by its flat name (``set(OUTBOUND_READ_TIMEOUT=2)``)
+    and is written at its place (``CIBA["OUTBOUND"]["READ_TIMEOUT"]``); a section given as a dict is
+    merged into the current one.
+    """
 
     def __init__(self) -> None:
         self._overrides: list[override_settings] = []
@@ -282,7 +287,19 @@ class CibaSettingsOverride:
     def set(self, **keys: Any) -> None:
         from django.conf import settings
 
-        merged = {**(getattr(settings, "CIBA", None) or {}), **keys}
+        from django_ciba.core.conf import LOCATIONS, SECTIONS
+
+        merged = dict(getattr(settings, "CIBA", None) or {})
+        for name, value in keys.items():
+            if name in LOCATIONS:
+                section, key = LOCATIONS[name]
+                current = merged.get(section)
+                merged[section] = {**(current if isinstance(current, dict) else {}), key: value}
+                merged.pop(name, None)
+            elif name in SECTIONS and isinstance(value, dict) and isinstance(merged.get(name), dict):
+                merged[name] = {**merged[name], **value}
+            else:
+                merged[name] = value
         override = override_settings(CIBA=merged)
         override.enable()
         self._overrides.append(override)

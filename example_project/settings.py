@@ -116,12 +116,18 @@ OAUTH2_PROVIDER = {
 
 CIBA = {
     # Local development and tests: callbacks may reach loopback receivers (still https only).
-    "OUTBOUND_ALLOWED_NETWORKS": ["127.0.0.0/8", "::1/128"],
+    "OUTBOUND": {"ALLOWED_NETWORKS": ["127.0.0.0/8", "::1/128"]},
     # Device notifications link to the approval page of the request (django_ciba:request), which is
     # served under the issuer's path like every django_ciba URL.
     "APPROVAL_URL": f"{ISSUER}/ciba/requests/{{pk}}/",
-    **json.loads(os.environ.get("CIBA_EXAMPLE_SETTINGS") or "{}"),
 }
+# CIBA_EXAMPLE_SETTINGS: a section given there (e.g. {"OUTBOUND": {"READ_TIMEOUT": 3}}) is merged into
+# the one above; any other key replaces the value above.
+for _key, _value in json.loads(os.environ.get("CIBA_EXAMPLE_SETTINGS") or "{}").items():
+    if isinstance(_value, dict) and isinstance(CIBA.get(_key), dict):
+        CIBA[_key] = {**CIBA[_key], **_value}
+    else:
+        CIBA[_key] = _value
 
 # OpenAPI (drf-spectacular): django-ciba's endpoints, served at /openapi.yaml and /openapi/.
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import smtplib
 from typing import TYPE_CHECKING, Any
 
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
@@ -51,6 +52,27 @@ class EmailBackend(BaseNotificationBackend):
         self.from_email = from_email  # None: settings.DEFAULT_FROM_EMAIL
         self.subject_prefix = subject_prefix
         self.fail_silently = fail_silently
+
+    def check(self) -> list[checks.CheckMessage]:
+        """E196: ``from_email`` is neither None nor an address; E197: ``subject_prefix`` is not text."""
+        messages: list[checks.CheckMessage] = []
+        where = "CIBA['NOTIFICATION_BACKEND']['OPTIONS']"
+        if self.from_email is not None and not (isinstance(self.from_email, str) and self.from_email.strip()):
+            messages.append(
+                checks.Error(
+                    f"The e-mail notification backend's 'from_email' in {where} must be None "
+                    "(DEFAULT_FROM_EMAIL) or an address.",
+                    id="django_ciba.E196",
+                )
+            )
+        if not isinstance(self.subject_prefix, str):
+            messages.append(
+                checks.Error(
+                    f"The e-mail notification backend's 'subject_prefix' in {where} must be a string.",
+                    id="django_ciba.E197",
+                )
+            )
+        return messages
 
     def get_context(self, notification: DeviceNotification) -> dict[str, Any]:
         return {

@@ -119,7 +119,7 @@ class WebhookBackend(BaseNotificationBackend):
 
     Options: ``url`` (required), ``secret`` (required, at least 32 characters recommended) and
     ``header_name`` (default ``X-Ciba-Signature``). Timeouts and the allowed destinations come
-    from the ``OUTBOUND_*`` settings.
+    from the ``CIBA["OUTBOUND"]`` settings.
     """
 
     def __init__(
@@ -163,15 +163,15 @@ class WebhookBackend(BaseNotificationBackend):
                         checks.Error(
                             f"The webhook notification backend's url is refused: {exc}",
                             hint="Use a public https URL, or allow its network in "
-                            "CIBA['OUTBOUND_ALLOWED_NETWORKS'].",
-                            id="django_ciba.E030",
+                            "CIBA['OUTBOUND']['ALLOWED_NETWORKS'].",
+                            id="django_ciba.E190",
                         )
                     )
         if not self._secret or not isinstance(self._secret, str | bytes):
             messages.append(
                 checks.Error(
                     f"The webhook notification backend needs a 'secret' (str) in {where}.",
-                    id="django_ciba.E030",
+                    id="django_ciba.E191",
                 )
             )
         elif len(self._secret) < MIN_SECRET_LENGTH:
@@ -190,7 +190,7 @@ class WebhookBackend(BaseNotificationBackend):
 
         if not self.url or not self._secret:
             raise PermanentNotificationError(
-                "The webhook notification backend has no url or no secret (see check django_ciba.E030)."
+                "The webhook notification backend has no url or no secret (checks django_ciba.E030, E191)."
             )
         body = encode_payload(build_payload(notification))
         headers = {self.header_name: sign(self._secret, body)}

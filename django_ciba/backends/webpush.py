@@ -7,8 +7,8 @@ each notification this backend POSTs to every subscription of the user:
 * a JSON payload ``{"title", "body", "url", "request_id"}``, encrypted for the browser
   (``aes128gcm``, RFC 8188/8291; pywebpush does the encryption) and padded with spaces to a
   multiple of 256 bytes, so the push service learns neither the content nor its exact length;
-* a VAPID ``Authorization`` header (RFC 8292): an ES256 JWT signed with
-  ``CIBA["WEBPUSH_VAPID_PRIVATE_KEY"]`` for the push service's origin, valid 12 hours;
+* a VAPID ``Authorization`` header (RFC 8292): an ES256 JWT signed with the ``vapid_private_key``
+  option (:mod:`django_ciba.backends.webpush_keys`) for the push service's origin, valid 12 hours;
 * ``TTL`` (seconds until the request expires), ``Urgency`` and ``Topic: ciba-<pk>`` (a retry
   replaces a message still queued for the same request).
 
@@ -23,18 +23,11 @@ are never logged or put into error messages, only the push service's origin and 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
-import time
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from django.core import checks
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -45,8 +38,55 @@ from django_ciba.backends.base import (
     NotificationError,
     PermanentNotificationError,
 )
+from django_ciba.backends.webpush_keys import (
+    AUTH_SECRET_LENGTH,
+    P256_POINT_LENGTH,
+    PRIVATE,
+    PUBLIC,
+    SUBJECT,
+    VAPID_LIFETIME,
+    VapidConfig,
+    VapidProblem,
+    b64url_decode,
+    b64url_encode,
+    check_vapid,
+    generate_vapid_keys,
+    load_private_key,
+    parse_auth_secret,
+    parse_public_key,
+    private_key_text,
+    public_key_text,
+    push_service_origin,
+    vapid_authorization,
+    vapid_config,
+    vapid_public_key,
+    vapid_values,
+)
 from django_ciba.core.conf import ciba_settings
 from django_ciba.exceptions import CibaConfigurationError
+
+
+__all__ = [  # the key helpers live in webpush_keys; importable from here as before
+    "AUTH_SECRET_LENGTH",
+    "P256_POINT_LENGTH",
+    "VAPID_LIFETIME",
+    "VapidConfig",
+    "VapidProblem",
+    "WebPushBackend",
+    "b64url_decode",
+    "b64url_encode",
+    "encrypt",
+    "generate_vapid_keys",
+    "load_private_key",
+    "parse_auth_secret",
+    "parse_public_key",
+    "private_key_text",
+    "public_key_text",
+    "push_service_origin",
+    "vapid_authorization",
+    "vapid_config",
+    "vapid_public_key",
+]
 
 
 logger = logging.getLogger(__name__)
@@ -57,178 +97,8 @@ URGENCIES = ("very-low", "low", "normal", "high")
 MAX_PLAINTEXT = 3993
 #: The plaintext is padded with spaces to a multiple of this, hiding its exact length.
 PAD_TO = 256
-#: Lifetime of the VAPID JWT; RFC 8292 §2 allows at most 24 hours.
-VAPID_LIFETIME = timedelta(hours=12)
-P256_POINT_LENGTH = 65  # uncompressed: 0x04 || X || Y
-AUTH_SECRET_LENGTH = 16
 _TRANSIENT_STATUSES = frozenset({408, 429})
 _EXPIRED_STATUSES = frozenset({404, 410})
-_SETTINGS = "CIBA['WEBPUSH_VAPID_PRIVATE_KEY'], ['WEBPUSH_VAPID_PUBLIC_KEY'] and ['WEBPUSH_VAPID_SUBJECT']"
-
-
-# --- encodings and keys ------------------------------------------------------------------------
-
-
-def b64url_encode(data: bytes) -> str:
-    """Base64url without padding (what browsers and VAPID use)."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(value: object) -> bytes:
-    """Decode base64url with or without padding; raise ValueError on anything else."""
-    if not isinstance(value, str) or not value.isascii():
-        raise ValueError("not a base64url string")
-    stripped = value.rstrip("=")
-    if not stripped or any(not (char.isalnum() or char in "-_") for char in stripped):
-        raise ValueError("not a base64url string")
-    if len(stripped) % 4 == 1:
-        raise ValueError("not a base64url string (bad length)")
-    try:
-        return base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
-    except (binascii.Error, ValueError):
-        raise ValueError("not a base64url string")
-
-
-def parse_public_key(value: object) -> bytes:
-    """A P-256 public key as base64url uncompressed point (a subscription's ``p256dh``, the
-    VAPID public key): the 65 raw bytes, checked to be a point on the curve."""
-    raw = b64url_decode(value)
-    if len(raw) != P256_POINT_LENGTH or raw[0] != 4:
-        raise ValueError("not an uncompressed P-256 point (65 bytes starting with 0x04)")
-    try:
-        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
-    except ValueError:
-        raise ValueError("not a point on the P-256 curve")
-    return raw
-
-
-def parse_auth_secret(value: object) -> bytes:
-    """A subscription's ``auth`` secret: base64url of 16 bytes."""
-    raw = b64url_decode(value)
-    if len(raw) != AUTH_SECRET_LENGTH:
-        raise ValueError(f"the auth secret must be {AUTH_SECRET_LENGTH} bytes")
-    return raw
-
-
-def public_key_text(private_key: ec.EllipticCurvePrivateKey) -> str:
-    """The base64url uncompressed point of ``private_key``'s public key (``applicationServerKey``)."""
-    point = private_key.public_key().public_bytes(
-        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    )
-    return b64url_encode(point)
-
-
-def private_key_text(private_key: ec.EllipticCurvePrivateKey) -> str:
-    """The base64url raw 32-byte private scalar (the form ``WEBPUSH_VAPID_PRIVATE_KEY`` takes)."""
-    return b64url_encode(private_key.private_numbers().private_value.to_bytes(32, "big"))
-
-
-def load_private_key(value: str) -> ec.EllipticCurvePrivateKey:
-    """Load a P-256 private key given as base64url raw 32-byte scalar (``web-push
-    generate-vapid-keys``, ``manage.py ciba_vapid_keys``), as PEM, or as base64url DER."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("the key is empty")
-    text = value.strip()
-    try:
-        if text.startswith("-----BEGIN"):
-            key: Any = serialization.load_pem_private_key(text.encode("ascii"), password=None)
-        else:
-            raw = b64url_decode("".join(text.split()))
-            if len(raw) == 32:
-                key = ec.derive_private_key(int.from_bytes(raw, "big"), ec.SECP256R1())
-            else:
-                key = serialization.load_der_private_key(raw, password=None)
-    except (TypeError, ValueError, UnicodeError) as exc:
-        # Never echo the key: name the problem only.
-        raise ValueError(f"the key cannot be loaded ({type(exc).__name__})") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
-        raise ValueError("the key is not a P-256 (prime256v1) EC key")
-    return key
-
-
-def generate_vapid_keys() -> tuple[str, str]:
-    """A new VAPID key pair: ``(private, public)``, both base64url, as the settings take them."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    return private_key_text(key), public_key_text(key)
-
-
-@dataclass(frozen=True)
-class VapidConfig:
-    private_key: ec.EllipticCurvePrivateKey
-    public_key: str  # base64url uncompressed point
-    subject: str
-
-    def __repr__(self) -> str:  # the private key stays out of reprs and tracebacks
-        return f"<VapidConfig public_key={self.public_key!r} subject={self.subject!r}>"
-
-
-def vapid_config() -> VapidConfig:
-    """The VAPID settings, checked; raises :class:`CibaConfigurationError` naming the problem."""
-    private, public = ciba_settings.WEBPUSH_VAPID_PRIVATE_KEY, ciba_settings.WEBPUSH_VAPID_PUBLIC_KEY
-    subject = ciba_settings.WEBPUSH_VAPID_SUBJECT
-    if not private or not public or not subject:
-        missing = [
-            name
-            for name, value in (
-                ("WEBPUSH_VAPID_PRIVATE_KEY", private),
-                ("WEBPUSH_VAPID_PUBLIC_KEY", public),
-                ("WEBPUSH_VAPID_SUBJECT", subject),
-            )
-            if not value
-        ]
-        raise CibaConfigurationError(
-            f"The Web Push backend needs {', '.join(f'CIBA[{name!r}]' for name in missing)} "
-            "(generate a key pair with: manage.py ciba_vapid_keys)."
-        )
-    try:
-        private_key = load_private_key(private)
-    except ValueError as exc:
-        raise CibaConfigurationError(f"CIBA['WEBPUSH_VAPID_PRIVATE_KEY'] is invalid: {exc}.") from None
-    try:
-        parse_public_key(public)
-    except ValueError as exc:
-        raise CibaConfigurationError(
-            f"CIBA['WEBPUSH_VAPID_PUBLIC_KEY'] is invalid: {exc} (base64url, as browsers take it)."
-        ) from None
-    derived = public_key_text(private_key)
-    if b64url_decode(public) != b64url_decode(derived):
-        raise CibaConfigurationError(
-            "CIBA['WEBPUSH_VAPID_PUBLIC_KEY'] is not the public key of CIBA['WEBPUSH_VAPID_PRIVATE_KEY'] "
-            f"(that would be {derived!r})."
-        )
-    if not isinstance(subject, str) or not (
-        (subject.startswith("mailto:") and len(subject) > 7) or subject.startswith("https://")
-    ):
-        raise CibaConfigurationError(
-            "CIBA['WEBPUSH_VAPID_SUBJECT'] must be a mailto: or https: URL where push services can "
-            "reach the operator (RFC 8292 §2.1), e.g. 'mailto:ops@example.com'."
-        )
-    return VapidConfig(private_key=private_key, public_key=derived, subject=subject)
-
-
-def push_service_origin(endpoint: str) -> str:
-    """``https://host[:port]`` of a push endpoint: the VAPID ``aud``, and what logs may show."""
-    parts = urlsplit(endpoint)
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    port = parts.port
-    default = {"https": 443, "http": 80}.get(parts.scheme)
-    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
-
-
-def vapid_authorization(endpoint: str, config: VapidConfig, *, now: float | None = None) -> str:
-    """The ``Authorization: vapid t=<JWT>,k=<public key>`` value for a POST to ``endpoint``."""
-    import jwt
-
-    issued = int(time.time() if now is None else now)
-    claims = {
-        "aud": push_service_origin(endpoint),
-        "exp": issued + int(VAPID_LIFETIME.total_seconds()),
-        "sub": config.subject,
-    }
-    token = jwt.encode(claims, config.private_key, algorithm="ES256", headers={"typ": "JWT"})
-    return f"vapid t={token},k={config.public_key}"
 
 
 def encrypt(plaintext: bytes, p256dh: str, auth: str) -> bytes:
@@ -254,6 +124,9 @@ class WebPushBackend(BaseNotificationBackend):
 
     Options:
 
+    ``vapid_private_key``, ``vapid_public_key``, ``vapid_subject`` (required)
+        The VAPID key pair (``manage.py ciba_vapid_keys``) and the contact sent to push services
+        (``mailto:...`` or an https URL); see :mod:`django_ciba.backends.webpush_keys`.
     ``urgency`` (``"high"``)
         The ``Urgency`` header (RFC 8030 §5.3): ``very-low``, ``low``, ``normal`` or ``high``.
     ``ttl`` (``None``)
@@ -269,6 +142,9 @@ class WebPushBackend(BaseNotificationBackend):
     def __init__(
         self,
         *,
+        vapid_private_key: str | None = None,
+        vapid_public_key: str | None = None,
+        vapid_subject: str | None = None,
         urgency: str = "high",
         ttl: int | None = None,
         title: str | None = None,
@@ -288,17 +164,17 @@ class WebPushBackend(BaseNotificationBackend):
             raise CibaConfigurationError(
                 f"The Web Push backend needs pywebpush: pip install 'django-ciba[webpush]' ({exc})."
             ) from exc
+        # Never shown: the private key stays out of reprs, errors and logs.
+        self._vapid = vapid_values(
+            {PRIVATE: vapid_private_key, PUBLIC: vapid_public_key, SUBJECT: vapid_subject}
+        )
         self.urgency = urgency
         self.ttl = ttl
         self.title = title
         self.include_details = bool(include_details)
 
     def check(self) -> list[checks.CheckMessage]:
-        messages: list[checks.CheckMessage] = []
-        try:
-            vapid_config()
-        except CibaConfigurationError as exc:
-            messages.append(checks.Error(str(exc), id="django_ciba.E032"))
+        messages = check_vapid(self._vapid)
         if not ciba_settings.APPROVAL_URL:
             messages.append(
                 checks.Warning(
@@ -364,7 +240,7 @@ class WebPushBackend(BaseNotificationBackend):
     def notify(self, notification: DeviceNotification) -> None:
         from django_ciba.models import WebPushSubscription
 
-        config = vapid_config()  # CibaConfigurationError: a permanent, logged failure
+        config = vapid_config(self._vapid)  # CibaConfigurationError: a permanent, logged failure
         subscriptions = list(WebPushSubscription.objects.filter(user_id=notification.user.pk).order_by("pk"))
         if not subscriptions:
             raise PermanentNotificationError(

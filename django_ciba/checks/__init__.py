@@ -3,7 +3,31 @@
 Importing this package registers every check with Django's check framework.
 """
 
-from django_ciba.checks import assurance, automation, clients, integration, pages, settings
+from django_ciba.checks import (
+    assurance,
+    automation,
+    clients,
+    integration,
+    limits,
+    names,
+    outbound,
+    pages,
+    protocol,
+    settings,
+    signed_requests,
+)
 
 
-__all__ = ["assurance", "automation", "clients", "integration", "pages", "settings"]
+__all__ = [
+    "assurance",
+    "automation",
+    "clients",
+    "integration",
+    "limits",
+    "names",
+    "outbound",
+    "pages",
+    "protocol",
+    "settings",
+    "signed_requests",
+]

@@ -1,4 +1,4 @@
-"""System checks of the assurance settings (``django_ciba.E080``-``E082``, ``W080``-``W081``).
+"""System checks of the assurance settings (``django_ciba.E080``-``E083``, ``W080``-``W081``).
 
 An approval's ``acr`` and ``amr`` come from ``AUTHENTICATION_CONTEXT`` and ``ACR_REQUIREMENTS``
 (:mod:`django_ciba.assurance`); these checks make sure the hook loads and that every advertised
@@ -24,15 +24,8 @@ def _strings(value: Any) -> bool:
 
 @checks.register()
 def check_assurance_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """E080 hook, E081 requirements, E082 supported values; W080 / W081 values never issued."""
+    """E080 / E083 hook, E081 requirements, E082 supported values; W080 / W081 values never issued."""
     errors: list[checks.CheckMessage] = []
-
-    def error(message: str, number: int) -> None:
-        errors.append(checks.Error(message, hint=HINT, id=f"django_ciba.E{number:03d}"))
-
-    def warning(message: str, number: int) -> None:
-        errors.append(checks.Warning(message, hint=HINT, id=f"django_ciba.W{number:03d}"))
-
     try:
         _ = ciba_settings.user_settings
     except CibaConfigurationError:
@@ -40,39 +33,64 @@ def check_assurance_settings(app_configs: Any = None, **kwargs: Any) -> list[che
     try:
         hook = ciba_settings.AUTHENTICATION_CONTEXT
     except CibaConfigurationError as exc:
-        error(str(exc), 80)
+        errors.append(
+            checks.Error(
+                f"CIBA['AUTHENTICATION_CONTEXT'] cannot be imported: {exc}", hint=HINT, id="django_ciba.E080"
+            )
+        )
     else:
         if not callable(hook):
-            error("CIBA['AUTHENTICATION_CONTEXT'] must name a callable hook(request, user).", 80)
+            errors.append(
+                checks.Error(
+                    "CIBA['AUTHENTICATION_CONTEXT'] must name a callable hook(request, user).",
+                    hint=HINT,
+                    id="django_ciba.E083",
+                )
+            )
     requirements = ciba_settings.ACR_REQUIREMENTS
     if not isinstance(requirements, dict) or not all(
         isinstance(acr, str) and acr and not any(c.isspace() for c in acr) and _strings(amr) and amr
         for acr, amr in requirements.items()
     ):
-        error(
-            "CIBA['ACR_REQUIREMENTS'] must map acr values (non-empty, without spaces) to non-empty "
-            "lists of amr values.",
-            81,
+        errors.append(
+            checks.Error(
+                "CIBA['ACR_REQUIREMENTS'] must map acr values (non-empty, without spaces) to non-empty "
+                "lists of amr values.",
+                hint=HINT,
+                id="django_ciba.E081",
+            )
         )
         requirements = None
     supported = ciba_settings.ACR_VALUES_SUPPORTED
     if not _strings(supported):
-        error("CIBA['ACR_VALUES_SUPPORTED'] must be a list of acr values (strings).", 82)
+        errors.append(
+            checks.Error(
+                "CIBA['ACR_VALUES_SUPPORTED'] must be a list of acr values (strings).",
+                hint=HINT,
+                id="django_ciba.E082",
+            )
+        )
         supported = None
     if requirements is None or not supported:
         return errors
     undefined = [acr for acr in supported if acr not in requirements]
     if undefined:
-        warning(
-            f"CIBA['ACR_VALUES_SUPPORTED'] advertises {', '.join(undefined)}, which "
-            "CIBA['ACR_REQUIREMENTS'] does not define: no approval can ever carry it.",
-            80,
+        errors.append(
+            checks.Warning(
+                f"CIBA['ACR_VALUES_SUPPORTED'] advertises {', '.join(undefined)}, which "
+                "CIBA['ACR_REQUIREMENTS'] does not define: no approval can ever carry it.",
+                hint=HINT,
+                id="django_ciba.W080",
+            )
         )
     unadvertised = [acr for acr in requirements if acr not in supported]
     if unadvertised:
-        warning(
-            f"CIBA['ACR_REQUIREMENTS'] defines {', '.join(unadvertised)}, which "
-            "CIBA['ACR_VALUES_SUPPORTED'] does not list: it is never issued.",
-            81,
+        errors.append(
+            checks.Warning(
+                f"CIBA['ACR_REQUIREMENTS'] defines {', '.join(unadvertised)}, which "
+                "CIBA['ACR_VALUES_SUPPORTED'] does not list: it is never issued.",
+                hint=HINT,
+                id="django_ciba.W081",
+            )
         )
     return errors

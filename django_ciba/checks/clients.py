@@ -12,6 +12,7 @@ from django_ciba.core.conf import ciba_settings
 from django_ciba.exceptions import CibaConfigurationError
 
 
+HINT = "See the JWK set settings."
 #: How many client_ids W085 names at most (the rest are counted).
 LISTED_CLIENTS = 20
 
@@ -25,34 +26,64 @@ def _positive(value: Any, *, integer: bool = False) -> bool:
 def check_jwks_fetch_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """The bounds of ``jwks_uri`` fetching (E079, E085-E089)."""
     errors: list[checks.CheckMessage] = []
-
-    def error(message: str, number: int) -> None:
-        errors.append(
-            checks.Error(message, hint="See the JWK set settings.", id=f"django_ciba.E{number:03d}")
-        )
-
     try:
         _ = ciba_settings.user_settings
     except CibaConfigurationError:
         return []  # reported as E010
     if not _positive(ciba_settings.JWKS_FETCH_TIMEOUT):
-        error("CIBA['JWKS_FETCH_TIMEOUT'] must be a positive number of seconds.", 85)
+        errors.append(
+            checks.Error(
+                "CIBA['JWKS']['FETCH_TIMEOUT'] must be a positive number of seconds.",
+                hint=HINT,
+                id="django_ciba.E085",
+            )
+        )
     base, ceiling = ciba_settings.JWKS_FAILURE_BACKOFF, ciba_settings.JWKS_FAILURE_MAX_BACKOFF
     if not _positive(base):
-        error("CIBA['JWKS_FAILURE_BACKOFF'] must be a positive number of seconds.", 86)
+        errors.append(
+            checks.Error(
+                "CIBA['JWKS']['FAILURE_BACKOFF'] must be a positive number of seconds.",
+                hint=HINT,
+                id="django_ciba.E086",
+            )
+        )
     if not _positive(ceiling):
-        error("CIBA['JWKS_FAILURE_MAX_BACKOFF'] must be a positive number of seconds.", 79)
+        errors.append(
+            checks.Error(
+                "CIBA['JWKS']['FAILURE_MAX_BACKOFF'] must be a positive number of seconds.",
+                hint=HINT,
+                id="django_ciba.E079",
+            )
+        )
     if _positive(base) and _positive(ceiling) and base > ceiling:
-        error("CIBA['JWKS_FAILURE_BACKOFF'] must not exceed CIBA['JWKS_FAILURE_MAX_BACKOFF'].", 87)
+        errors.append(
+            checks.Error(
+                "CIBA['JWKS']['FAILURE_BACKOFF'] must not exceed CIBA['JWKS']['FAILURE_MAX_BACKOFF'].",
+                hint=HINT,
+                id="django_ciba.E087",
+            )
+        )
     limit = ciba_settings.JWKS_FETCH_LIMIT
     if limit is not None and not (
         isinstance(limit, list | tuple)
         and len(limit) == 2
         and all(_positive(item, integer=True) for item in limit)
     ):
-        error("CIBA['JWKS_FETCH_LIMIT'] must be None or [fetches, seconds], two positive integers.", 88)
+        errors.append(
+            checks.Error(
+                "CIBA['JWKS']['FETCH_LIMIT'] must be None or [fetches, seconds], two positive integers.",
+                hint=HINT,
+                id="django_ciba.E088",
+            )
+        )
     if not _positive(ciba_settings.JWKS_MAX_CONCURRENT_FETCHES, integer=True):
-        error("CIBA['JWKS_MAX_CONCURRENT_FETCHES'] must be a positive integer.", 89)
+        errors.append(
+            checks.Error(
+                "CIBA['JWKS']['MAX_CONCURRENT_FETCHES'] must be a positive integer.",
+                hint=HINT,
+                id="django_ciba.E089",
+            )
+        )
     return errors
 
 

@@ -1,6 +1,6 @@
 """Serving while ``manage.py check`` reports errors: a JSON answer, never a bare 500.
 
-A setting of the wrong type (``CIBA["CLIENT_RATE_LIMIT"] = 120``) or an unusable OpenID Connect
+A setting of the wrong type (``CIBA["LIMITS"]["CLIENT_RATE"] = 120``) or an unusable OpenID Connect
 signing key makes the code that reads it fail. When a protocol endpoint fails that way, and the
 system checks of the settings report an error, the endpoint answers ``503 temporarily_unavailable``
 (the JSON of :mod:`django_ciba.middleware`) instead of Django's 500 page, and logs the check IDs at
@@ -37,6 +37,7 @@ ANSWERS: tuple[type[Exception], ...] = (Http404, PermissionDenied, SuspiciousOpe
 SETTINGS_CHECKS: tuple[Callable[..., Iterable[checks.CheckMessage]], ...] = (
     ciba_checks.check_dot_integration,
     ciba_checks.check_ciba_settings,
+    ciba_checks.check_setting_names,
     ciba_checks.check_delivery_settings,
     ciba_checks.check_client_key_settings,
     ciba_checks.check_abuse_settings,

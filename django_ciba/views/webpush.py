@@ -23,9 +23,8 @@ from rest_framework import status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 
-from django_ciba.backends.webpush import parse_auth_secret, parse_public_key
+from django_ciba.backends.webpush_keys import parse_auth_secret, parse_public_key, vapid_public_key
 from django_ciba.core import outbound
-from django_ciba.core.conf import ciba_settings
 from django_ciba.models import WebPushSubscription
 from django_ciba.views.device_api import DeviceAPIView
 
@@ -72,7 +71,7 @@ class WebPushSubscribeView(DeviceAPIView):
     parser_classes = (JSONParser,)
 
     def post(self, request: Any) -> Response:
-        if not ciba_settings.WEBPUSH_VAPID_PUBLIC_KEY:
+        if not vapid_public_key():
             return Response(
                 {"error": "not_found", "error_description": "Web Push is not enabled."},
                 status=status.HTTP_404_NOT_FOUND,

@@ -73,10 +73,12 @@ def demo_settings(receiver: CallbackReceiver) -> Iterator[dict[str, Any]]:
     """For this run only: callbacks may reach 127.0.0.0/8, device notifications go to the locmem
     backend (so the demo can show them), and the receiver's certificate is trusted."""
     ciba = dict(getattr(settings, "CIBA", None) or {})
-    allowed = list(ciba.get("OUTBOUND_ALLOWED_NETWORKS") or [])
+    outbound = dict(ciba.get("OUTBOUND") or {})
+    # The old flat name (still accepted, check W180) is moved to its place rather than given twice.
+    allowed = list(outbound.get("ALLOWED_NETWORKS") or ciba.pop("OUTBOUND_ALLOWED_NETWORKS", None) or [])
     if LOOPBACK not in allowed:
         allowed.append(LOOPBACK)
-    ciba.update(OUTBOUND_ALLOWED_NETWORKS=allowed, NOTIFICATION_BACKEND=LOCMEM_BACKEND)
+    ciba.update(OUTBOUND={**outbound, "ALLOWED_NETWORKS": allowed}, NOTIFICATION_BACKEND=LOCMEM_BACKEND)
     saved = os.environ.get("REQUESTS_CA_BUNDLE")
     os.environ["REQUESTS_CA_BUNDLE"] = receiver.ca_file  # read by django_ciba.core.outbound per call
     locmem.reset()

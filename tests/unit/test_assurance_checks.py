@@ -1,4 +1,4 @@
-"""System checks of the assurance settings (``django_ciba.E080``-``E082``, ``W080``-``W081``).
+"""System checks of the assurance settings (``django_ciba.E080``-``E083``, ``W080``-``W081``).
 
 IDT-04: the acr of an approval is derived with ``AUTHENTICATION_CONTEXT`` and ``ACR_REQUIREMENTS``;
 a broken hook or an advertised value that can never be issued is reported by ``manage.py check``.
@@ -38,10 +38,15 @@ def test_registered_with_django_check_framework(ciba_settings):
     assert "django_ciba.E081" in [message.id for message in checks.run_checks()]
 
 
-@pytest.mark.parametrize("value", ["django_ciba.assurance.no_such_hook", "no.such.module.hook", 42])
+@pytest.mark.parametrize("value", ["django_ciba.assurance.no_such_hook", "no.such.module.hook"])
 def test_e080_unusable_hook(ciba_settings, value):
     ciba_settings.set(AUTHENTICATION_CONTEXT=value)
     assert ids(check_assurance_settings()) == ["django_ciba.E080"]
+
+
+def test_e083_hook_not_callable(ciba_settings):
+    ciba_settings.set(AUTHENTICATION_CONTEXT=42)
+    assert ids(check_assurance_settings()) == ["django_ciba.E083"]
 
 
 @pytest.mark.parametrize(

@@ -624,17 +624,26 @@ def test_webhook_check_accepts_a_good_configuration(outbound):
     assert WebhookBackend(url=URL, secret=SECRET).check() == []
 
 
-@pytest.mark.parametrize("options", [{"secret": SECRET}, {"url": URL}, {}, {"url": URL, "secret": 12345}])
-def test_webhook_check_needs_url_and_secret(outbound, options):
+@pytest.mark.parametrize(
+    "options, check_ids",
+    [
+        ({"secret": SECRET}, {"django_ciba.E030"}),
+        ({"url": URL}, {"django_ciba.E191"}),
+        ({}, {"django_ciba.E030", "django_ciba.E191"}),
+        ({"url": URL, "secret": 12345}, {"django_ciba.E191"}),
+    ],
+)
+def test_webhook_check_needs_url_and_secret(outbound, options, check_ids):
+    # E030: no url; E191: no secret.
     messages = WebhookBackend(**options).check()
-    assert {message.id for message in messages} == {"django_ciba.E030"}
+    assert {message.id for message in messages} == check_ids
     assert all(message.is_serious() for message in messages)
 
 
 def test_webhook_check_refuses_an_unsafe_url(outbound):
     outbound.refused.add("http://10.0.0.1/push")
     [message] = WebhookBackend(url="http://10.0.0.1/push", secret=SECRET).check()
-    assert message.id == "django_ciba.E030" and message.is_serious()
+    assert message.id == "django_ciba.E190" and message.is_serious()
     assert "private address" in message.msg
 
 

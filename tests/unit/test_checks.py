@@ -180,19 +180,26 @@ def test_e011_one_message_per_unknown_key_with_its_nearest_key():
         messages = check_ciba_settings()
     assert ids(messages) == ["django_ciba.E011"] * 3
     hints = {message.msg: message.hint for message in messages}
-    assert "'CLIENT_RATE_LIMIT'" in hints["Unknown CIBA setting 'CLIENT_RATELIMIT'."]
-    assert "'USER_RATE_LIMIT'" in hints["Unknown CIBA setting 'user_rate_limit'."]
+    # The hint names the nearest setting at its place (here in the LIMITS section).
+    assert "CIBA['LIMITS']['CLIENT_RATE']" in hints["Unknown CIBA setting 'CLIENT_RATELIMIT'."]
+    assert "CIBA['LIMITS']['USER_RATE']" in hints["Unknown CIBA setting 'user_rate_limit'."]
     assert "Did you mean" not in hints["Unknown CIBA setting 'COLOUR'."]
 
 
 @pytest.mark.parametrize(
-    "name", ["DEFAULT_EXPIRES_IN", "MAX_EXPIRES_IN", "INTERVAL", "BINDING_MESSAGE_MAX_LENGTH"]
+    "name, check_id",
+    [
+        ("INTERVAL", "E012"),
+        ("DEFAULT_EXPIRES_IN", "E140"),
+        ("MAX_EXPIRES_IN", "E141"),
+        ("BINDING_MESSAGE_MAX_LENGTH", "E142"),
+    ],
 )
 @pytest.mark.parametrize("value", [0, -1, "5", True, 2.5])
-def test_e012_not_a_positive_integer(name, value):
-    # ACK-04 / ACK-05: lifetimes and intervals are positive integers.
-    with override_settings(CIBA={name: value}):
-        assert "django_ciba.E012" in ids(check_ciba_settings())
+def test_e012_e140_e142_not_a_positive_integer(ciba_settings, name, check_id, value):
+    # ACK-04 / ACK-05: lifetimes and intervals are positive integers; one ID per setting.
+    ciba_settings.set(**{name: value})
+    assert f"django_ciba.{check_id}" in ids(check_ciba_settings())
 
 
 def test_e013_default_expiry_above_maximum():
@@ -201,10 +208,10 @@ def test_e013_default_expiry_above_maximum():
         assert ids(check_ciba_settings()) == ["django_ciba.E013"]
 
 
-def test_e013_maximum_above_one_year():
+def test_e143_maximum_above_one_year():
     # ACK-04: the conformance suite fails an expires_in above one year.
     with override_settings(CIBA={"MAX_EXPIRES_IN": 365 * 24 * 3600 + 1}):
-        assert ids(check_ciba_settings()) == ["django_ciba.E013"]
+        assert ids(check_ciba_settings()) == ["django_ciba.E143"]
     with override_settings(CIBA={"MAX_EXPIRES_IN": 365 * 24 * 3600}):
         assert check_ciba_settings() == []
 
@@ -248,17 +255,17 @@ def test_e017_auth_req_id_too_short(value):
 
 
 @pytest.mark.parametrize(
-    "setting",
+    "setting, check_id",
     [
-        {"USER_RESOLVERS": ["django_ciba.resolvers.NoSuchResolver"]},
-        {"USER_CODE_VERIFIER": "no_such_module.verify"},
+        ({"USER_RESOLVERS": ["django_ciba.resolvers.NoSuchResolver"]}, "E018"),
+        ({"USER_CODE_VERIFIER": "no_such_module.verify"}, "E144"),
     ],
 )
-def test_e018_unimportable_hook(setting):
+def test_e018_e144_unimportable_hook(setting, check_id):
     # VAL-04 / UC-*: a hook that cannot be imported is reported, not raised.
     with override_settings(CIBA=setting):
         messages = check_ciba_settings()
-    assert ids(messages) == ["django_ciba.E018"]
+    assert ids(messages) == [f"django_ciba.{check_id}"]
 
 
 def test_e019_user_code_without_verifier():
@@ -290,8 +297,15 @@ def test_settings_restored_after_override():
 
 
 def delivery_ids(**ciba):
-    with override_settings(CIBA={**settings.CIBA, **ciba}, DEBUG=True):
-        return ids(check_delivery_settings())
+    from django_ciba.testing import CibaSettingsOverride
+
+    override = CibaSettingsOverride()
+    override.set(**ciba)
+    try:
+        with override_settings(DEBUG=True):
+            return ids(check_delivery_settings())
+    finally:
+        override.undo()
 
 
 def test_delivery_defaults_pass():
@@ -299,22 +313,23 @@ def test_delivery_defaults_pass():
 
 
 @pytest.mark.parametrize(
-    "name, value",
+    "name, value, check_id",
     [
-        ("OUTBOUND_CONNECT_TIMEOUT", 0),
-        ("OUTBOUND_READ_TIMEOUT", -1),
-        ("RETRY_BASE_DELAY", "2"),
-        ("RETRY_MAX_DELAY", None),
-        ("RETRY_MIN_WINDOW", 0),
-        ("DELIVERY_LEASE", True),
-        ("ACKNOWLEDGEMENT_GRACE", 0),
-        ("BATCH_SIZE", 0),
-        ("BATCH_SIZE", 2.5),
-        ("RETENTION", -1),
+        ("OUTBOUND_CONNECT_TIMEOUT", 0, "E021"),
+        ("OUTBOUND_READ_TIMEOUT", -1, "E150"),
+        ("RETRY_BASE_DELAY", "2", "E151"),
+        ("RETRY_MAX_DELAY", None, "E152"),
+        ("RETRY_MIN_WINDOW", 0, "E153"),
+        ("DELIVERY_LEASE", True, "E154"),
+        ("ACKNOWLEDGEMENT_GRACE", 0, "E155"),
+        ("BATCH_SIZE", 0, "E156"),
+        ("BATCH_SIZE", 2.5, "E156"),
+        ("RETENTION", -1, "E157"),
     ],
 )
-def test_delivery_numbers_must_be_positive(name, value):
-    assert "django_ciba.E021" in delivery_ids(**{name: value})
+def test_delivery_numbers_must_be_positive(name, value, check_id):
+    # One ID per setting.
+    assert f"django_ciba.{check_id}" in delivery_ids(**{name: value})
 
 
 def test_lease_must_outlast_the_timeouts():
@@ -350,7 +365,7 @@ def test_sealing_keys_must_be_a_list(value):
 def test_notification_backend_errors_are_reported():
     assert delivery_ids(NOTIFICATION_BACKEND={"BACKEND": "no.such.Backend"}) == ["django_ciba.E026"]
     webhook = {"BACKEND": "django_ciba.backends.webhook.WebhookBackend", "OPTIONS": {"url": ""}}
-    assert set(delivery_ids(NOTIFICATION_BACKEND=webhook)) == {"django_ciba.E030"}
+    assert set(delivery_ids(NOTIFICATION_BACKEND=webhook)) == {"django_ciba.E030", "django_ciba.E191"}
 
 
 def test_console_backend_warns_in_production():
@@ -382,19 +397,20 @@ def test_e050_signing_algorithms_must_be_asymmetric(algorithms):
 
 
 @pytest.mark.parametrize(
-    "name",
+    "name, check_id",
     [
-        "REQUEST_OBJECT_MAX_LIFETIME",
-        "REQUEST_OBJECT_MAX_AGE",
-        "CLIENT_ASSERTION_MAX_LIFETIME",
-        "JWKS_CACHE_TTL",
-        "JWKS_MAX_BYTES",
-        "JWKS_REFRESH_INTERVAL",
+        ("REQUEST_OBJECT_MAX_LIFETIME", "E051"),
+        ("REQUEST_OBJECT_MAX_AGE", "E160"),
+        ("CLIENT_ASSERTION_MAX_LIFETIME", "E161"),
+        ("JWKS_CACHE_TTL", "E162"),
+        ("JWKS_MAX_BYTES", "E163"),
+        ("JWKS_REFRESH_INTERVAL", "E164"),
     ],
 )
 @pytest.mark.parametrize("value", [0, -1, "60", None])
-def test_e051_limits_must_be_positive(name, value):
-    assert key_ids(**{name: value}) == ["django_ciba.E051"]
+def test_e051_e160_e164_limits_must_be_positive(name, check_id, value):
+    # One ID per setting.
+    assert key_ids(**{name: value}) == [f"django_ciba.{check_id}"]
 
 
 @pytest.mark.parametrize("types", [["pairwise"], [], ["public", "ephemeral"], "public"])

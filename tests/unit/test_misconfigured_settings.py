@@ -21,11 +21,11 @@ BC_AUTHORIZE = [
     ("UNAPPROVED_PROMPT_LIMIT", 10, "E067"),
     ("UNAPPROVED_PROMPT_CEILING", [30], "E068"),
     ("MAX_PENDING_PER_CLIENT_USER", "3", "E066"),
-    ("USER_CODE_LOCKOUT", "900", "E062"),
-    ("DEFAULT_EXPIRES_IN", "300", "E012"),
-    ("MAX_EXPIRES_IN", None, "E012"),
+    ("USER_CODE_LOCKOUT", "900", "E170"),
+    ("DEFAULT_EXPIRES_IN", "300", "E140"),
+    ("MAX_EXPIRES_IN", None, "E141"),
     ("INTERVAL", "5", "E012"),
-    ("BINDING_MESSAGE_MAX_LENGTH", "128", "E012"),
+    ("BINDING_MESSAGE_MAX_LENGTH", "128", "E142"),
     ("DELIVERY_MODES", "poll", "E016"),
     ("AUTH_REQ_ID_BYTES", "32", "E017"),
     ("USER_RESOLVERS", "django_ciba.resolvers.NoSuchResolver", "E018"),
@@ -33,6 +33,7 @@ BC_AUTHORIZE = [
     ("DECISION_POLICIES", "django_ciba.policies.PreAuthorizationPolicy", "E110"),
     ("SEALING_KEYS", "", "E025"),
     ("CACHE_ALIAS", "nowhere", "E063"),
+    ("LIMITS", 120, "E182"),
 ]
 
 

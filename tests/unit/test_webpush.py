@@ -258,21 +258,22 @@ def test_check_passes_with_complete_settings(webpush_settings):
 
 
 @pytest.mark.parametrize(
-    "overrides, fragment",
+    "overrides, fragment, check_id",
     [
-        ({"WEBPUSH_VAPID_PRIVATE_KEY": None}, "WEBPUSH_VAPID_PRIVATE_KEY"),
-        ({"WEBPUSH_VAPID_PUBLIC_KEY": None, "WEBPUSH_VAPID_SUBJECT": ""}, "WEBPUSH_VAPID_SUBJECT"),
-        ({"WEBPUSH_VAPID_PRIVATE_KEY": "garbage!"}, "is invalid"),
-        ({"WEBPUSH_VAPID_PUBLIC_KEY": "AAAA"}, "is invalid"),
-        ({"WEBPUSH_VAPID_PUBLIC_KEY": webpush.generate_vapid_keys()[1]}, "is not the public key"),
-        ({"WEBPUSH_VAPID_SUBJECT": "ops@example.com"}, "mailto: or https:"),
-        ({"WEBPUSH_VAPID_SUBJECT": "http://example.com"}, "mailto: or https:"),
+        ({"WEBPUSH_VAPID_PRIVATE_KEY": None}, "vapid_private_key", "E032"),
+        ({"WEBPUSH_VAPID_PUBLIC_KEY": None, "WEBPUSH_VAPID_SUBJECT": ""}, "vapid_subject", "E032"),
+        ({"WEBPUSH_VAPID_PRIVATE_KEY": "garbage!"}, "is invalid", "E192"),
+        ({"WEBPUSH_VAPID_PUBLIC_KEY": "AAAA"}, "is invalid", "E193"),
+        ({"WEBPUSH_VAPID_PUBLIC_KEY": webpush.generate_vapid_keys()[1]}, "is not the public key", "E194"),
+        ({"WEBPUSH_VAPID_SUBJECT": "ops@example.com"}, "mailto: or https:", "E195"),
+        ({"WEBPUSH_VAPID_SUBJECT": "http://example.com"}, "mailto: or https:", "E195"),
     ],
 )
-def test_check_reports_bad_vapid_settings(webpush_settings, vapid_keys, overrides, fragment):
+def test_check_reports_bad_vapid_settings(webpush_settings, vapid_keys, overrides, fragment, check_id):
+    # One ID per problem (the settings here use the old flat names, which still work).
     webpush_settings.set(**overrides)
     [message] = get_backend().check()
-    assert message.id == "django_ciba.E032" and message.is_serious()
+    assert message.id == f"django_ciba.{check_id}" and message.is_serious()
     assert fragment in message.msg
     assert vapid_keys[0] not in message.msg
 
@@ -286,7 +287,7 @@ def test_check_warns_without_approval_url(webpush_settings):
 def test_system_checks_run_the_backend_check(webpush_settings):
     from django.conf import settings
 
-    from django_ciba.checks.settings import _check_backend
+    from django_ciba.checks.outbound import _check_backend
 
     webpush_settings.set(WEBPUSH_VAPID_SUBJECT=None)
     assert "django_ciba.E032" in {message.id for message in _check_backend(settings)}
@@ -756,10 +757,11 @@ def test_static_files_exist():
 def test_vapid_keys_command_prints_a_usable_pair(ciba_settings):
     out = StringIO()
     call_command("ciba_vapid_keys", stdout=out)
-    values = dict(re.findall(r'"(WEBPUSH_VAPID_\w+)": "([A-Za-z0-9_-]+)",', out.getvalue()))
-    assert set(values) == {"WEBPUSH_VAPID_PRIVATE_KEY", "WEBPUSH_VAPID_PUBLIC_KEY"}
-    ciba_settings.set(**values, WEBPUSH_VAPID_SUBJECT=SUBJECT)
-    assert webpush.vapid_config().public_key == values["WEBPUSH_VAPID_PUBLIC_KEY"]
+    # Printed as the backend's OPTIONS.
+    values = dict(re.findall(r'"(vapid_\w+)": "([A-Za-z0-9_-]+)",', out.getvalue()))
+    assert set(values) == {"vapid_private_key", "vapid_public_key"}
+    ciba_settings.set(NOTIFICATION_BACKEND={**BACKEND, "OPTIONS": {**values, "vapid_subject": SUBJECT}})
+    assert webpush.vapid_config().public_key == values["vapid_public_key"]
     out = StringIO()
     call_command("ciba_vapid_keys", "--env", stdout=out)
     assert re.fullmatch(

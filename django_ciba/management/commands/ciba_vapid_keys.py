@@ -5,9 +5,9 @@ from django_ciba.backends.webpush import generate_vapid_keys
 
 class Command(BaseCommand):
     help = (
-        "Generate a VAPID key pair for the Web Push backend and print it as CIBA settings "
-        "(WEBPUSH_VAPID_PRIVATE_KEY, WEBPUSH_VAPID_PUBLIC_KEY). Nothing is stored: keep the private "
-        "key secret, e.g. in your secrets manager or environment."
+        "Generate a VAPID key pair for the Web Push backend and print it as the backend's "
+        "OPTIONS (vapid_private_key, vapid_public_key of CIBA['NOTIFICATION_BACKEND']). Nothing is "
+        "stored: keep the private key secret, e.g. in your secrets manager or environment."
     )
 
     def add_arguments(self, parser):
@@ -23,5 +23,5 @@ class Command(BaseCommand):
             self.stdout.write(f"CIBA_WEBPUSH_VAPID_PRIVATE_KEY={private}")
             self.stdout.write(f"CIBA_WEBPUSH_VAPID_PUBLIC_KEY={public}")
         else:
-            self.stdout.write(f'"WEBPUSH_VAPID_PRIVATE_KEY": "{private}",')
-            self.stdout.write(f'"WEBPUSH_VAPID_PUBLIC_KEY": "{public}",')
+            self.stdout.write(f'"vapid_private_key": "{private}",')
+            self.stdout.write(f'"vapid_public_key": "{public}",')

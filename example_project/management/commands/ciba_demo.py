@@ -60,7 +60,7 @@ class Command(BaseCommand):
         out.show(
             "certificate", "self-signed for 127.0.0.1, made for this run, trusted via REQUESTS_CA_BUNDLE"
         )
-        out.show("CIBA['OUTBOUND_ALLOWED_NETWORKS'] (this run)", ciba["OUTBOUND_ALLOWED_NETWORKS"])
+        out.show("CIBA['OUTBOUND']['ALLOWED_NETWORKS'] (this run)", ciba["OUTBOUND"]["ALLOWED_NETWORKS"])
 
         out.step("The clients read the OP's discovery document")
         http = requests.Session()
