@@ -137,7 +137,7 @@ class IdTokenHintResolver(BaseUserResolver):
 
 
 def login_hint_token_keys() -> list[Any]:
-    """The keys configured in ``CIBA["LOGIN_HINT_TOKEN_KEYS"]`` as PyJWT key objects."""
+    """The keys configured in ``CIBA["LOGIN_HINT_TOKEN"]["KEYS"]`` as PyJWT key objects."""
     source = ciba_settings.LOGIN_HINT_TOKEN_KEYS
     if isinstance(source, str):
         source = import_string(source)()

@@ -45,7 +45,7 @@ def expire_requests() -> int:
 
 @shared_task(name="django_ciba.purge_finished", **TASK_OPTIONS)
 def purge_finished() -> int:
-    """Delete finished requests older than ``CIBA["RETENTION"]``."""
+    """Delete finished requests older than ``CIBA["MAINTENANCE"]["RETENTION"]``."""
     from django_ciba.delivery import maintenance
 
     return maintenance.purge_finished()

@@ -3,7 +3,7 @@
 :func:`parse_target` checks a URL (absolute ``https://``, no userinfo or fragment, a valid host that is
 not a non-public IP literal or ``localhost``); :func:`resolve` resolves the host once and refuses the
 call if *any* address is private, loopback, link-local, multicast, reserved or otherwise non-public
-(:func:`is_allowed_address`), unless it is inside ``CIBA["OUTBOUND_ALLOWED_NETWORKS"]``.
+(:func:`is_allowed_address`), unless it is inside ``CIBA["OUTBOUND"]["ALLOWED_NETWORKS"]``.
 :mod:`django_ciba.core.outbound` makes the calls.
 """
 
@@ -58,13 +58,13 @@ def _parse_networks(values: tuple[str, ...]) -> tuple[Network, ...]:
     try:
         return tuple(ipaddress.ip_network(value, strict=True) for value in values)
     except (TypeError, ValueError) as exc:
-        raise CibaConfigurationError(f"CIBA['OUTBOUND_ALLOWED_NETWORKS'] holds an invalid network: {exc}")
+        raise CibaConfigurationError(f"CIBA['OUTBOUND']['ALLOWED_NETWORKS'] holds an invalid network: {exc}")
 
 
 def _allowed_networks() -> tuple[Network, ...]:
     values = ciba_settings.OUTBOUND_ALLOWED_NETWORKS or ()
     if isinstance(values, str | bytes) or not all(isinstance(value, str) for value in values):
-        raise CibaConfigurationError("CIBA['OUTBOUND_ALLOWED_NETWORKS'] must be a list of CIDR strings.")
+        raise CibaConfigurationError("CIBA['OUTBOUND']['ALLOWED_NETWORKS'] must be a list of CIDR strings.")
     return _parse_networks(tuple(values))
 
 
@@ -94,7 +94,7 @@ def _check(address: IPAddress, networks: tuple[Network, ...]) -> bool:
 
 def is_allowed_address(address: IPAddress) -> bool:
     """Whether outbound calls may reach ``address``: a global unicast address, or one inside
-    ``CIBA["OUTBOUND_ALLOWED_NETWORKS"]``. IPv6 addresses embedding an IPv4 address (mapped, NAT64,
+    ``CIBA["OUTBOUND"]["ALLOWED_NETWORKS"]``. IPv6 addresses embedding an IPv4 address (mapped, NAT64,
     6to4, Teredo) are judged by that IPv4 address too."""
     return _check(address, _allowed_networks())
 
@@ -162,7 +162,7 @@ def parse_target(url: str) -> Target:
     if check_as is not None and not is_allowed_address(check_as):
         raise UnsafeDestination(
             f"Refused outbound URL {origin}: the host is not a public address (allow its network in "
-            "CIBA['OUTBOUND_ALLOWED_NETWORKS'] if this is intended).",
+            "CIBA['OUTBOUND']['ALLOWED_NETWORKS'] if this is intended).",
             origin=origin,
         )
     request_target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")

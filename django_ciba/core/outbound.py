@@ -7,7 +7,7 @@ untrusted (SSRF). The rules:
 * Only absolute ``https://`` URLs without userinfo or fragment (:func:`validate_endpoint_url`).
 * The host name is resolved once; if *any* resolved address is private, loopback, link-local,
   multicast, reserved or otherwise non-public (:func:`is_allowed_address`) the call is refused,
-  unless the address is inside ``CIBA["OUTBOUND_ALLOWED_NETWORKS"]``. The connection then goes to
+  unless the address is inside ``CIBA["OUTBOUND"]["ALLOWED_NETWORKS"]``. The connection then goes to
   the resolved address itself (no second lookup, so DNS rebinding cannot swap it), with TLS SNI and
   certificate verification against the URL's host name.
 * Redirects are never followed, environment proxies (``HTTPS_PROXY`` ...) are ignored: connections

@@ -1,9 +1,9 @@
 """Periodic housekeeping: expire overdue requests, re-enqueue overdue deliveries, delete old rows.
 
 Run by the Celery beat tasks in :mod:`django_ciba.tasks` and by ``manage.py ciba_cleanup``. They
-work in batches of ``CIBA["BATCH_SIZE"]`` rows (expiry and purge loop until done; the sweep takes
-one batch per run, as it runs every few seconds) and are safe to run concurrently with themselves
-and with live traffic (every change is an atomic conditional update).
+work in batches of ``CIBA["MAINTENANCE"]["BATCH_SIZE"]`` rows (expiry and purge loop until done;
+the sweep takes one batch per run, as it runs every few seconds) and are safe to run concurrently
+with themselves and with live traffic (every change is an atomic conditional update).
 """
 
 from __future__ import annotations

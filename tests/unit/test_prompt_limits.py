@@ -375,7 +375,7 @@ def test_create_client_help_gives_the_default(capsys):
     with pytest.raises(SystemExit):
         call_command("ciba_create_client", "--help")
     text = " ".join(capsys.readouterr().out.split())
-    assert "--rate-limit N/SECONDS" in text and "default: CIBA['CLIENT_RATE_LIMIT']" in text
+    assert "--rate-limit N/SECONDS" in text and "default: CIBA['LIMITS']['CLIENT_RATE']" in text
 
 
 def test_admin_edits_the_clients_rate_limit(client, poll_client):

@@ -15,10 +15,13 @@ class Command(BaseCommand):
             type=int,
             default=None,
             help="Delete finished requests last changed more than this many seconds ago "
-            "(default: CIBA['RETENTION']).",
+            "(default: CIBA['MAINTENANCE']['RETENTION']).",
         )
         parser.add_argument(
-            "--batch-size", type=int, default=None, help="Rows per batch (default: CIBA['BATCH_SIZE'])."
+            "--batch-size",
+            type=int,
+            default=None,
+            help="Rows per batch (default: CIBA['MAINTENANCE']['BATCH_SIZE']).",
         )
         parser.add_argument("--no-sweep", action="store_true", help="Do not re-enqueue overdue deliveries.")
 

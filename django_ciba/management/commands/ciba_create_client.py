@@ -118,7 +118,7 @@ class Command(BaseCommand):
             default=None,
             help=(
                 "At most N bc-authorize requests from this client per SECONDS seconds, or 'none' for no "
-                "limit whatever CIBA['CLIENT_RATE_LIMIT'] says (default: CIBA['CLIENT_RATE_LIMIT'], "
+                "limit whatever CIBA['LIMITS']['CLIENT_RATE'] says (default: CIBA['LIMITS']['CLIENT_RATE'], "
                 "which is off unless set)."
             ),
         )
@@ -276,7 +276,7 @@ def _rate_limit(value: str) -> tuple[int, int | None]:
 
 
 def _shown_rate_limit(ciba: CibaClient) -> str | None:
-    """The client's own limit as given to --rate-limit; None when CIBA['CLIENT_RATE_LIMIT'] applies."""
+    """The client's own limit as given to --rate-limit; None when CIBA['LIMITS']['CLIENT_RATE'] applies."""
     if ciba.rate_limit is None:
         return None
     requests, seconds = ciba.rate_limit
