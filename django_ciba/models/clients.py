@@ -149,8 +149,8 @@ class CibaClient(models.Model):
         null=True,
         blank=True,
         help_text=_(
-            "At most this many bc-authorize requests per rate limit period. Empty: CIBA['CLIENT_RATE_LIMIT'] "
-            "(off by default); 0: no limit for this client."
+            "At most this many bc-authorize requests per rate limit period. Empty: "
+            "CIBA['LIMITS']['CLIENT_RATE'] (off by default); 0: no limit for this client."
         ),
     )
     rate_limit_period = models.PositiveIntegerField(
