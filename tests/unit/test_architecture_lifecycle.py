@@ -4,9 +4,11 @@ The source of django_ciba is scanned (ast, nothing imported or run) for every wa
 ``status``: ``.update(status=...)``, ``.create(status=...)`` (and ``get_or_create``,
 ``update_or_create``), ``AuthenticationRequest(status=...)``, ``obj.status = ...``,
 ``setattr(obj, "status", ...)``, ``save(update_fields=[..."status"...])`` and
-``bulk_update(..., ["status"])``. Writes whose target is visibly a delivery (rooted at ``Delivery``,
-inside ``DeliveryQuerySet``, or giving a ``Delivery.Status`` value) are the outbox's own and allowed;
-anything not visibly a delivery counts as a request's. Migrations are not scanned.
+``bulk_update(..., ["status"])``, and a request status value handed to any call that is not a
+read (``helper(pk, status=Status.EXPIRED)``: a write passed on). Writes whose target is visibly a
+delivery (rooted at ``Delivery``, inside ``DeliveryQuerySet``, or giving a ``Delivery.Status``
+value) are the outbox's own and allowed; anything not visibly a delivery counts as a request's.
+Migrations are not scanned.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import django_ciba
 PACKAGE = Path(django_ciba.__file__).parent
 OWNER = PACKAGE / "lifecycle.py"
 WRITERS = {"update", "create", "get_or_create", "update_or_create"}
+# Calls that only read with a ``status=`` lookup; any other call given a request status value
+# (``status=Status.EXPIRED``) is taken for a write passed on through a helper.
+READS = {"filter", "exclude", "get", "Q", "first", "exists", "count", "pending", "get_object_or_404"}
 
 
 def _root(node: ast.AST) -> ast.AST:
@@ -58,6 +63,18 @@ def _is_delivery(target: ast.AST | None, value: ast.AST | None, classes: list[st
     return False
 
 
+def _is_request_status(value: ast.AST) -> bool:
+    """``Status.X`` or ``<anything but Delivery>.Status.X``: a request's status value."""
+    if not isinstance(value, ast.Attribute):
+        return False
+    owner = value.value
+    if isinstance(owner, ast.Name):
+        return owner.id == "Status"
+    if isinstance(owner, ast.Attribute) and owner.attr == "Status":
+        return not (isinstance(owner.value, ast.Name) and owner.value.id == "Delivery")
+    return False
+
+
 def _mentions_status(node: ast.AST) -> bool:
     if isinstance(node, ast.Constant):
         return node.value == "status"
@@ -86,6 +103,12 @@ class StatusWrites(ast.NodeVisitor):
         if name in WRITERS and isinstance(func, ast.Attribute) and "status" in keywords:
             if not _is_delivery(func.value, keywords["status"], self.classes):
                 self._flag(node, f".{name}(status=...)")
+        elif (
+            name not in WRITERS | READS
+            and _is_request_status(keywords.get("status", ast.Constant(None)))
+            and not _is_delivery(None, None, self.classes)
+        ):
+            self._flag(node, f"{name}(status=Status...)")
         if name == "AuthenticationRequest" and "status" in keywords:
             self._flag(node, "AuthenticationRequest(status=...)")
         if name == "setattr" and len(node.args) >= 2 and _mentions_status(node.args[1]):
@@ -170,6 +193,7 @@ def test_the_scan_covers_the_package():
         "setattr(auth_request, 'status', 'denied')",
         "auth_request.save(update_fields=['status', 'updated_at'])",
         "AuthenticationRequest.objects.bulk_update(rows, ['status'])",
+        "self._transition(pk, (Status.PENDING,), status=Status.EXPIRED, updated_at=now)",
         "class AuthenticationRequestQuerySet:\n def deny(self):\n  return self.update(status='denied')",
     ],
 )
@@ -188,6 +212,8 @@ def test_each_way_of_writing_a_request_status_is_found(source):
         "Response(body, status=201)",
         "auth_request.refresh_from_db(fields=['status'])",
         "status = auth_request.status",
+        "AuthenticationRequest.objects.filter(status=AuthenticationRequest.Status.PENDING)",
+        "Q(status=Status.PENDING, expires_at__lte=now)",
     ],
 )
 def test_reads_and_outbox_writes_are_not_flagged(source):
