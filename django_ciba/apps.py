@@ -11,12 +11,15 @@ class DjangoCibaConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
 
-        from django_ciba import assurance, checks, middleware  # noqa: F401  (checks: registers them)
+        # checks: registers the system checks
+        from django_ciba import assurance, checks, middleware, outbox, tasks  # noqa: F401
         from django_ciba.core import log_redaction
 
         log_redaction.install()  # oauthlib logs some tokens at DEBUG
         middleware.install_log_filter()  # one log line per database-outage answer
         # The login time of each session, for the auth_time of the approvals made with it.
         user_logged_in.connect(assurance.record_login, dispatch_uid="django_ciba.assurance.record_login")
+        # The outbox enqueues its deliveries through this receiver: only django_ciba.tasks knows Celery.
+        outbox.outbox_ready.connect(tasks.enqueue_delivery, dispatch_uid="django_ciba.tasks.enqueue_delivery")
         if apps.is_installed("drf_spectacular"):
             from django_ciba.openapi import extensions  # noqa: F401  (registers the OpenAPI descriptions)

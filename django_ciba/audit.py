@@ -1,10 +1,11 @@
 """The audit trail: every transition of a request, with who or what caused it.
 
-:func:`transition` is called where a request changes state, inside the transaction that changes
-it: it writes a :class:`~django_ciba.models.RequestEvent` row (so the record commits or rolls back
-with the change itself), logs one structured line on the ``django_ciba.audit`` logger, and sends
-the matching signal once the transaction has committed. Neither the row, the log line nor the
-signal carries a secret (no auth_req_id, token, client_notification_token or user_code).
+:func:`transition` is called by :mod:`django_ciba.lifecycle`, which makes every change of state,
+inside the transaction that makes the change: it writes a :class:`~django_ciba.models.RequestEvent`
+row (so the record commits or rolls back with the change itself), logs one structured line on the
+``django_ciba.audit`` logger, and sends the matching signal once the transaction has committed.
+Neither the row, the log line nor the signal carries a secret (no auth_req_id, token,
+client_notification_token or user_code).
 
 Event names are stable: ``created``, ``device_notified``, ``approved``, ``denied``, ``expired``,
 ``failed``, ``tokens_issued``, ``delivered``, ``delivery_failed``, ``abuse_reported``.

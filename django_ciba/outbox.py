@@ -2,7 +2,8 @@
 
 Every device notification and client callback starts as a :class:`~django_ciba.models.Delivery`
 row created in the same database transaction as the request or decision it reports. Only after
-that transaction commits is a Celery task enqueued; if the broker is down, the row stays due and the
+that transaction commits is a task enqueued (through :data:`outbox_ready`, to which
+:mod:`django_ciba.tasks` connects Celery); if the broker is down, the row stays due and the
 periodic sweep (:func:`django_ciba.delivery.maintenance.sweep_outbox`) enqueues it later. So a result is
 never lost, only delayed.
 """
@@ -17,6 +18,7 @@ from typing import Any
 
 from django.core.cache import caches
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from django_ciba.core.conf import ciba_settings
@@ -64,35 +66,37 @@ def record_outcome(auth_request: AuthenticationRequest) -> Delivery | None:
     return None
 
 
+#: Sent (internally) for each delivery to hand to the task queue, with ``delivery_pk`` and ``at``
+#: (None: now). :mod:`django_ciba.tasks` connects the Celery enqueuer to it in ``AppConfig.ready()``,
+#: so that the outbox knows nothing of Celery. A receiver answers :data:`QUEUED` (the task waits in
+#: a queue), :data:`RAN` (it ran in-process already) or :data:`LEFT` (not enqueued: the sweep will).
+outbox_ready = Signal()
+QUEUED, RAN, LEFT = "queued", "ran", "left"
+
+
 def dispatch(delivery_pk: int, *, at: datetime | None = None) -> None:
     """Enqueue the delivery task, now or at ``at``; never raises (the sweep is the safety net).
 
     With tasks running in-process (``task_always_eager``), a delivery due later is left to the
     sweep instead of being run at once.
     """
-    from django_ciba.tasks import deliver
-
-    eager = bool(deliver.app.conf.task_always_eager)
     if at is not None and at <= timezone.now():
         at = None
-    if at is not None and eager:
-        return
     try:
-        deliver.apply_async(
-            (delivery_pk,),
-            eta=at,
-            retry=True,
-            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
-        )
-    except Exception as exc:
+        answers = [answer for _, answer in outbox_ready.send(sender=Delivery, delivery_pk=delivery_pk, at=at)]
+    except Exception as exc:  # the receiver logs its own failures; this is the last resort
         logger.warning(
             "Could not enqueue delivery #%s (%s); the outbox sweep will retry it.",
             delivery_pk,
             type(exc).__name__,
-            exc_info=eager or logger.isEnabledFor(logging.DEBUG),
+            exc_info=logger.isEnabledFor(logging.DEBUG),
         )
         return
-    if not eager:  # an eager task has run already: nothing waits in a queue
+    if not answers:
+        logger.warning(
+            "No task queue is connected (django_ciba.tasks); the outbox sweep will deliver #%s.", delivery_pk
+        )
+    if QUEUED in answers:  # a task that ran in-process already has nothing waiting in a queue
         _mark_queued(delivery_pk, at)
 
 

@@ -11,9 +11,14 @@ This module may be imported from a settings file: it loads no model until a task
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime
 from typing import Any
 
 from celery import shared_task
+
+
+logger = logging.getLogger(__name__)
 
 
 TASK_OPTIONS: dict[str, Any] = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
@@ -49,6 +54,31 @@ def purge_finished() -> int:
     from django_ciba.delivery import maintenance
 
     return maintenance.purge_finished()
+
+
+def enqueue_delivery(sender: Any, *, delivery_pk: int, at: datetime | None = None, **kwargs: Any) -> str:
+    """Receiver of :data:`django_ciba.outbox.outbox_ready` (connected by ``AppConfig.ready()``):
+    enqueue :func:`deliver`, now or at ``at``. Never raises: an unreachable broker leaves the row due
+    for the sweep. Answers ``queued``, ``ran`` (in-process) or ``left`` (not enqueued)."""
+    eager = bool(deliver.app.conf.task_always_eager)
+    if at is not None and eager:
+        return "left"  # in-process tasks cannot wait: the sweep sends it once it is due
+    try:
+        deliver.apply_async(
+            (delivery_pk,),
+            eta=at,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+        )
+    except Exception as exc:
+        logger.warning(
+            "Could not enqueue delivery #%s (%s); the outbox sweep will retry it.",
+            delivery_pk,
+            type(exc).__name__,
+            exc_info=eager or logger.isEnabledFor(logging.DEBUG),
+        )
+        return "left"
+    return "ran" if eager else "queued"
 
 
 def beat_schedule(*, sweep: float = 10.0, expire: float = 30.0, purge: float = 3600.0) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from django.utils import timezone
 from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.oauth2_validators import OAuth2Validator as DOTOAuth2Validator
 
-from django_ciba import assurance
+from django_ciba import assurance, audit, lifecycle
 from django_ciba.clients import assertions as client_assertion
 from django_ciba.clients.secrets import upgrade_client_secret_from_request
 from django_ciba.clients.subjects import pairwise_sector, subject_for
@@ -274,9 +274,13 @@ class CibaValidatorMixin(_ValidatorBase):
         return "approved"
 
     def claim_ciba_request(self, request: Request) -> bool:
-        """Spend the approved request atomically; False when another poll got there first."""
+        """Spend the approved request atomically; False when another poll got there first.
+
+        This is the ``tokens issued`` transition (:func:`django_ciba.lifecycle.issue_tokens`), made
+        in the grant's transaction: rolled back, audit row included, if minting then fails.
+        """
         auth: AuthenticationRequest = request.ciba_request  # type: ignore[assignment]  # set on approval
-        return AuthenticationRequest.objects.claim_for_tokens(auth.pk, now=timezone.now())
+        return lifecycle.issue_tokens(auth, now=timezone.now(), actor=audit.client_actor(request.client))
 
     def get_id_token_dictionary(
         self, token: dict[str, Any], token_handler: TokenBase, request: Request

@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_permission_codename, get_user_model
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from django_ciba import audit, outbox
+from django_ciba import audit, lifecycle
 from django_ciba.admin.displays import NOTHING, ActorNames, short_datetime, truncated
 from django_ciba.approval import decisions
 from django_ciba.exceptions import DecisionError
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 Status = AuthenticationRequest.Status
 #: Statuses with a clock running: waiting for the user, or approved but not redeemed yet.
 LIVE = (Status.PENDING, Status.APPROVED)
-RESENT = "device_notification_resent"
 #: The console's own stylesheet: compact lists that fit an ordinary desktop width.
 CONSOLE_CSS = {"all": ("django_ciba/admin.css",)}
 
@@ -221,11 +219,8 @@ class DeliveryAdmin(OperatorActions, DeliveryDisplays, admin.ModelAdmin):
 
     @admin.action(description=_("Retry selected pending deliveries now"), permissions=["operate"])
     def retry_now(self, request: Any, queryset: Any) -> None:
-        selected = list(queryset.values_list("pk", "status"))
-        pks = [pk for pk, status in selected if status == Delivery.Status.PENDING]
-        Delivery.objects.pending().filter(pk__in=pks).update(next_attempt_at=timezone.now())
-        for pk in pks:
-            outbox.dispatch(pk)
+        selected = list(queryset.values_list("pk", flat=True))
+        pks = lifecycle.retry_deliveries(selected)
         self.tell(request, len(pks), ngettext("%(n)d delivery queued.", "%(n)d deliveries queued.", len(pks)))
         finished = len(selected) - len(pks)
         message = ngettext(
@@ -340,26 +335,10 @@ class AuthenticationRequestAdmin(OperatorActions, admin.ModelAdmin):
         actor = audit.operator_actor(request.user)
         sent = skipped = 0
         for auth_request in queryset.select_related("client"):
-            with transaction.atomic():
-                # Locked until commit: a decision made meanwhile comes after the resend.
-                live = AuthenticationRequest.objects.pending().select_for_update().filter(pk=auth_request.pk)
-                if not list(live.values_list("pk", flat=True)):
-                    skipped += 1
-                    continue
-                now = timezone.now()
-                superseded = (
-                    Delivery.objects.pending()
-                    .filter(auth_request=auth_request, kind=Delivery.Kind.DEVICE)
-                    .update(
-                        status=Delivery.Status.CANCELLED,
-                        finished_at=now,
-                        updated_at=now,
-                        last_error="Superseded by a resend.",
-                    )
-                )
-                delivery = outbox.record(auth_request, Delivery.Kind.DEVICE)
-                audit.record(auth_request, RESENT, actor=actor, delivery=delivery.pk, superseded=superseded)
+            if lifecycle.resend_notification(auth_request, actor=actor):
                 sent += 1
+            else:
+                skipped += 1
         self.tell(request, sent, ngettext("%(n)d notification queued.", "%(n)d notifications queued.", sent))
         self.tell(
             request,

@@ -1,8 +1,9 @@
 """The authentication-device side: record the user's decision (AD-01, AD-03).
 
 These functions are the Python service API; the DRF device API, the management commands and the
-admin actions all call them. Each transition is an atomic conditional update, so two concurrent
-decisions on one request yield exactly one outcome.
+admin actions all call them. They check who decides and what, then make the transition through
+:mod:`django_ciba.lifecycle` (an atomic conditional update, so two concurrent decisions on one
+request yield exactly one outcome) and turn a refused one into an error.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
-from django_ciba import assurance, audit, outbox, signals
+from django_ciba import assurance, audit, lifecycle
 from django_ciba.assurance import AuthenticationContext
 from django_ciba.exceptions import (
     InsufficientAssurance,
@@ -90,20 +90,17 @@ def approve(
         if auth_request.status != AuthenticationRequest.Status.PENDING or auth_request.is_expired(now):
             raise refusal from None
         raise
-    with transaction.atomic():
-        done = AuthenticationRequest.objects.approve(
-            auth_request.pk,
-            granted_scope=" ".join(granted),
-            acr=achieved.acr,
-            amr=list(achieved.amr),
-            auth_time=achieved.auth_time,
-            now=now,
-        )
-        if not done:
-            raise _refusal(auth_request, now)
-        auth_request.refresh_from_db()
-        outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
-        audit.transition(auth_request, signals.auth_request_approved, actor=actor or audit.user_actor(user))
+    done = lifecycle.approve(
+        auth_request,
+        actor=actor or audit.user_actor(user),
+        granted_scope=" ".join(granted),
+        acr=achieved.acr,
+        amr=list(achieved.amr),
+        auth_time=achieved.auth_time,
+        now=now,
+    )
+    if not done:
+        raise _refusal(auth_request, now)
     return auth_request
 
 
@@ -116,44 +113,26 @@ def deny(
     """
     _check_decider(auth_request, user)
     now = timezone.now()
-    with transaction.atomic():
-        _deny(auth_request, now, actor or (audit.user_actor(user) if user is not None else "operator"))
-    return auth_request
-
-
-def _deny(auth_request: AuthenticationRequest, now: datetime, actor: str) -> None:
-    if not AuthenticationRequest.objects.deny(auth_request.pk, now=now):
+    if not lifecycle.deny(
+        auth_request, actor=actor or (audit.user_actor(user) if user is not None else "operator"), now=now
+    ):
         raise _refusal(auth_request, now)
-    auth_request.refresh_from_db()
-    outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
-    audit.transition(auth_request, signals.auth_request_denied, actor=actor)
+    return auth_request
 
 
 def report_abuse(auth_request: AuthenticationRequest, *, user: Any) -> AbuseReport:
     """ "I did not request this": deny as ``user`` and file an abuse report against the client."""
     _check_decider(auth_request, user)
     now = timezone.now()
-    with transaction.atomic():
-        _deny(auth_request, now, audit.user_actor(user))
-        report = AbuseReport.objects.create(
-            auth_request=auth_request,
-            client_id=auth_request.client_id,
-            user=user,
-            binding_message=auth_request.binding_message,
-            created_at=now,
-        )
-        audit.record(auth_request, "abuse_reported", actor=audit.user_actor(user), report=report.pk)
+    report = lifecycle.report_abuse(auth_request, user=user, now=now)
+    if report is None:
+        raise _refusal(auth_request, now)
     return report
 
 
 def expire(auth_request: AuthenticationRequest, *, actor: str = "operator") -> AuthenticationRequest:
     """Expire a request now (operator action): a pending one, or an approved one whose tokens were
     not issued yet; refused once tokens were issued, or after a denial or expiry."""
-    now = timezone.now()
-    with transaction.atomic():
-        if not AuthenticationRequest.objects.expire(auth_request.pk, now=now):
-            raise RequestNotPending()
-        auth_request.refresh_from_db()
-        outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
-        audit.transition(auth_request, signals.auth_request_expired, actor=actor)
+    if not lifecycle.expire(auth_request, actor=actor, now=timezone.now()):
+        raise RequestNotPending()
     return auth_request

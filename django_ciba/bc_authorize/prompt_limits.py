@@ -28,7 +28,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Subquery
 
-from django_ciba import audit, outbox, signals
+from django_ciba import lifecycle
 from django_ciba.bc_authorize.refusals import ClientReported, PromptsNotApproved, TooManyPending, log_event
 from django_ciba.core.conf import ciba_settings
 from django_ciba.models import AbuseReport, AuthenticationRequest
@@ -144,10 +144,10 @@ def supersede_older(auth_request: AuthenticationRequest, *, now: datetime) -> li
     most ``MAX_PENDING_PER_CLIENT_USER`` wait, the new one included. Call it inside the transaction
     that stored ``auth_request``. Returns the primary keys of the requests it expired.
 
-    Each goes through the conditional ``supersede`` transition (a request the user approves or
-    denies meanwhile is left alone) and is audited as ``expired`` with the client as actor and
-    ``reason: superseded``. Its client learns it as for any expiry: ``expired_token`` at the token
-    endpoint, an error push in push mode, no ping.
+    Each goes through the conditional :func:`django_ciba.lifecycle.supersede` transition (a request
+    the user approves or denies meanwhile is left alone) and is audited as ``expired`` with the
+    client as actor and ``reason: superseded``. Its client learns it as for any expiry:
+    ``expired_token`` at the token endpoint, an error push in push mode, no ping.
     """
     cap = ciba_settings.MAX_PENDING_PER_CLIENT_USER
     if cap is None:
@@ -162,17 +162,8 @@ def supersede_older(auth_request: AuthenticationRequest, *, now: datetime) -> li
     )
     superseded = []
     for pk in older:
-        if not AuthenticationRequest.objects.supersede(pk, now=now):
-            continue
-        old = AuthenticationRequest.objects.select_related("client").get(pk=pk)
-        outbox.record_outcome(old)
-        audit.transition(
-            old,
-            signals.auth_request_expired,
-            actor=audit.client_actor(old.client),
-            detail={"reason": "superseded", "superseded_by": auth_request.pk},
-        )
-        superseded.append(pk)
+        if lifecycle.supersede(pk, by=auth_request, now=now):
+            superseded.append(pk)
     return superseded
 
 

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from oauth2_provider.scopes import get_scopes_backend
 
-from django_ciba import audit, outbox, policies, signals
+from django_ciba import audit, lifecycle, policies
 from django_ciba.bc_authorize import abuse, prompt_limits, timing
 from django_ciba.bc_authorize.params import (
     check_binding_message,
@@ -30,7 +30,7 @@ from django_ciba.core.constants import HINT_PARAMETERS
 from django_ciba.core.identifiers import hash_auth_req_id, new_auth_req_id
 from django_ciba.core.sealing import seal
 from django_ciba.exceptions import InvalidRequest, InvalidScope, UnknownUserId
-from django_ciba.models import AuthenticationRequest, CibaClient, Delivery, DeliveryMode
+from django_ciba.models import AuthenticationRequest, CibaClient, DeliveryMode
 from django_ciba.resolvers import resolve_user
 
 
@@ -116,8 +116,8 @@ def start_authentication(
     callbacks = ciba.delivery_mode in (DeliveryMode.PING, DeliveryMode.PUSH)
     ask_user = decision.outcome == policies.ASK
     with transaction.atomic():
-        # resolve_user returns the AUTH_USER_MODEL instance typed as AbstractBaseUser.
-        auth_request = AuthenticationRequest.objects.create(  # type: ignore[misc]
+        auth_request = lifecycle.create(
+            actor=audit.client_actor(application),
             auth_req_id_hash=hash_auth_req_id(auth_req_id),
             client=application,
             user=user,
@@ -136,12 +136,11 @@ def start_authentication(
             created_at=now,
             updated_at=now,
         )
-        audit.transition(auth_request, signals.auth_request_created, actor=audit.client_actor(application))
         if ask_user:
             # SEC-07: this client's oldest requests still waiting for the user give way to this one.
             prompt_limits.supersede_older(auth_request, now=now)
             # AD-01: the authentication device is notified by a worker, after this commits.
-            outbox.record(auth_request, Delivery.Kind.DEVICE)
+            lifecycle.notify_device(auth_request)
         else:
             policies.apply(decision, auth_request)
     timing.record_known(started)
@@ -162,7 +161,6 @@ def acknowledge(auth_request: AuthenticationRequest) -> None:
     if auth_request.delivery_mode == DeliveryMode.POLL:
         return
     try:
-        if AuthenticationRequest.objects.acknowledge(auth_request.pk, now=timezone.now()):
-            outbox.release_waiting(auth_request.pk)
+        lifecycle.acknowledge(auth_request, now=timezone.now())
     except Exception:  # the response is already sent; the callbacks go after the grace period
         logger.exception("Could not record the acknowledgement of request #%s.", auth_request.pk)

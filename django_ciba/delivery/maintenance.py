@@ -3,17 +3,17 @@
 Run by the Celery beat tasks in :mod:`django_ciba.tasks` and by ``manage.py ciba_cleanup``. They
 work in batches of ``CIBA["MAINTENANCE"]["BATCH_SIZE"]`` rows (expiry and purge loop until done;
 the sweep takes one batch per run, as it runs every few seconds) and are safe to run concurrently
-with themselves and with live traffic (every change is an atomic conditional update).
+with themselves and with live traffic (every change is an atomic conditional update, made through
+:mod:`django_ciba.lifecycle`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
-from django_ciba import assurance, audit, outbox, signals
+from django_ciba import assurance, lifecycle, outbox
 from django_ciba.clients import replay
 from django_ciba.core.conf import ciba_settings
 from django_ciba.models import AuthenticationRequest, Delivery
@@ -39,12 +39,7 @@ def expire_overdue(*, now: datetime | None = None, batch_size: int | None = None
             .values_list("pk", flat=True)[:size]
         )
         for pk in pks:
-            with transaction.atomic():
-                if not AuthenticationRequest.objects.time_out(pk, now=now):
-                    continue
-                auth_request = AuthenticationRequest.objects.select_related("client").get(pk=pk)
-                outbox.record_outcome(auth_request)
-                audit.transition(auth_request, signals.auth_request_expired)
+            if lifecycle.time_out(pk, now=now):
                 expired += 1
         if len(pks) < size:
             return expired

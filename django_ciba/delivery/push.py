@@ -19,7 +19,7 @@ from oauth2_provider.models import get_access_token_model
 from oauth2_provider.settings import oauth2_settings
 from oauthlib.common import Request as OAuthlibRequest
 
-from django_ciba import audit, signals
+from django_ciba import lifecycle
 from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.core.sealing import seal, unseal
 from django_ciba.models import AuthenticationRequest, Delivery
@@ -82,7 +82,7 @@ def mint_for_push(delivery: Delivery) -> bool:
         ):
             raise NotAllowed()
         with transaction.atomic():
-            if not AuthenticationRequest.objects.claim_for_tokens(auth_request.pk, now=now):
+            if not lifecycle.issue_tokens(auth_request, now=now):  # audited, signalled after commit
                 return False
             auth_req_id = unseal(auth_request.auth_req_id_sealed)
             server = _server()
@@ -95,7 +95,6 @@ def mint_for_push(delivery: Delivery) -> bool:
             access_token = get_access_token_model().objects.filter(token_checksum=checksum).first()
             AuthenticationRequest.objects.filter(pk=auth_request.pk).update(access_token=access_token)
             auth_request.access_token = access_token
-            audit.transition(auth_request, signals.tokens_issued)
     except Exception as exc:
         # The transaction rolled back: no token exists and the request is still approved.
         logger.error("Minting push tokens for request #%s failed: %s", auth_request.pk, type(exc).__name__)

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from django.db import DatabaseError, InterfaceError, OperationalError, router, transaction
 from django.utils import timezone
 
-from django_ciba import audit, outbox, signals
+from django_ciba import lifecycle, outbox
 from django_ciba.backends import DeviceNotification, PermanentNotificationError, get_backend
 from django_ciba.core import outbound
 from django_ciba.core.conf import ciba_settings
@@ -279,55 +279,23 @@ def _record_within_lease(delivery: Delivery, outcome: Outcome, lease_until: date
 
 
 def _finish(delivery: Delivery, status: str, now: datetime, **fields: object) -> str:
-    auth_request = delivery.auth_request
     with transaction.atomic():
         # A finished delivery keeps no sealed token response: it will never be sent again.
-        if not Delivery.objects.finish(delivery.pk, status=status, now=now, payload_sealed="", **fields):
+        if not lifecycle.finish_delivery(delivery, status, now=now, payload_sealed="", **fields):
             return "skipped"
-        if status == Delivery.Status.DELIVERED:
-            signal = signals.device_notified if delivery.kind == Kind.DEVICE else signals.delivered
-            audit.transition(auth_request, signal, kind=delivery.kind)
-        elif status == Delivery.Status.FAILED:
-            if delivery.kind == Kind.PUSH_TOKENS:
-                _abandon_push(auth_request, now)
-            audit.transition(auth_request, signals.delivery_failed, kind=delivery.kind)
+        if status == Delivery.Status.FAILED and delivery.kind == Kind.PUSH_TOKENS:
+            # A push that never arrived: its tokens must not stay usable.
+            push.revoke_pushed_tokens(delivery.auth_request)
     return str(status)
-
-
-def _abandon_push(auth_request: AuthenticationRequest, now: datetime) -> None:
-    """A push that never arrived: its tokens must not stay usable (revoke them, mark the request failed)."""
-    push.revoke_pushed_tokens(auth_request)
-    if AuthenticationRequest.objects.fail(auth_request.pk, from_states=(Status.CONSUMED,), now=now):
-        audit.transition(auth_request, signals.auth_request_failed, detail={"reason": "push_undelivered"})
 
 
 def _minting_failed(delivery: Delivery, now: datetime) -> str:
     """PERR-04: tokens could not be minted; the push becomes a ``transaction_failed`` error."""
-    auth_request = delivery.auth_request
-    with transaction.atomic():
-        Delivery.objects.finish(
-            delivery.pk,
-            status=Delivery.Status.FAILED,
-            now=now,
-            payload_sealed="",
-            last_error="Tokens could not be minted.",
-        )
-        if AuthenticationRequest.objects.fail(auth_request.pk, from_states=(Status.APPROVED,), now=now):
-            auth_request.status = Status.FAILED
-            outbox.record_outcome(auth_request)
-            audit.transition(auth_request, signals.auth_request_failed, detail={"reason": "minting_failed"})
+    lifecycle.fail_minting(delivery, now=now)
     return "failed"
 
 
 def _user_inactive(delivery: Delivery, now: datetime) -> str:
     """The user was deactivated after approving: push ``access_denied`` instead of tokens."""
-    auth_request = delivery.auth_request
-    with transaction.atomic():
-        Delivery.objects.finish(
-            delivery.pk, status=Delivery.Status.CANCELLED, now=now, last_error="The user is inactive."
-        )
-        if AuthenticationRequest.objects.withdraw_approval(auth_request.pk, now=now):
-            auth_request.status = Status.DENIED
-            outbox.record_outcome(auth_request)
-            audit.transition(auth_request, signals.auth_request_denied, detail={"reason": "user_inactive"})
+    lifecycle.withdraw_approval(delivery, now=now)
     return "cancelled"

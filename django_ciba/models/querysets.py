@@ -1,8 +1,10 @@
-"""Intention-revealing queries and atomic state transitions for authentication requests."""
+"""Intention-revealing queries for authentication requests, and the outbox's lease-based claim.
+
+A request's state changes only through :mod:`django_ciba.lifecycle`; these querysets read it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -36,94 +38,11 @@ class AuthenticationRequestQuerySet(models.QuerySet[Any]):
             expires_at__lte=now or timezone.now(),
         )
 
-    def _transition(self, pk: int, from_states: Iterable[str], **changes: Any) -> bool:
-        """Compare-and-set: change the row only if it is still in one of ``from_states``."""
-        return self.filter(pk=pk, status__in=list(from_states)).update(**changes) == 1
-
-    def approve(
-        self,
-        pk: int,
-        *,
-        granted_scope: str,
-        acr: str,
-        amr: list[str],
-        auth_time: datetime | None,
-        now: datetime,
-    ) -> bool:
-        """Record an approval; ``auth_time`` is when the user authenticated (None: nobody did)."""
-        return (
-            self.filter(pk=pk, status=self.model.Status.PENDING, expires_at__gt=now).update(
-                status=self.model.Status.APPROVED,
-                granted_scope=granted_scope,
-                acr=acr,
-                amr=amr,
-                auth_time=auth_time,
-                decided_at=now,
-                approved_at=now,
-                updated_at=now,
-            )
-            == 1
-        )
-
-    def deny(self, pk: int, *, now: datetime) -> bool:
-        return (
-            self.filter(pk=pk, status=self.model.Status.PENDING, expires_at__gt=now).update(
-                status=self.model.Status.DENIED, decided_at=now, updated_at=now
-            )
-            == 1
-        )
-
-    def expire(self, pk: int, *, now: datetime) -> bool:
-        """Expire a request that has not delivered its tokens yet."""
-        Status = self.model.Status
-        return self._transition(
-            pk, (Status.PENDING, Status.APPROVED), status=Status.EXPIRED, expires_at=now, updated_at=now
-        )
-
-    def supersede(self, pk: int, *, now: datetime) -> bool:
-        """Expire a request still waiting for the user because a newer one of the same client for the
-        same user replaced it (an approved request is never superseded)."""
-        Status = self.model.Status
-        return self._transition(pk, (Status.PENDING,), status=Status.EXPIRED, expires_at=now, updated_at=now)
-
-    def withdraw_approval(self, pk: int, *, now: datetime) -> bool:
-        """Turn an approval whose tokens were never issued into a denial (user deactivated)."""
-        Status = self.model.Status
-        return self._transition(pk, (Status.APPROVED,), status=Status.DENIED, updated_at=now)
-
-    def time_out(self, pk: int, *, now: datetime) -> bool:
-        """Expire a request whose lifetime is over (pending, or approved but never redeemed)."""
-        Status = self.model.Status
-        return (
-            self.filter(pk=pk, status__in=(Status.PENDING, Status.APPROVED), expires_at__lte=now).update(
-                status=Status.EXPIRED, updated_at=now
-            )
-            == 1
-        )
-
-    def fail(self, pk: int, *, from_states: Iterable[str], now: datetime) -> bool:
-        """Mark a request failed (PERR-04): tokens could not be minted or a push never arrived."""
-        return self._transition(pk, from_states, status=self.model.Status.FAILED, updated_at=now)
-
-    def acknowledge(self, pk: int, *, now: datetime) -> bool:
-        """Record that the bc-authorize answer announcing this request has been sent."""
-        return self.filter(pk=pk, acknowledged_at__isnull=True).update(acknowledged_at=now) == 1
-
     def finished_before(self, cutoff: datetime) -> AuthenticationRequestQuerySet:
         """Requests in a final state whose last change is older than ``cutoff`` (for cleanup)."""
         Status = self.model.Status
         return self.filter(
             status__in=(Status.DENIED, Status.EXPIRED, Status.CONSUMED, Status.FAILED), updated_at__lt=cutoff
-        )
-
-    def claim_for_tokens(self, pk: int, *, now: datetime) -> bool:
-        """Mark an approved request as spent; exactly one concurrent caller wins (TOK-12)."""
-        Status = self.model.Status
-        return (
-            self.filter(pk=pk, status=Status.APPROVED, expires_at__gt=now).update(
-                status=Status.CONSUMED, tokens_issued_at=now, updated_at=now
-            )
-            == 1
         )
 
 

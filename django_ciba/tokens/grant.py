@@ -16,7 +16,7 @@ from oauthlib.oauth2.rfc6749.grant_types.base import GrantTypeBase, ValidatorsCo
 from oauthlib.oauth2.rfc8628 import errors as rfc8628_errors
 from oauthlib.openid.connect.core.grant_types.base import GrantTypeBase as OpenIDGrantTypeBase
 
-from django_ciba import assurance, audit, signals
+from django_ciba import assurance
 from django_ciba.core.conf import ciba_settings
 from django_ciba.core.constants import CIBA_GRANT_TYPE
 
@@ -62,16 +62,14 @@ class CibaGrant(GrantTypeBase):
         try:
             self.validate_token_request(request)
             # Claim and mint in one transaction: exactly one concurrent poll wins the claim
-            # (TOK-12), and a failure while minting leaves the request redeemable.
+            # (TOK-12), and a failure while minting leaves the request redeemable. The claim is the
+            # lifecycle's "tokens issued" transition (audited, signalled once this commits).
             with transaction.atomic():
                 if not cast(CibaRequestValidator, self.request_validator).claim_ciba_request(request):
                     raise errors.InvalidGrantError(
                         description=STATUS_DESCRIPTIONS["invalid_grant"], request=request
                     )
                 token = self.mint_tokens(request, token_handler)
-                audit.transition(
-                    request.ciba_request, signals.tokens_issued, actor=audit.client_actor(request.client)
-                )
         except errors.OAuth2Error as exc:
             headers.update(exc.headers)
             return headers, exc.json, exc.status_code

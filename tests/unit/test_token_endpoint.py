@@ -14,7 +14,7 @@ from django.utils import timezone
 from oauth2_provider.generators import generate_client_secret
 from oauth2_provider.models import AccessToken, RefreshToken, get_application_model
 
-from django_ciba import signals
+from django_ciba import lifecycle, signals
 from django_ciba.approval import decisions
 from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest, CibaClient
@@ -722,7 +722,7 @@ def test_lost_claim_race_is_invalid_grant_and_mints_nothing(client, user, app_se
 
     def validate_then_spend(self, client_, auth_req_id_, request):
         status = original(self, client_, auth_req_id_, request)
-        AuthenticationRequest.objects.claim_for_tokens(auth_request.pk, now=timezone.now())
+        lifecycle.issue_tokens(auth_request, now=timezone.now())
         return status
 
     monkeypatch.setattr(CibaValidatorMixin, "validate_ciba_auth_req_id", validate_then_spend)
