@@ -219,36 +219,53 @@ def _push_undelivered(auth_request: AuthenticationRequest, now: datetime) -> Non
 def fail_minting(delivery: Delivery, *, now: datetime) -> bool:
     """approved -> failed: tokens could not be minted for a push (PERR-04). The push delivery ends
     as failed and a ``transaction_failed`` error push is queued instead."""
-    auth_request = delivery.auth_request
-    with _atomic():
-        Delivery.objects.finish(
-            delivery.pk,
-            status=Delivery.Status.FAILED,
-            now=now,
-            payload_sealed="",
-            last_error="Tokens could not be minted.",
-        )
-        if not _requests(auth_request.pk, (Status.APPROVED,)).update(status=Status.FAILED, updated_at=now):
-            return False
-        auth_request.status = Status.FAILED
-        outbox.record_outcome(auth_request)
-        audit.transition(auth_request, signals.auth_request_failed, detail={"reason": "minting_failed"})
-    return True
+    return _replace_push(
+        delivery,
+        delivery_status=Delivery.Status.FAILED,
+        last_error="Tokens could not be minted.",
+        to=Status.FAILED,
+        signal=signals.auth_request_failed,
+        reason="minting_failed",
+        now=now,
+    )
 
 
 def withdraw_approval(delivery: Delivery, *, now: datetime) -> bool:
     """approved -> denied: the user was deactivated before the tokens of a push were minted. The
     push delivery is cancelled and an ``access_denied`` error push queued instead."""
+    return _replace_push(
+        delivery,
+        delivery_status=Delivery.Status.CANCELLED,
+        last_error="The user is inactive.",
+        to=Status.DENIED,
+        signal=signals.auth_request_denied,
+        reason="user_inactive",
+        now=now,
+    )
+
+
+def _replace_push(
+    delivery: Delivery,
+    *,
+    delivery_status: str,
+    last_error: str,
+    to: str,
+    signal: Any,
+    reason: str,
+    now: datetime,
+) -> bool:
+    """End an approved request's token push unsent, move the request to ``to`` and queue the error
+    push that replaces it."""
     auth_request = delivery.auth_request
     with _atomic():
         Delivery.objects.finish(
-            delivery.pk, status=Delivery.Status.CANCELLED, now=now, last_error="The user is inactive."
+            delivery.pk, status=delivery_status, now=now, payload_sealed="", last_error=last_error
         )
-        if not _requests(auth_request.pk, (Status.APPROVED,)).update(status=Status.DENIED, updated_at=now):
+        if not _requests(auth_request.pk, (Status.APPROVED,)).update(status=to, updated_at=now):
             return False
-        auth_request.status = Status.DENIED
+        auth_request.status = to
         outbox.record_outcome(auth_request)
-        audit.transition(auth_request, signals.auth_request_denied, detail={"reason": "user_inactive"})
+        audit.transition(auth_request, signal, detail={"reason": reason})
     return True
 
 

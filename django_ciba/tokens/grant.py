@@ -7,6 +7,7 @@ a view: client authentication first, then grant eligibility, then the auth_req_i
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from django.db import transaction
@@ -38,6 +39,13 @@ STATUS_DESCRIPTIONS = {
     "invalid_grant": "The auth_req_id is unknown, spent, or was issued to another client.",
 }
 
+# Headers of every token response, errors included (RFC 6749 §5.1).
+TOKEN_RESPONSE_HEADERS = {
+    "Content-Type": "application/json",
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+}
+
 # Parameters that may legitimately repeat (RFC 8707 resource indicators).
 REPEATABLE_PARAMETERS = frozenset({"resource"})
 
@@ -57,8 +65,17 @@ class CibaGrant(GrantTypeBase):
 
     custom_validators: ValidatorsContainer  # set by GrantTypeBase.__init__, missing from types-oauthlib
 
+    def __init__(self, request_validator: Any = None, **kwargs: Any) -> None:
+        #: The token modifiers registered on this grant (the OpenID wrapper's ID token), in order.
+        self.token_modifiers: list[Callable[..., dict[str, Any]]] = []
+        super().__init__(request_validator, **kwargs)
+
+    def register_token_modifier(self, modifier: Callable[..., dict[str, Any]]) -> None:
+        self.token_modifiers.append(modifier)
+        super().register_token_modifier(modifier)
+
     def create_token_response(self, request: Any, token_handler: Any) -> tuple[dict[str, str], str, int]:
-        headers = self._get_default_headers()  # type: ignore[attr-defined]  # missing from types-oauthlib
+        headers = dict(TOKEN_RESPONSE_HEADERS)
         try:
             self.validate_token_request(request)
             # Claim and mint in one transaction: exactly one concurrent poll wins the claim
@@ -82,7 +99,7 @@ class CibaGrant(GrantTypeBase):
         gets ``at_hash`` from oauthlib and the CIBA claims from the validator mixin.
         """
         token = token_handler.create_token(request, refresh_token=self.issue_refresh_token(request))
-        for modifier in self._token_modifiers:  # type: ignore[attr-defined]  # missing from types-oauthlib
+        for modifier in self.token_modifiers:
             token = modifier(token, token_handler, request)
         cast(CibaRequestValidator, self.request_validator).save_token(token, request)
         assurance.remember_for_refresh(request.ciba_request, token)  # for the refresh grant's ID tokens
