@@ -119,6 +119,10 @@ class _Result:
     retry_after: float | None = None
 
 
+def _valid_ttl(ttl: object) -> bool:
+    return ttl is None or (isinstance(ttl, int) and not isinstance(ttl, bool) and ttl >= 0)
+
+
 class WebPushBackend(BaseNotificationBackend):
     """Sends an encrypted Web Push message to every browser the user subscribed.
 
@@ -152,12 +156,6 @@ class WebPushBackend(BaseNotificationBackend):
         **options: Any,
     ) -> None:
         super().__init__(**options)
-        if urgency not in URGENCIES:
-            raise CibaConfigurationError(
-                f"The Web Push backend's urgency must be one of {', '.join(URGENCIES)}, not {urgency!r}."
-            )
-        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, int) or ttl < 0):
-            raise CibaConfigurationError("The Web Push backend's ttl must be None or seconds (int >= 0).")
         try:
             import pywebpush  # noqa: F401
         except ImportError as exc:
@@ -175,6 +173,20 @@ class WebPushBackend(BaseNotificationBackend):
 
     def check(self) -> list[checks.CheckMessage]:
         messages = check_vapid(self._vapid)
+        if self.urgency not in URGENCIES:
+            messages.append(
+                checks.Error(
+                    f"The Web Push backend's urgency must be one of {', '.join(URGENCIES)}, "
+                    f"not {self.urgency!r}.",
+                    id="django_ciba.E198",
+                )
+            )
+        if not _valid_ttl(self.ttl):
+            messages.append(
+                checks.Error(
+                    "The Web Push backend's ttl must be None or seconds (int >= 0).", id="django_ciba.E199"
+                )
+            )
         if not ciba_settings.APPROVAL_URL:
             messages.append(
                 checks.Warning(
@@ -223,6 +235,8 @@ class WebPushBackend(BaseNotificationBackend):
 
     def headers(self, notification: DeviceNotification) -> dict[str, str]:
         """The headers common to every subscription (VAPID is added per push service)."""
+        if self.urgency not in URGENCIES or not _valid_ttl(self.ttl):  # checks E198 / E199 fail too
+            raise CibaConfigurationError("The Web Push backend's urgency or ttl option is invalid.")
         remaining = (notification.expires_at - timezone.now()).total_seconds()
         ttl = max(0, int(remaining))
         if self.ttl is not None:

@@ -293,13 +293,33 @@ def test_system_checks_run_the_backend_check(webpush_settings):
     assert "django_ciba.E032" in {message.id for message in _check_backend(settings)}
 
 
-@pytest.mark.parametrize(
-    "options",
-    [{"urgency": "urgent"}, {"ttl": -1}, {"ttl": "60"}, {"ttl": True}, {"retries": 3}],
-)
-def test_invalid_options_are_refused(options):
+def test_unknown_options_are_refused():
     with pytest.raises(CibaConfigurationError):
-        WebPushBackend(**options)
+        WebPushBackend(retries=3)
+
+
+@pytest.mark.parametrize(
+    ("options", "check_id"),
+    [
+        ({"urgency": "urgent"}, "django_ciba.E198"),
+        ({"ttl": -1}, "django_ciba.E199"),
+        ({"ttl": "60"}, "django_ciba.E199"),
+        ({"ttl": True}, "django_ciba.E199"),
+    ],
+    ids=["urgency", "ttl-negative", "ttl-string", "ttl-bool"],
+)
+def test_invalid_urgency_and_ttl_are_reported_by_their_own_check(webpush_settings, options, check_id, user):
+    backend = WebPushBackend(**options)
+    assert [
+        message.id for message in backend.check() if message.id in ("django_ciba.E198", "django_ciba.E199")
+    ] == [check_id]
+    with pytest.raises(CibaConfigurationError):  # never sent with a bad header
+        backend.headers(make_notification(user, minutes=1))
+
+
+def test_valid_urgency_and_ttl_raise_no_check(webpush_settings):
+    ids = {message.id for message in WebPushBackend(urgency="low", ttl=0).check()}
+    assert not ids & {"django_ciba.E198", "django_ciba.E199"}
 
 
 # --- sending (stubbed transport) -------------------------------------------------------------
