@@ -15,6 +15,7 @@ skipped with one line that says why.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -56,6 +57,21 @@ def _result(name: str, connections: int, raw: dict[str, Any]) -> Result:
         quantiles=[(p, float(lat.get(key) or 0)) for p, key in points],
         rounds_rps=[float(raw.get("rps") or 0)],
     )
+
+
+def _reason(output: str) -> str:
+    """The telling line of a failed run: an exception (``FetchError: ...``), else npm's error code,
+    else the last line naming an error (npm ends with proxy advice and the path of its log), else
+    the last line."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    for found in (
+        [line for line in lines if re.search(r"[A-Za-z]Error: ", line)],
+        [line for line in lines if "npm error code" in line],
+        [line for line in lines if "error" in line.lower() and "complete log" not in line][-1:],
+    ):
+        if found:
+            return found[0][:200]
+    return lines[-1][:200] if lines else "no output"
 
 
 class Reference:
@@ -103,9 +119,8 @@ class Reference:
             except (OSError, subprocess.TimeoutExpired) as error:
                 return self._fail(f"{self.script.name} did not finish: {error}")
             if not out.exists():
-                lines = (completed.stderr or completed.stdout).strip().splitlines()
-                last = lines[-1] if lines else "no output"
-                return self._fail(f"benchmarks/oidc_provider/run exited {completed.returncode}: {last}")
+                reason = _reason(completed.stderr or completed.stdout)
+                return self._fail(f"benchmarks/oidc_provider/run exited {completed.returncode}: {reason}")
             try:
                 data = json.loads(out.read_text())
             except ValueError as error:

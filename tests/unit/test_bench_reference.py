@@ -149,3 +149,17 @@ def test_no_reference_no_column():
     del data["reference"]
     table = render(data)
     assert "reference" not in table
+
+
+def test_npm_failure_names_the_error(tmp_path, node):
+    output = (
+        "installing node-oidc-provider (npm ci)\\n"
+        "npm error code ECONNREFUSED\\n"
+        "npm error FetchError: request to http://127.0.0.1:9/oidc-provider failed\\n"
+        "npm error A complete log of this run can be found in: /tmp/x.log\\n"
+    )
+    ref = Reference(16, lambda msg: None, script=_script(tmp_path, f"printf '{output}' >&2; exit 1\n"))
+    ref.round(2, warmup=1)
+    assert ref.skipped.endswith(
+        "exited 1: npm error FetchError: request to http://127.0.0.1:9/oidc-provider failed"
+    )
