@@ -2,8 +2,9 @@
 ``benchmarks/run``, which provides the throwaway PostgreSQL cluster and Redis server.
 
 Steps: a scratch database, migrated and seeded (bulk inserts); example_project under gunicorn and a
-Celery worker; then wrk runs (requests), a concurrency sweep, callback latencies, the scale check
-and (optionally) a profile. Prints a table; writes ``benchmarks/results/<timestamp>.json``.
+Celery worker; then wrk runs (requests, with node-oidc-provider measured between the rounds as the
+reference unless --no-reference or --smoke), a concurrency sweep, callback latencies, the scale
+check and (optionally) a profile. Prints a table; writes ``benchmarks/results/<timestamp>.json``.
 """
 
 from __future__ import annotations
