@@ -60,11 +60,16 @@ system: $(VENV)/.installed
 integration: $(VENV)/.installed
 	scripts/run-integration
 
-## bench: the benchmark (gunicorn, PostgreSQL, Redis, Celery, wrk; ~8 min with 1M rows)
+## bench: the benchmark (gunicorn, PostgreSQL, Redis, Celery, wrk; ~9-10 min with 1M rows). The table
+## shows each scenario with its ratio to DOT's client_credentials, and for client_credentials, pending
+## poll and bc-authorize a node-oidc-provider reference row (benchmarks/oidc_provider, run between the
+## rounds; needs node) and a 'x reference' ratio; without node: "reference skipped: <reason>"
+## (--no-reference turns it off)
 bench: $(VENV)/.installed
 	benchmarks/run --profile pending-poll
 
-## bench-smoke: the same harness in a few minutes (tiny seeds, sweep 1 and 4, no 1M rows; no thresholds)
+## bench-smoke: the same harness in a few minutes (tiny seeds, sweep 1 and 4, no 1M rows; no thresholds;
+## no reference, so no node or network)
 bench-smoke: $(VENV)/.installed
 	benchmarks/run --smoke
 

@@ -2,8 +2,9 @@
 ``benchmarks/run``, which provides the throwaway PostgreSQL cluster and Redis server.
 
 Steps: a scratch database, migrated and seeded (bulk inserts); example_project under gunicorn and a
-Celery worker; then wrk runs (requests), a concurrency sweep, callback latencies, the scale check
-and (optionally) a profile. Prints a table; writes ``benchmarks/results/<timestamp>.json``.
+Celery worker; then wrk runs (requests, with node-oidc-provider measured between the rounds as the
+reference unless --no-reference or --smoke), a concurrency sweep, callback latencies, the scale
+check and (optionally) a profile. Prints a table; writes ``benchmarks/results/<timestamp>.json``.
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         help="concurrency plot (default: docs/_static/bench-concurrency.png; smoke: results)",
     )
+    add(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        help="also measure node-oidc-provider (benchmarks/oidc_provider/run) between the rounds of the "
+        "request block, for the reference rows and the 'x reference' column (default: on, off with --smoke)",
+    )
     add("--keep-db", action="store_true", help="do not drop the scratch database")
     add("--fail-on-wrong-answers", action="store_true", help="exit 1 when a scenario is flagged")
     args = parser.parse_args(argv)
@@ -74,6 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.sweep_duration = args.sweep_duration or (2 if smoke else 8)
     args.sweep = [int(x) for x in (args.sweep or ("1,4" if smoke else "1,2,4,8,16,32,64")).split(",")]
     args.callbacks = args.callbacks or (8 if smoke else 50)
+    args.reference = args.reference if args.reference is not None else not smoke
     args.scale_rows = args.scale_rows if args.scale_rows is not None else (0 if smoke else 1_000_000)
     return args
 

@@ -18,10 +18,14 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _stat(pid: str) -> tuple[int, int, float] | None:
-    """(parent pid, session id, CPU seconds) of one process."""
+    """(parent pid, session id, CPU seconds) of one process; None for a zombie: it has exited, and
+    its CPU time is no more counted than that of a process already reaped (a just-killed reference
+    server, handed to PID 1 until reaped, would otherwise show as another program's load)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
+        return None
+    if fields[0] == "Z":
         return None
     return int(fields[1]), int(fields[3]), (int(fields[11]) + int(fields[12])) / TICKS
 

@@ -48,9 +48,32 @@ def request_line(row: dict[str, Any], base: dict[str, Any] | None) -> str:
     )
 
 
+X_REFERENCE = f"{'× reference':>13}"
+
+
+def _reference_lines(data: dict[str, Any]) -> list[str]:
+    """What the reference rows are, or why there are none (absent: not requested)."""
+    ref = data.get("reference")
+    if not ref:
+        return []
+    if ref.get("skipped"):
+        return [f"reference skipped: {ref['skipped']}"]
+    failed = f", {ref['failed_rounds']} failed" if ref.get("failed_rounds") else ""
+    return [
+        f"reference rows: {ref['server']} {ref['version']} (Node.js {ref['node']}, "
+        f"{ref['processes']} process, in-memory store), run by",
+        "benchmarks/oidc_provider/run after each round with this stack idle: "
+        f"{ref['rounds']} run(s){failed}, fresh server, {ref['warmup_s']} s warm-up",
+        f"and {ref['duration_per_round_s']} s per scenario each, same wrk settings; "
+        "'× reference' = django-ciba rps / reference rps",
+        "(benchmarks/oidc_provider/README.md lists the caveats: memory, not PostgreSQL; no slow_down check)",
+    ]
+
+
 def render(data: dict[str, Any]) -> str:
     lines: list[str] = []
     meta = data["meta"]
+    ref_rows = (data.get("reference") or {}).get("scenarios") or {}
     lines += [
         "",
         f"django-ciba benchmark ({meta['mode']}), {meta['started']}, {meta['elapsed_s']:.0f} s in all",
@@ -62,11 +85,16 @@ def render(data: dict[str, Any]) -> str:
         "",
         f"Requests ({meta['connections']} connections, {meta['duration']:g} s each "
         f"after a {meta['warmup']:g} s warm-up)",
-        REQUEST_HEADER,
+        *_reference_lines(data),
+        REQUEST_HEADER + (X_REFERENCE if ref_rows else ""),
     ]
     base = data.get("baseline")
     for row in data["requests"]:
-        lines.append(request_line(row, base))
+        x_ref = _num(row["x_reference"], 2) + "x" if row.get("x_reference") else ""
+        lines.append((request_line(row, base) + (f"{x_ref:>13}" if ref_rows else "")).rstrip())
+        ref_row = ref_rows.get(row.get("reference_scenario") or "")
+        if ref_row:
+            lines.append(request_line(ref_row, None))
     placements = [p for row in data["requests"] for p in row.get("placement", []) if sum(p)]
     if placements:
         skewed = sum(1 for p in placements if max(p) >= 0.75 * sum(p))

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from . import callbacks, load, machine, seed
 from .load import Result, Scenario
+from .reference import Reference
 from .scale import purge_with_load
 
 
@@ -31,6 +34,7 @@ class Bench:
         self.database_name = stack.project.database_url.rsplit("/", 1)[-1].split("?")[0]
         self.best_rps = 0.0
         self.approved_rps = 0.0  # until measured, the best rate of any scenario stands in
+        self.reference: Reference | None = None
 
     # --- setup --------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -97,11 +101,18 @@ class Bench:
 
     # --- runs ---------------------------------------------------------------------------------
     def block(
-        self, plan: list[tuple[Scenario, str]], connections: int, duration: float, warmup: float, rounds: int
+        self,
+        plan: list[tuple[Scenario, str]],
+        connections: int,
+        duration: float,
+        warmup: float,
+        rounds: int,
+        after_round: Callable[[float], None] | None = None,
     ) -> list:
         """Measure the scenarios of ``plan`` in interleaved rounds (A B C, A B C, ...) so that they
         share the machine's drift and gunicorn's ever-new placement of connections on workers;
-        each scenario's rounds are pooled (:func:`load.combine`). One warm-up per scenario first."""
+        each scenario's rounds are pooled (:func:`load.combine`). One warm-up per scenario first.
+        ``after_round(seconds)`` runs after each round (the reference, with the stack idle)."""
         rounds = max(1, min(rounds, int(duration)))
         rows_before = seed.row_count()
         before = machine.snapshot()
@@ -120,6 +131,8 @@ class Bench:
                 per[label].append(self.one_run(scenario, connections, duration / rounds))
                 if scenario is self.bc_authorize:
                     self.wait_for_outbox()
+            if after_round:
+                after_round(duration / rounds)
         foreign = machine.foreign_load(before, machine.snapshot(), self.roots, self.database_name)
         if foreign["cores"] >= 0.1:
             busiest = ", ".join(f"{b['process']} ({b['cores']})" for b in foreign["busiest"])
@@ -188,7 +201,16 @@ class Bench:
             (self.approved, "approved poll (token issuance)"),
             (self.bc_authorize, "bc-authorize"),
         ]
-        rows = self.block(plan, a.connections, a.duration, a.warmup, a.rounds)
+        after_round = None
+        if a.reference:
+            self.reference = Reference(a.connections, self.log)
+            if not self.reference.skipped:
+                # Its own warm-up per scenario: each round starts a fresh node-oidc-provider.
+                after_round = partial(self.reference.round, warmup=a.warmup)
+        rows = self.block(plan, a.connections, a.duration, a.warmup, a.rounds, after_round)
+        for row, key in zip(rows, ("client_credentials", "pending_poll", None, "bc_authorize"), strict=True):
+            if key:
+                row["reference_scenario"] = key
         self.small_control, self.small_scale = rows[0], rows[1]
         return rows
 
@@ -297,6 +319,8 @@ class Bench:
         data: dict[str, Any] = {"meta": self.meta()}
         data["requests"] = self.requests()
         data["baseline"] = data["requests"][0]
+        if self.reference:
+            data["reference"] = self.reference.summary(data["requests"])
         if not a.skip_sweep:
             data["sweep"] = self.sweep()
         if not a.skip_callbacks:
