@@ -21,6 +21,7 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
+from django_ciba.core import after_response
 from django_ciba.core.conf import ciba_settings
 from django_ciba.models import AuthenticationRequest, Delivery, DeliveryMode
 
@@ -38,12 +39,13 @@ PUSH_ERRORS: dict[str, str] = {
 
 
 def record(auth_request: AuthenticationRequest, kind: str, *, error: str = "") -> Delivery:
-    """Write one delivery in the current transaction; it is dispatched once that commits."""
+    """Write one delivery in the current transaction; it is dispatched once that commits and, inside
+    a request, once the response has been sent (:mod:`django_ciba.core.after_response`)."""
     now = timezone.now()
     delivery = Delivery.objects.create(
         auth_request=auth_request, kind=kind, error=error, next_attempt_at=now, created_at=now, updated_at=now
     )
-    transaction.on_commit(lambda: dispatch(delivery.pk))
+    transaction.on_commit(lambda: after_response.defer(lambda: dispatch(delivery.pk)))
     return delivery
 
 

@@ -179,21 +179,23 @@ def check_client(
         raise ClientRateLimited(retry_after=retry_after)
 
 
-def check_user(application: Any, user: Any, *, request: Any = None, now: float | None = None) -> None:
+def check_user(
+    application: Any, user: Any, *, request: Any = None, now: float | None = None
+) -> prompt_limits.PromptState:
     """Refuse the request when the hinted user may not be asked again now.
 
     In order: the user_code lockout (as an unknown user), the abuse-report block of this client,
     approval fatigue and the deprecated pending cap (one query), then the per-user rate limit,
-    which counts only requests that got that far.
+    which counts only requests that got that far. Returns what the query read.
     """
     now = _clock() if now is None else now
     if _lockout_active() and is_locked(user, now=now):
         log_event(logging.INFO, "locked_user_refused", application, user)
         raise LockedUser()
-    prompt_limits.check_user_state(application, user, as_datetime(now))
+    state = prompt_limits.check_user_state(application, user, as_datetime(now))
     limit = _limit(ciba_settings.USER_RATE_LIMIT)
     if limit is None:
-        return
+        return state
     refused, first, retry_after = _over("user", _user_digest(user), limit, now)
     if refused:
         log_event(
@@ -205,6 +207,7 @@ def check_user(application: Any, user: Any, *, request: Any = None, now: float |
             retry_after=retry_after,
         )
         raise UserRateLimited(retry_after=retry_after)
+    return state
 
 
 # --------------------------------------------------------------------------------------------

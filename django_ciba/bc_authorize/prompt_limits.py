@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from django_ciba import lifecycle
+from django_ciba.bc_authorize import prompt_state
 from django_ciba.bc_authorize.refusals import ClientReported, PromptsNotApproved, TooManyPending, log_event
 from django_ciba.core.conf import ciba_settings
-from django_ciba.models import AbuseReport, AuthenticationRequest
+from django_ciba.models import AuthenticationRequest
 
 
 def _limit(value: Any) -> tuple[int, int] | None:
@@ -40,14 +39,6 @@ def _limit(value: Any) -> tuple[int, int] | None:
         return None
     count, period = value
     return int(count), int(period)
-
-
-def _count(queryset: Any) -> Subquery:
-    return Subquery(queryset.values("user").annotate(_n=Count("pk")).values("_n")[:1])
-
-
-def _newest(queryset: Any, field: str = "created_at") -> Subquery:
-    return Subquery(queryset.values("user").annotate(_m=Max(field)).values("_m")[:1])
 
 
 def unapproved_prompts(user: Any, *, since: datetime, now: datetime) -> QuerySet:
@@ -75,71 +66,62 @@ def _retry_after(newest: datetime | None, period: int, moment: datetime) -> int 
     return math.ceil((newest + timedelta(seconds=period) - moment).total_seconds())
 
 
-def check_user_state(application: Any, user: Any, moment: datetime) -> None:
-    """Refuse the request when this client may not prompt this user now (one database query)."""
+def periods(moment: datetime) -> prompt_state.Periods:
+    """Where each limit's period starts at ``moment`` (None: the limit is off)."""
+
+    def since(value: Any) -> datetime | None:
+        limit = _limit(value)
+        return None if limit is None else moment - timedelta(seconds=limit[1])
+
+    return prompt_state.Periods(
+        reports_since=since(ciba_settings.ABUSE_REPORT_LIMIT),
+        mine_since=since(ciba_settings.UNAPPROVED_PROMPT_LIMIT),
+        every_since=since(ciba_settings.UNAPPROVED_PROMPT_CEILING),
+        pending=ciba_settings.MAX_PENDING_PER_USER is not None,
+        pair_pending=ciba_settings.MAX_PENDING_PER_CLIENT_USER is not None,
+    )
+
+
+def check_user_state(application: Any, user: Any, moment: datetime) -> prompt_state.PromptState:
+    """Refuse the request when this client may not prompt this user now (one database query).
+
+    Returns what it read; :func:`supersede_older` uses its count of this client's requests waiting
+    for this user."""
     reports_limit = _limit(ciba_settings.ABUSE_REPORT_LIMIT)
     pair_limit = _limit(ciba_settings.UNAPPROVED_PROMPT_LIMIT)
     ceiling = _limit(ciba_settings.UNAPPROVED_PROMPT_CEILING)
     cap = ciba_settings.MAX_PENDING_PER_USER
-    values: dict[str, Any] = {}
-    if reports_limit is not None:
-        reports = AbuseReport.objects.filter(
-            client=application,
-            user=user,
-            resolved=False,
-            created_at__gt=moment - timedelta(seconds=reports_limit[1]),
-        ).order_by()
-        values["reports"] = _count(reports)
-        values["newest_report"] = _newest(reports)
-    if pair_limit is not None:
-        mine = unapproved_prompts(user, since=moment - timedelta(seconds=pair_limit[1]), now=moment)
-        values["mine"] = _count(mine.filter(client=application))
-        values["newest_mine"] = _newest(mine.filter(client=application))
-    if ceiling is not None:
-        every = unapproved_prompts(user, since=moment - timedelta(seconds=ceiling[1]), now=moment)
-        values["every"] = _count(every)
-        values["newest_every"] = _newest(every)
-        values["mine_in_ceiling"] = _count(every.filter(client=application))
-    if cap is not None:
-        pending = AuthenticationRequest.objects.pending(moment).for_user(user).order_by()
-        values["pending"] = _count(pending)
-        values["soonest_expiry"] = Subquery(
-            pending.values("user").annotate(_m=Min("expires_at")).values("_m")[:1]
-        )
-    if not values:
-        return
-    found = get_user_model()._base_manager.filter(pk=user.pk).values(**values)[:1]
-    first = next(iter(found), None)
-    row: Mapping[str, Any] = first or {}
+    state = prompt_state.read(application, user, now=moment, periods=periods(moment))
 
-    if reports_limit is not None and (row.get("reports") or 0) >= reports_limit[0]:
-        log_event(logging.INFO, "reported_client_refused", application, user, reports=row.get("reports"))
-        raise ClientReported(retry_after=_retry_after(row.get("newest_report"), reports_limit[1], moment))
-    if pair_limit is not None and (row.get("mine") or 0) >= pair_limit[0]:
-        retry_after = _retry_after(row.get("newest_mine"), pair_limit[1], moment)
-        log_event(
-            logging.WARNING, "unapproved_prompts_refused", application, user, unapproved=row.get("mine")
-        )
+    if reports_limit is not None and state.reports >= reports_limit[0]:
+        log_event(logging.INFO, "reported_client_refused", application, user, reports=state.reports)
+        raise ClientReported(retry_after=_retry_after(state.newest_report, reports_limit[1], moment))
+    if pair_limit is not None and state.mine >= pair_limit[0]:
+        retry_after = _retry_after(state.newest_mine, pair_limit[1], moment)
+        log_event(logging.WARNING, "unapproved_prompts_refused", application, user, unapproved=state.mine)
         raise PromptsNotApproved(retry_after=retry_after)
-    if ceiling is not None and (row.get("every") or 0) >= ceiling[0] and (row.get("mine_in_ceiling") or 0):
-        retry_after = _retry_after(row.get("newest_every"), ceiling[1], moment)
+    if ceiling is not None and state.every >= ceiling[0] and state.mine_in_ceiling:
+        retry_after = _retry_after(state.newest_every, ceiling[1], moment)
         log_event(
             logging.WARNING,
             "unapproved_ceiling_refused",
             application,
             user,
-            unapproved=row.get("every"),
-            from_client=row.get("mine_in_ceiling"),
+            unapproved=state.every,
+            from_client=state.mine_in_ceiling,
         )
         raise PromptsNotApproved(retry_after=retry_after)
-    if cap is not None and (row.get("pending") or 0) >= int(cap):
-        soonest = row.get("soonest_expiry")
+    if cap is not None and state.pending >= int(cap):
+        soonest = state.soonest_expiry
         retry_after = math.ceil((soonest - moment).total_seconds()) if soonest is not None else None
-        log_event(logging.INFO, "pending_cap_reached", application, user, pending=row.get("pending"))
+        log_event(logging.INFO, "pending_cap_reached", application, user, pending=state.pending)
         raise TooManyPending(retry_after=retry_after)
+    return state
 
 
-def supersede_older(auth_request: AuthenticationRequest, *, now: datetime) -> list[int]:
+def supersede_older(
+    auth_request: AuthenticationRequest, *, now: datetime, waiting: int | None = None
+) -> list[int]:
     """Expire the oldest requests of ``auth_request``'s client still waiting for its user, so that at
     most ``MAX_PENDING_PER_CLIENT_USER`` wait, the new one included. Call it inside the transaction
     that stored ``auth_request``. Returns the primary keys of the requests it expired.
@@ -148,9 +130,16 @@ def supersede_older(auth_request: AuthenticationRequest, *, now: datetime) -> li
     the user approves or denies meanwhile is left alone) and is audited as ``expired`` with the
     client as actor and ``reason: superseded``. Its client learns it as for any expiry:
     ``expired_token`` at the token endpoint, an error push in push mode, no ping.
+
+    ``waiting``: how many of the client's requests were waiting for the user just before this one
+    (:attr:`~django_ciba.bc_authorize.prompt_state.PromptState.pair_pending`); below the cap, the
+    lookup is skipped. A request stored meanwhile by a concurrent call is missed either way (neither
+    transaction sees the other's uncommitted row).
     """
     cap = ciba_settings.MAX_PENDING_PER_CLIENT_USER
     if cap is None:
+        return []
+    if waiting is not None and waiting + 1 <= int(cap):
         return []
     older = list(
         AuthenticationRequest.objects.pending(now)
@@ -167,4 +156,6 @@ def supersede_older(auth_request: AuthenticationRequest, *, now: datetime) -> li
     return superseded
 
 
-__all__ = ["check_user_state", "supersede_older", "unapproved_prompts"]
+PromptState = prompt_state.PromptState
+
+__all__ = ["PromptState", "check_user_state", "periods", "supersede_older", "unapproved_prompts"]

@@ -102,7 +102,7 @@ def start_authentication(
     started = timing.start()
     try:
         user = resolve_user(hint_type, hint, client=application, request=request)  # VAL-04
-        abuse.check_user(application, user, request=request)
+        state = abuse.check_user(application, user, request=request)
     except UnknownUserId:
         timing.pad_unknown(started)  # SEC-08: as slow as a known user's request, on average
         raise
@@ -138,7 +138,7 @@ def start_authentication(
         )
         if ask_user:
             # SEC-07: this client's oldest requests still waiting for the user give way to this one.
-            prompt_limits.supersede_older(auth_request, now=now)
+            prompt_limits.supersede_older(auth_request, now=now, waiting=state.pair_pending)
             # AD-01: the authentication device is notified by a worker, after this commits.
             lifecycle.notify_device(auth_request)
         else:
