@@ -116,13 +116,15 @@ class Window:
 
 
 def _incr(cache: Any, key: str, ttl: int) -> int:
-    """Add one to the counter ``key`` atomically and return its new value (0: nothing stored)."""
-    for _ in range(2):
-        cache.add(key, 0, ttl)
+    """Add one to the counter ``key`` atomically and return its new value (0: nothing stored).
+
+    The counter usually exists already (every request of the window after the first): ``incr``
+    first spares the ``add`` round trip to a shared cache on that path."""
+    for _ in range(3):
         try:
             return int(cache.incr(key))
-        except ValueError:  # expired or evicted between add and incr: add it again
-            continue
+        except ValueError:  # not there yet, or expired or evicted since: add it, then count
+            cache.add(key, 0, ttl)
     return 0  # a cache that stores nothing (DummyCache, check W064): nothing is limited
 
 

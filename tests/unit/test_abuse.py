@@ -658,3 +658,13 @@ def test_errors_are_access_denied_403(clock):
         {"error": "unknown_user_id", "error_description": "The hint does not identify a known user."},
         {},
     )
+
+
+def test_a_counter_that_exists_is_counted_without_an_add(controls, clock):
+    # SEC-07: every request after the first of a window costs the shared cache one incr, no add.
+    cache = caches["default"]
+    now = clock()
+    abuse.hit("test", "d" * 32, (5, 60), now=now)
+    with mock.patch.object(cache, "add", wraps=cache.add) as add:
+        assert abuse.hit("test", "d" * 32, (5, 60), now=now)[0] == 2
+    add.assert_not_called()
