@@ -1,6 +1,8 @@
 """Real services for the integration tests: the Redis broker, the PostgreSQL cluster (stopped and
-started again by :class:`PostgresCluster`), and the example project served as separate processes
-(``runserver`` and a Celery worker with beat) on a PostgreSQL database of its own.
+started again by :class:`PostgresCluster`), the example project served as separate processes
+(``runserver``, or several gunicorn app servers, and a Celery worker with beat) on a PostgreSQL
+database of its own, and nginx as a load balancer in front of app servers (:class:`Nginx`, from
+``scripts/with-nginx``; tests/integration/test_scale_out.py).
 
 ``scripts/run-integration`` runs the suite under ``scripts/with-postgres`` and ``scripts/with-redis``;
 the latter exports ``CELERY_BROKER_URL`` and ``CIBA_TEST_REDIS_*``, which :class:`RedisServer`
