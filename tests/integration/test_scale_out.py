@@ -94,18 +94,30 @@ class Deployment(types.SimpleNamespace):
         return f"http://{server}/o"
 
     def bc_authorize(
-        self, client: str, user: str, base: str | None = None, **extra: str
+        self,
+        client: str,
+        user: str,
+        base: str | None = None,
+        session: requests.Session | None = None,
+        **extra: str,
     ) -> requests.Response:
         credentials = self.clients[client]
-        return self.session.post(
+        return (session or self.session).post(
             f"{base or self.issuer}/bc-authorize",
             data={"scope": SCOPE, "login_hint": user, "binding_message": "Scale 42", **extra},
             auth=(credentials["client_id"], credentials["client_secret"]),
             timeout=15,
         )
 
-    def start(self, client: str, user: str, base: str | None = None, **extra: str) -> str:
-        response = self.bc_authorize(client, user, base, **extra)
+    def start(
+        self,
+        client: str,
+        user: str,
+        base: str | None = None,
+        session: requests.Session | None = None,
+        **extra: str,
+    ) -> str:
+        response = self.bc_authorize(client, user, base, session, **extra)
         assert response.status_code == 200, response.text
         return response.json()["auth_req_id"]
 
@@ -287,7 +299,7 @@ def test_slow_down_is_shared_by_both_servers(deployment):
     def run(label: str, user: str, base: str | None) -> None:
         try:
             session = new_session()
-            auth_req_id = deployment.start("slow", user, base)
+            auth_req_id = deployment.start("slow", user, base, session)
             started = 0.0
             answers = []
             for step, at in enumerate(schedule):
