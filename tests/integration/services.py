@@ -1,6 +1,8 @@
 """Real services for the integration tests: the Redis broker, the PostgreSQL cluster (stopped and
-started again by :class:`PostgresCluster`), and the example project served as separate processes
-(``runserver`` and a Celery worker with beat) on a PostgreSQL database of its own.
+started again by :class:`PostgresCluster`), the example project served as separate processes
+(``runserver``, or several gunicorn app servers, and a Celery worker with beat) on a PostgreSQL
+database of its own, and nginx as a load balancer in front of app servers (:class:`Nginx`, from
+``scripts/with-nginx``; tests/integration/test_scale_out.py).
 
 ``scripts/run-integration`` runs the suite under ``scripts/with-postgres`` and ``scripts/with-redis``;
 the latter exports ``CELERY_BROKER_URL`` and ``CIBA_TEST_REDIS_*``, which :class:`RedisServer`
@@ -40,7 +42,7 @@ import urllib.request
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -640,6 +642,7 @@ class ServedProject:
         self.issuer = f"http://{LOOPBACK}:{self.port}/o"
         self.base_url = f"http://{LOOPBACK}:{self.port}"
         self.web: subprocess.Popen | None = None
+        self.app_servers: dict[int, subprocess.Popen] = {}  # gunicorn, by port (start_app_server)
         self.worker: subprocess.Popen | None = None
         self.worker_name: str | None = None
         self.worker_log: Path | None = None
@@ -748,6 +751,51 @@ class ServedProject:
         stop_group(self.web, grace=5)
         self.web = None
 
+    # --- gunicorn app servers (several behind a load balancer: Nginx) --------------------------
+    def app_server_log(self, port: int) -> Path:
+        return self.directory / f"gunicorn-{port}.log"
+
+    def start_app_server(self, port: int | None = None, *, threads: int = 8, timeout: float = 30) -> int:
+        """One more app server: ``gunicorn example_project.wsgi`` (one gthread worker) on
+        ``127.0.0.1:PORT`` (a free one by default), with this project's environment, so with its
+        issuer whatever port it listens on (behind a load balancer, the balancer's). Returns the
+        port once discovery answers 200 there with :attr:`issuer`."""
+        port = port or free_port()
+        assert port not in self.app_servers, f"an app server already listens on {port}"
+        log = self.app_server_log(port)
+        self.app_servers[port] = spawn(
+            [
+                sys.executable,
+                *("-m", "gunicorn", "example_project.wsgi:application"),
+                *("--bind", f"{LOOPBACK}:{port}", "--workers", "1"),
+                *("--worker-class", "gthread", "--threads", str(threads)),
+                *("--graceful-timeout", "5", "--error-logfile", "-"),
+            ],
+            log=log,
+            env=self.env,
+        )
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        url = f"http://{LOOPBACK}:{port}{urlsplit(self.issuer).path}/.well-known/openid-configuration"
+
+        def answers() -> bool:
+            server = self.app_servers[port]
+            if server.poll() is not None:
+                pytest.fail(
+                    f"gunicorn on {port} exited with {server.returncode}:\n{tail(log)}", pytrace=False
+                )
+            try:
+                with opener.open(url, timeout=2) as response:
+                    return response.status == 200 and json.load(response).get("issuer") == self.issuer
+            except (OSError, ValueError):
+                return False
+
+        wait_until(answers, self._time(timeout), lambda: f"{url} did not answer:\n{tail(log)}", 0.2)
+        return port
+
+    def stop_app_servers(self) -> None:
+        for port in list(self.app_servers):
+            stop_group(self.app_servers.pop(port), grace=5)
+
     # --- the Celery worker (with beat) --------------------------------------------------------
     def start_worker(
         self, *extra_args: str, concurrency: int = 2, beat: bool = True, timeout: float = 60
@@ -843,7 +891,8 @@ class ServedProject:
     def log_tail(self, lines: int = 40) -> str:
         """The end of every log (runserver, each worker), for assertion messages."""
         parts = []
-        for path in [self.web_log, *sorted(self.directory.glob("worker-*.log"))]:
+        logs = [self.web_log, *sorted(self.directory.glob("gunicorn-*.log"))]
+        for path in [*logs, *sorted(self.directory.glob("worker-*.log"))]:
             if path.exists():
                 parts.append(f"--- {path.name} ---\n{tail(path, lines)}")
         return "\n".join(parts) or "(no logs)"
@@ -853,6 +902,7 @@ class ServedProject:
         try:
             self.stop_worker(grace=10)
             self.stop_web()
+            self.stop_app_servers()
         finally:
             if self._control is not None:
                 try:
@@ -864,6 +914,190 @@ class ServedProject:
                 self.database.drop()
 
     def __enter__(self) -> ServedProject:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+# --- the load balancer ----------------------------------------------------------------------------
+NGINX_CONF = """\
+# Throwaway configuration written by tests/integration/services.py (Nginx): nothing of the
+# system's nginx is read; every path is under {directory}.
+daemon off;
+worker_processes 1;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    client_body_temp_path {directory}/tmp/body;
+    proxy_temp_path {directory}/tmp/proxy;
+    fastcgi_temp_path {directory}/tmp/fastcgi;
+    uwsgi_temp_path {directory}/tmp/uwsgi;
+    scgi_temp_path {directory}/tmp/scgi;
+    # Which app server answered each request: the access log and the X-Upstream header.
+    log_format upstreams '$msec $request_method $uri $status $upstream_addr';
+    access_log {directory}/access.log upstreams;
+    upstream app_servers {{
+        # Round robin; max_fails=0: a slow answer never takes a server out of the rotation.
+{servers}
+        keepalive 16;
+    }}
+    server {{
+        listen {host}:{port};
+        location / {{
+            proxy_pass http://app_servers;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            # A request is sent to one app server only, never retried on the other.
+            proxy_next_upstream off;
+            proxy_max_temp_file_size 0;
+            proxy_read_timeout 30s;
+            add_header X-Upstream $upstream_addr always;
+        }}
+    }}
+}}
+"""
+
+
+class Nginx:
+    """nginx as a round-robin load balancer on ``127.0.0.1:port`` in front of app servers on
+    loopback ``upstreams`` (ports), with a configuration of its own in ``directory``.
+
+    The binary is ``$CIBA_NGINX`` (``scripts/with-nginx`` installs Debian's nginx when missing and
+    exports it). It runs in the foreground (``daemon off``) in a session of its own, ``-p``/``-c``/
+    ``-e`` pointing into ``directory``: no system configuration or log is touched. Every response
+    carries ``X-Upstream: 127.0.0.1:PORT`` (the app server that answered) and ``access.log`` lists
+    ``time method uri status upstream`` per request.
+    """
+
+    def __init__(self, binary: str, directory: str | Path, upstreams: Iterable[int]) -> None:
+        self.binary = binary
+        self.directory = Path(directory)
+        self.upstreams = [int(port) for port in upstreams]
+        self.port: int | None = None
+        self.process: subprocess.Popen | None = None
+
+    @classmethod
+    def binary_from_env(cls) -> str | None:
+        """``$CIBA_NGINX`` when executable, else nginx on PATH or /usr/sbin/nginx; None if none."""
+        for candidate in (os.environ.get("CIBA_NGINX"), shutil.which("nginx"), "/usr/sbin/nginx"):
+            if candidate and os.access(candidate, os.X_OK):
+                return candidate
+        return None
+
+    @property
+    def url(self) -> str:
+        assert self.port is not None, "nginx was not started"
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def conf(self) -> Path:
+        return self.directory / "nginx.conf"
+
+    @property
+    def access_log(self) -> Path:
+        return self.directory / "access.log"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "nginx.log"
+
+    def upstream_name(self, port: int) -> str:
+        """How the access log and ``X-Upstream`` name the app server on ``port``."""
+        return f"{LOOPBACK}:{port}"
+
+    def write_conf(self, port: int) -> None:
+        (self.directory / "tmp").mkdir(parents=True, exist_ok=True)
+        servers = "\n".join(f"        server {LOOPBACK}:{up} max_fails=0;" for up in self.upstreams)
+        self.conf.write_text(
+            NGINX_CONF.format(directory=self.directory, servers=servers, host=LOOPBACK, port=port)
+        )
+
+    def _command(self, *args: str) -> list[str]:
+        directory = str(self.directory)
+        return [
+            self.binary,
+            "-p",
+            directory,
+            "-c",
+            str(self.conf),
+            "-e",
+            str(self.directory / "error.log"),
+            *args,
+        ]
+
+    def start(self, port: int | None = None, timeout: float = 15) -> None:
+        """Write the configuration, check it (``nginx -t``), start nginx on ``port`` and wait until
+        it accepts connections. Without ``port`` a free one is chosen (and another one tried when
+        it was taken meanwhile); a given ``port`` (already named by the app servers' issuer, say)
+        is tried once."""
+        assert self.process is None, "nginx is already running"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        end = time.monotonic() + timeout
+        for _attempt in range(1 if port else 5):
+            chosen = port or free_port()
+            self.write_conf(chosen)
+            check = subprocess.run(
+                self._command("-t", "-q"),
+                capture_output=True,
+                text=True,
+                timeout=max(1, end - time.monotonic()),
+            )
+            assert check.returncode == 0, f"nginx -t refused {self.conf}:\n{check.stdout}{check.stderr}"
+            process = spawn(self._command(), log=self.log, env=os.environ)
+
+            def up(process: subprocess.Popen = process, chosen: int = chosen) -> str | None:
+                if process.poll() is not None:
+                    return "exited"
+                return "listening" if port_is_open(chosen) else None
+
+            state = wait_until(
+                up,
+                max(0.5, end - time.monotonic()),
+                lambda: f"nginx did not listen:\n{self.log_tail()}",
+                0.05,
+            )
+            if state == "listening":
+                self.process, self.port = process, chosen
+                return
+            _live.discard(process)  # exited (the port was taken)
+        pytest.fail(f"nginx could not be started:\n{self.log_tail()}", pytrace=False)
+
+    def stop(self) -> None:
+        """SIGQUIT (graceful), SIGKILL after 5 s; the process group with it."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGQUIT)
+            process.wait(5)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        stop_group(process, grace=5)
+
+    def access_entries(self) -> list[tuple[str, str, int, str]]:
+        """``(method, uri, status, upstream)`` of every request logged so far, oldest first."""
+        entries = []
+        try:
+            lines = self.access_log.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        for line in lines:
+            parts = line.split()
+            if len(parts) >= 5:
+                entries.append((parts[1], parts[2], int(parts[3]), parts[4]))
+        return entries
+
+    def log_tail(self, lines: int = 20) -> str:
+        return "\n".join(
+            f"--- {path.name} ---\n{tail(path, lines)}" for path in (self.log, self.directory / "error.log")
+        )
+
+    def __enter__(self) -> Nginx:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -166,3 +166,63 @@ def test_worker_answers_pings_is_killed_and_restarted_and_survives_a_broker_rest
     redis_server.start()
     assert second in project.ping_worker(timeout=deadline.left(60)), project.log_tail()
     assert project.worker_alive()
+
+
+def test_nginx_balances_round_robin_and_names_the_upstream(tmp_path):
+    """services.Nginx (the scale-out test's load balancer): round robin over two loopback backends,
+    ``X-Upstream`` and the access log name the one that answered, a request is never retried on the
+    other backend, and stop() leaves no nginx process behind."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.integration.conftest import require
+    from tests.integration.services import Nginx
+
+    binary = Nginx.binary_from_env()
+    require(binary is not None, "nginx is needed (scripts/with-nginx installs Debian's)")
+    assert binary is not None
+
+    class Answer(BaseHTTPRequestHandler):  # HTTP/1.0: one request per connection, so a stopped
+        # backend leaves no kept-alive connection for nginx to reuse
+
+        def log_message(self, format, *args):  # noqa: A002 - quiet
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            body = str(self.server.server_address[1]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    backends = [ThreadingHTTPServer(("127.0.0.1", 0), Answer) for _ in range(2)]
+    for backend in backends:
+        threading.Thread(target=backend.serve_forever, daemon=True).start()
+    ports = [backend.server_address[1] for backend in backends]
+    nginx = Nginx(binary, tmp_path / "nginx", ports)
+    try:
+        nginx.start(timeout=15)
+        http = session()
+        answers = [http.post(f"{nginx.url}/o/token/", data={"n": n}, timeout=10) for n in range(4)]
+        assert [response.status_code for response in answers] == [200] * 4
+        named = [response.headers["X-Upstream"] for response in answers]
+        assert named == [f"127.0.0.1:{response.text}" for response in answers]
+        assert named[0] != named[1] and named[0::2] == [named[0]] * 2 and named[1::2] == [named[1]] * 2
+        assert {nginx.upstream_name(port) for port in ports} == set(named)
+        wait_until(lambda: len(nginx.access_entries()) == 4, 5, lambda: str(nginx.access_entries()))
+        assert [(m, uri, s, up) for m, uri, s, up in nginx.access_entries()] == [
+            ("POST", "/o/token/", 200, name) for name in named
+        ]
+
+        # One backend down: its share of POSTs fails (502), none is sent to the other one instead.
+        backends[1].shutdown()
+        backends[1].server_close()
+        answers = [http.post(f"{nginx.url}/o/token/", data={"n": n}, timeout=10) for n in range(4)]
+        outcomes = sorted((response.status_code, response.headers["X-Upstream"]) for response in answers)
+        up, down = nginx.upstream_name(ports[0]), nginx.upstream_name(ports[1])
+        assert outcomes == [(200, up), (200, up), (502, down), (502, down)], outcomes
+        pid = nginx.process.pid if nginx.process else None
+    finally:
+        nginx.stop()
+        backends[0].shutdown()
+    assert pid and not group_members(pid)
