@@ -13,8 +13,10 @@ class DjangoCibaConfig(AppConfig):
 
         # checks: registers the system checks
         from django_ciba import assurance, checks, middleware, outbox, tasks  # noqa: F401
+        from django_ciba.clients import cache as client_cache
         from django_ciba.core import log_redaction
 
+        client_cache.connect()  # saved or deleted clients are read again by every process
         log_redaction.install()  # oauthlib logs some tokens at DEBUG
         middleware.install_log_filter()  # one log line per database-outage answer
         # The login time of each session, for the auth_time of the approvals made with it.
