@@ -57,14 +57,16 @@ class PendingEntry(NamedTuple):
         return max(0, int(self.expires_at - now.timestamp()))
 
 
-def backend_path(cache: Any) -> str:
-    return f"{type(cache).__module__}.{type(cache).__qualname__}"
-
-
 def is_local(cache: Any) -> bool:
     """Whether ``cache`` is one of :data:`LOCAL_BACKENDS` (or a subclass of one)."""
-    paths = {f"{klass.__module__}.{klass.__qualname__}" for klass in type(cache).__mro__}
-    return bool(paths & set(LOCAL_BACKENDS))
+    backend = type(cache)
+    if backend not in _local:
+        paths = {f"{klass.__module__}.{klass.__qualname__}" for klass in backend.__mro__}
+        _local[backend] = bool(paths & set(LOCAL_BACKENDS))
+    return _local[backend]
+
+
+_local: dict[type, bool] = {}
 
 
 def enabled() -> bool:
