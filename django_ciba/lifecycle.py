@@ -55,11 +55,12 @@ def _polled(auth_request: AuthenticationRequest) -> bool:
 def _left_pending(auth_request: AuthenticationRequest) -> None:
     """Delete the request's pending entry (:mod:`django_ciba.core.hot_path`) now and once the
     transition commits: polls from then on read the database. Nothing reads the entry back in."""
-    if not _polled(auth_request) or not hot_path.enabled():
+    if not _polled(auth_request):
         return
     digest = auth_request.auth_req_id_hash
-    hot_path.forget_pending(digest)
-    transaction.on_commit(lambda: hot_path.forget_pending(digest))
+    hot_path.forget_pending(digest)  # also when off here: another process may have written it
+    if hot_path.enabled():
+        transaction.on_commit(lambda: hot_path.forget_pending(digest))
 
 
 def create(*, actor: str, **fields: Any) -> AuthenticationRequest:

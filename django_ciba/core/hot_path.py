@@ -126,9 +126,10 @@ def remember_pending(auth_req_id_hash: str, *, client_pk: Any, expires_at: datet
 
 
 def forget_pending(auth_req_id_hash: str) -> None:
-    """Delete a request's pending entry (called around every transition away from pending)."""
-    if not enabled():
-        return
+    """Delete a request's pending entry (called around every transition away from pending).
+
+    Whatever :func:`enabled` says: a process with the hot path off (a rolling deploy, the setting
+    switched off and on again) must not leave another process's entry behind."""
     try:
         cache().delete(pending_key(auth_req_id_hash))
     except Exception as exc:
@@ -140,9 +141,8 @@ def forget_pending(auth_req_id_hash: str) -> None:
 
 
 def bump_client_version() -> None:
-    """Invalidate every process's cached client rows: a new version token."""
-    if not enabled():
-        return
+    """Invalidate every process's cached client rows: a new version token (whatever
+    :func:`enabled` says, like :func:`forget_pending`)."""
     try:
         cache().set(VERSION_KEY, uuid.uuid4().hex, None)
     except Exception as exc:

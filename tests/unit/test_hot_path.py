@@ -95,7 +95,32 @@ def test_nothing_is_written_when_off(client, user, poll_client, ciba_settings):
     auth_req_id, auth_request = start(client, app, secret)
     poll(client, app, secret, auth_req_id)
     assert entry_of(auth_request) is None
-    assert cache.get(hot_path.VERSION_KEY) is None
+
+
+@pytest.mark.django_db
+def test_a_transition_made_with_the_cache_off_still_removes_the_entry(
+    client, user, poll_client, ciba_settings
+):
+    # A process with the hot path off (a rolling deploy) approves a request another process, with it
+    # on, wrote an entry for: the entry goes, or that process would answer authorization_pending.
+    ciba_settings.set(HOT_PATH_CACHE=True)
+    app, secret = poll_client
+    auth_req_id, auth_request = start(client, app, secret)
+    ciba_settings.set(HOT_PATH_CACHE=False)
+    decisions.approve(auth_request, user=user)
+    assert entry_of(auth_request) is None
+    ciba_settings.set(HOT_PATH_CACHE=True)
+    client_cache.clear()
+    assert poll(client, app, secret, auth_req_id).status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_client_saved_with_the_cache_off_still_replaces_the_version(poll_client, ciba_settings):
+    ciba_settings.set(HOT_PATH_CACHE=False)
+    app, _ = poll_client
+    cache.set(hot_path.VERSION_KEY, "read-by-a-process-with-the-cache-on", None)
+    CibaClient.objects.filter(application=app).update(enabled=False)
+    assert cache.get(hot_path.VERSION_KEY) != "read-by-a-process-with-the-cache-on"
 
 
 @pytest.mark.django_db
