@@ -63,6 +63,13 @@ def _left_pending(auth_request: AuthenticationRequest) -> None:
         transaction.on_commit(lambda: hot_path.forget_pending(digest))
 
 
+def forget_deleted(sender: Any, instance: AuthenticationRequest, **kwargs: Any) -> None:
+    """``post_delete`` receiver: a pending request deleted (its user or client was) loses its pending
+    entry, so its polls get the database's answer (``invalid_grant``), not ``authorization_pending``."""
+    if instance.status == Status.PENDING:
+        _left_pending(instance)
+
+
 def create(*, actor: str, **fields: Any) -> AuthenticationRequest:
     """Store a new (pending) request and audit it as ``created``. A polled request's pending entry
     is written before the creation commits: nobody knows its auth_req_id before the entry exists."""

@@ -158,6 +158,16 @@ def test_every_transition_away_from_pending_removes_the_entry(
 
 
 @pytest.mark.django_db
+def test_a_deleted_pending_request_loses_its_entry(client, user, poll_client, on):
+    # Its user deleted: the request goes with it, and its polls get invalid_grant, not pending.
+    app, secret = poll_client
+    auth_req_id, auth_request = start(client, app, secret)
+    user.delete()
+    assert entry_of(auth_request) is None
+    assert error(poll(client, app, secret, auth_req_id)) == (400, "invalid_grant")
+
+
+@pytest.mark.django_db
 def test_a_database_poll_never_writes_the_entry(client, user, poll_client, on):
     app, secret = poll_client
     auth_req_id, auth_request = start(client, app, secret)
