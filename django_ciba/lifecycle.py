@@ -21,7 +21,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from django_ciba import audit, outbox, signals
-from django_ciba.models import AbuseReport, AuthenticationRequest, Delivery
+from django_ciba.core import hot_path
+from django_ciba.models import AbuseReport, AuthenticationRequest, Delivery, DeliveryMode
 
 
 Status = AuthenticationRequest.Status
@@ -43,11 +44,45 @@ def _requests(pk: int, from_states: Iterable[str], **conditions: Any) -> Any:
     return AuthenticationRequest.objects.filter(pk=pk, status__in=list(from_states), **conditions)
 
 
+#: Requests whose client polls: their pending state is kept in the hot-path cache.
+POLLED = (DeliveryMode.POLL, DeliveryMode.PING)
+
+
+def _polled(auth_request: AuthenticationRequest) -> bool:
+    return auth_request.delivery_mode in POLLED
+
+
+def _left_pending(auth_request: AuthenticationRequest) -> None:
+    """Delete the request's pending entry (:mod:`django_ciba.core.hot_path`) now and once the
+    transition commits: polls from then on read the database. Nothing reads the entry back in."""
+    if not _polled(auth_request):
+        return
+    digest = auth_request.auth_req_id_hash
+    hot_path.forget_pending(digest)  # also when off here: another process may have written it
+    if hot_path.enabled():
+        transaction.on_commit(lambda: hot_path.forget_pending(digest))
+
+
+def forget_deleted(sender: Any, instance: AuthenticationRequest, **kwargs: Any) -> None:
+    """``post_delete`` receiver: a pending request deleted (its user or client was) loses its pending
+    entry, so its polls get the database's answer (``invalid_grant``), not ``authorization_pending``."""
+    if instance.status == Status.PENDING:
+        _left_pending(instance)
+
+
 def create(*, actor: str, **fields: Any) -> AuthenticationRequest:
-    """Store a new (pending) request and audit it as ``created``."""
+    """Store a new (pending) request and audit it as ``created``. A polled request's pending entry
+    is written before the creation commits: nobody knows its auth_req_id before the entry exists."""
     with _atomic():
         auth_request = AuthenticationRequest.objects.create(**fields)
         audit.transition(auth_request, signals.auth_request_created, actor=actor)
+        if _polled(auth_request) and auth_request.status == Status.PENDING:
+            hot_path.remember_pending(
+                auth_request.auth_req_id_hash,
+                client_pk=auth_request.client_id,
+                expires_at=auth_request.expires_at,
+                interval=auth_request.interval,
+            )
     return auth_request
 
 
@@ -82,6 +117,7 @@ def approve(
         if not done:
             return False
         auth_request.refresh_from_db()
+        _left_pending(auth_request)
         outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
         audit.transition(auth_request, signals.auth_request_approved, actor=actor)
     return True
@@ -96,6 +132,7 @@ def deny(auth_request: AuthenticationRequest, *, actor: str, now: datetime) -> b
         if not done:
             return False
         auth_request.refresh_from_db()
+        _left_pending(auth_request)
         outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
         audit.transition(auth_request, signals.auth_request_denied, actor=actor)
     return True
@@ -127,6 +164,7 @@ def expire(auth_request: AuthenticationRequest, *, actor: str, now: datetime) ->
         ):
             return False
         auth_request.refresh_from_db()
+        _left_pending(auth_request)
         outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
         audit.transition(auth_request, signals.auth_request_expired, actor=actor)
     return True
@@ -138,6 +176,7 @@ def time_out(pk: int, *, now: datetime) -> bool:
         if not _requests(pk, UNREDEEMED, expires_at__lte=now).update(status=Status.EXPIRED, updated_at=now):
             return False
         auth_request = AuthenticationRequest.objects.select_related("client").get(pk=pk)
+        _left_pending(auth_request)
         outbox.record_outcome(auth_request)
         audit.transition(auth_request, signals.auth_request_expired)
     return True
@@ -150,6 +189,7 @@ def supersede(pk: int, *, by: AuthenticationRequest, now: datetime) -> bool:
         if not _requests(pk, (Status.PENDING,)).update(status=Status.EXPIRED, expires_at=now, updated_at=now):
             return False
         old = AuthenticationRequest.objects.select_related("client").get(pk=pk)
+        _left_pending(old)
         outbox.record_outcome(old)
         audit.transition(
             old,

@@ -17,9 +17,12 @@ from oauth2_provider.oauth2_validators import OAuth2Validator as DOTOAuth2Valida
 
 from django_ciba import assurance, audit, lifecycle
 from django_ciba.clients import assertions as client_assertion
+from django_ciba.clients import cache as client_cache
 from django_ciba.clients.secrets import upgrade_client_secret_from_request
 from django_ciba.clients.subjects import pairwise_sector, subject_for
+from django_ciba.core import hot_path
 from django_ciba.core.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
+from django_ciba.core.identifiers import hash_auth_req_id
 from django_ciba.models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
 from django_ciba.tokens import polling
 from django_ciba.tokens import rules as grant_rules
@@ -67,20 +70,45 @@ class CibaValidatorMixin(_ValidatorBase):
         """Load the application with its CIBA registration joined, into ``request.client``.
 
         DOT reuses ``request.client`` after its own checks (the client_id matches, ``is_usable``),
-        so the poll's hot path needs one query for the client instead of two (a pending poll costs
-        at most 2 queries, see docs/performance.rst). An unknown client_id, or a client ID metadata
-        document URL, is left to DOT's own lookup.
+        so one query loads the client instead of two; with the hot-path cache on, none
+        (:mod:`django_ciba.clients.cache`: a row of this process, valid under the shared client
+        version). An unknown client_id, or a client ID metadata document URL, is left to DOT's own
+        lookup.
         """
         if getattr(request, "client", None) or not client_id or not isinstance(client_id, str):
             return
         if client_id.startswith("https://"):
             return
-        try:
-            # A unique lookup: slicing instead of first() spares the ORDER BY.
-            found = get_application_model().objects.select_related("ciba").filter(client_id=client_id)[:1]
-            request.client = next(iter(found), None)
-        except ValueError:  # e.g. a NUL byte that PostgreSQL refuses; DOT answers invalid_client
-            request.client = None
+        hot = self._hot_reads(request)
+        version = hot.get(hot_path.VERSION_KEY) if hot is not None else None
+        application = client_cache.cached(client_id, version)
+        if application is None:
+            try:
+                # A unique lookup: slicing instead of first() spares the ORDER BY.
+                found = get_application_model().objects.select_related("ciba").filter(client_id=client_id)[:1]
+                application = next(iter(found), None)
+            except ValueError:  # e.g. a NUL byte that PostgreSQL refuses; DOT answers invalid_client
+                application = None
+            if hot is not None and application is not None:
+                # Read before the row: a change committed meanwhile has replaced it (never cached stale).
+                client_cache.store(client_id, version or hot_path.claim_client_version(), application)
+        request.client = application
+
+    def _hot_reads(self, request: Request) -> dict[str, Any] | None:
+        """The hot-path cache's keys for this request, read in one round trip and kept on it: the
+        client version and, for a CIBA poll, the request's pending entry and polling state. None
+        when the hot-path cache is off or unavailable."""
+        if not hasattr(request, "ciba_hot_reads"):
+            reads = None
+            if hot_path.enabled():
+                keys = [hot_path.VERSION_KEY]
+                auth_req_id = getattr(request, "auth_req_id", None)
+                if getattr(request, "grant_type", None) == CIBA_GRANT_TYPE and isinstance(auth_req_id, str):
+                    digest = hash_auth_req_id(auth_req_id)
+                    keys += [hot_path.pending_key(digest), polling.key(digest)]
+                reads = hot_path.get_many(keys)
+            request.ciba_hot_reads = reads  # type: ignore[attr-defined]  # any attribute is accepted
+        return cast("dict[str, Any] | None", request.ciba_hot_reads)
 
     def _load_client(self, client_id: str, request: Request) -> AbstractApplication | None:
         """The usable application ``client_id`` names (DOT's ``validate_client_id``), or None."""
@@ -246,8 +274,15 @@ class CibaValidatorMixin(_ValidatorBase):
         ``access_denied`` or ``invalid_grant``. On ``approved`` the request is prepared for minting
         (user, scopes, the CIBA request); :meth:`claim_ciba_request` then spends it."""
         now = timezone.now()
-        # The hot path (pending polls): only the columns a poll decision needs, no join.
-        found = list(AuthenticationRequest.objects.by_auth_req_id(auth_req_id).only(*POLL_FIELDS)[:1])
+        pending = self._pending_from_cache(client, auth_req_id, request, now)
+        if pending is not None:
+            return pending
+        requests = AuthenticationRequest.objects.by_auth_req_id(auth_req_id)
+        # With the hot-path cache, a pending request is answered above: here it is most likely
+        # decided, so the whole row and its user are read at once. Without it, pending polls
+        # dominate: only the columns a poll decision needs, no join.
+        whole = getattr(request, "ciba_hot_reads", None) is not None
+        found = list((requests.select_related("user") if whole else requests.only(*POLL_FIELDS))[:1])
         auth = found[0] if found else None
         Status = AuthenticationRequest.Status
         # TOK-03: unknown, or issued to another client -> invalid_grant (indistinguishable).
@@ -263,7 +298,9 @@ class CibaValidatorMixin(_ValidatorBase):
             return "slow_down" if polling.register_poll(auth, now) else "authorization_pending"
         if auth.status != Status.APPROVED:
             return "invalid_grant"  # TOK-12: spent (or failed)
-        auth = AuthenticationRequest.objects.select_related("user").get(pk=auth.pk)  # the whole row
+        if not whole:
+            auth = AuthenticationRequest.objects.select_related("user").get(pk=auth.pk)  # the whole row
+        auth.client = client  # already loaded (the tokens_issued signal names the client)
         if not auth.user.is_active:
             return "access_denied"
         request.user = auth.user
@@ -272,6 +309,27 @@ class CibaValidatorMixin(_ValidatorBase):
         request.ciba_request = auth  # type: ignore[attr-defined]
         request.ciba_auth_req_id = auth_req_id  # type: ignore[attr-defined]
         return "approved"
+
+    def _pending_from_cache(
+        self, client: AbstractApplication, auth_req_id: str, request: Request, now: datetime
+    ) -> str | None:
+        """``authorization_pending`` or ``slow_down`` from the request's pending entry, when it is
+        pending for this client and not expired; None (read the database) otherwise (TOK-07)."""
+        hot = getattr(request, "ciba_hot_reads", None)
+        if not hot:
+            return None
+        digest = hash_auth_req_id(auth_req_id)
+        entry = hot_path.entry_from(hot.get(hot_path.pending_key(digest)))
+        if entry is None or entry.client_pk != client.pk or now.timestamp() >= entry.expires_at:
+            return None
+        slow = polling.register(
+            digest,
+            interval=entry.interval,
+            seconds_left=entry.seconds_left(now),
+            now=now,
+            state=hot.get(polling.key(digest)),
+        )
+        return "slow_down" if slow else "authorization_pending"
 
     def claim_ciba_request(self, request: Request) -> bool:
         """Spend the approved request atomically; False when another poll got there first.

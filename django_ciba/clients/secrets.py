@@ -21,6 +21,7 @@ from django.db import DatabaseError, transaction
 from oauth2_provider.models import AbstractApplication
 from oauth2_provider.settings import oauth2_settings
 
+from django_ciba.clients import cache as client_cache
 from django_ciba.hashers import MIN_SECRET_LENGTH, ClientSecretHasher
 
 
@@ -87,6 +88,7 @@ def upgrade_client_secret(application: Any, provided_secret: str | None) -> bool
     if not updated:
         return False  # another request migrated (or rotated) it first
     application.client_secret = new
+    client_cache.invalidate()
     logger.info(
         "Re-hashed the client secret of application %s from %s to %s",
         application.pk,

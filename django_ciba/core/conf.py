@@ -32,6 +32,9 @@ DEFAULTS: dict[str, Any] = {
     "SLOW_DOWN_TOLERANCE": 1,
     # Cache alias that holds the polling bookkeeping (shared by all app servers in production).
     "CACHE_ALIAS": "default",
+    # Pending polls and client authentication answered from CACHE_ALIAS without SQL: "auto" (when
+    # that cache is shared between processes: not LocMem, Dummy, Database or FileBased), True, False.
+    "HOT_PATH_CACHE": "auto",
     # Delivery modes advertised in discovery and accepted for clients.
     "DELIVERY_MODES": ["poll", "ping", "push"],
     # Ordered user resolvers, like AUTHENTICATION_BACKENDS: the first that returns a user wins.

@@ -11,6 +11,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.settings import oauth2_settings
 
+from django_ciba.models.querysets import CibaClientQuerySet
+
 
 class DeliveryMode(models.TextChoices):
     POLL = "poll", _("Poll")
@@ -29,7 +31,7 @@ class SubjectType(models.TextChoices):
     PAIRWISE = "pairwise", _("Pairwise")
 
 
-class CibaClientManager(models.Manager["CibaClient"]):
+class CibaClientManager(models.Manager.from_queryset(CibaClientQuerySet)):  # type: ignore[misc]
     """Finds an application's CIBA registration: every caller asks through these two methods."""
 
     def registration_of(self, application: Any) -> CibaClient | None:

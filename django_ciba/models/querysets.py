@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from django_ciba.core import hot_path
 from django_ciba.core.identifiers import hash_auth_req_id
 
 
@@ -82,3 +83,13 @@ class DeliveryQuerySet(models.QuerySet[Any]):
             )
             == 1
         )
+
+
+class CibaClientQuerySet(models.QuerySet[Any]):
+    def update(self, **kwargs: Any) -> int:
+        """Bulk updates (e.g. disabling registrations) retire every process's cached client rows
+        (:mod:`django_ciba.clients.cache`): now, and again once the transaction commits."""
+        updated = super().update(**kwargs)
+        hot_path.bump_client_version()
+        transaction.on_commit(hot_path.bump_client_version)
+        return updated
