@@ -10,20 +10,13 @@ class DjangoCibaConfig(AppConfig):
 
     def ready(self) -> None:
         from django.contrib.auth.signals import user_logged_in
-        from django.db.models.signals import post_delete
 
         # checks: registers the system checks
-        from django_ciba import assurance, checks, lifecycle, middleware, outbox, tasks  # noqa: F401
+        from django_ciba import assurance, checks, middleware, outbox, tasks  # noqa: F401
         from django_ciba.clients import cache as client_cache
         from django_ciba.core import after_response, log_redaction
-        from django_ciba.models import AuthenticationRequest
 
         client_cache.connect()  # saved or deleted clients are read again by every process
-        post_delete.connect(
-            lifecycle.forget_deleted,
-            sender=AuthenticationRequest,
-            dispatch_uid="django_ciba.lifecycle.forget_deleted",
-        )
         log_redaction.install()  # oauthlib logs some tokens at DEBUG
         middleware.install_log_filter()  # one log line per database-outage answer
         # The login time of each session, for the auth_time of the approvals made with it.

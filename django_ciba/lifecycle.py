@@ -53,21 +53,15 @@ def _polled(auth_request: AuthenticationRequest) -> bool:
 
 
 def _left_pending(auth_request: AuthenticationRequest) -> None:
-    """Delete the request's pending entry (:mod:`django_ciba.core.hot_path`) now and once the
-    transition commits: polls from then on read the database. Nothing reads the entry back in."""
+    """Delete the request's pending entry (:mod:`django_ciba.core.hot_path`) now, and put a tombstone
+    in its place once the transition commits: polls from then on read the database, and a poll that
+    read "pending" just before cannot put the entry back."""
     if not _polled(auth_request):
         return
     digest = auth_request.auth_req_id_hash
     hot_path.forget_pending(digest)  # also when off here: another process may have written it
     if hot_path.enabled():
-        transaction.on_commit(lambda: hot_path.forget_pending(digest))
-
-
-def forget_deleted(sender: Any, instance: AuthenticationRequest, **kwargs: Any) -> None:
-    """``post_delete`` receiver: a pending request deleted (its user or client was) loses its pending
-    entry, so its polls get the database's answer (``invalid_grant``), not ``authorization_pending``."""
-    if instance.status == Status.PENDING:
-        _left_pending(instance)
+        transaction.on_commit(lambda: hot_path.bury_pending(digest))
 
 
 def create(*, actor: str, **fields: Any) -> AuthenticationRequest:

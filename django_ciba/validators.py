@@ -295,6 +295,14 @@ class CibaValidatorMixin(_ValidatorBase):
         if auth.status == Status.DENIED:
             return "access_denied"  # TOK-10
         if auth.status == Status.PENDING:
+            if whole and auth.delivery_mode in lifecycle.POLLED:
+                # Its entry had expired (or was lost): back in, unless a transition left its tombstone.
+                hot_path.restore_pending(
+                    auth.auth_req_id_hash,
+                    client_pk=auth.client_id,
+                    expires_at=auth.expires_at,
+                    interval=auth.interval,
+                )
             return "slow_down" if polling.register_poll(auth, now) else "authorization_pending"
         if auth.status != Status.APPROVED:
             return "invalid_grant"  # TOK-12: spent (or failed)

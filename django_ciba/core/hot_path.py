@@ -5,8 +5,13 @@ Two kinds of keys live in the shared cache (``CIBA["CACHE_ALIAS"]``), when
 
 * one *pending entry* per pending poll or ping request, keyed by the SHA-256 of its auth_req_id:
   ``(client pk, expiry timestamp, interval)``. The lifecycle writes it when it creates the request
-  (before commit) and deletes it at every transition away from pending (before and after commit).
-  Nothing ever writes it from a read, so a poll racing a transition can never put "pending" back.
+  (before commit). At every transition away from pending it deletes it before commit and, once
+  the transition has committed, puts a *tombstone* in its place. A poll answered from the database
+  while the request is still pending puts the entry back with ``add`` (only where the key is
+  absent), so it can never overwrite a tombstone: a poll that raced a transition cannot put
+  "pending" back. Entries and tombstones live at most :data:`ENTRY_SECONDS`: if a transition could
+  not reach the cache (Redis unreachable just then), its request is told ``authorization_pending``
+  for at most that long, and a request deleted with its user or client is forgotten as soon.
 * one *client version* for all applications: a random token replaced whenever an application or
   its CIBA registration is saved, deleted or updated in bulk. Each process keeps its own copy of
   the rows it authenticated clients with (:mod:`django_ciba.clients.cache`), valid only while the
@@ -44,6 +49,10 @@ LOCAL_BACKENDS = (
 )
 VERSION_KEY = "ciba:clients:version"
 MISSING = object()
+#: The longest a pending entry or a tombstone stays in the cache (seconds).
+ENTRY_SECONDS = 60
+#: What a transition leaves in place of the pending entry (not an entry: polls read the database).
+TOMBSTONE = "decided"
 
 
 class PendingEntry(NamedTuple):
@@ -112,17 +121,44 @@ def entry_from(value: Any) -> PendingEntry | None:
         return None
 
 
+def _entry_timeout(expires_at: datetime) -> int:
+    return max(1, min(ENTRY_SECONDS, int(expires_at.timestamp() - time.time()) + 1))
+
+
 def remember_pending(auth_req_id_hash: str, *, client_pk: Any, expires_at: datetime, interval: int) -> None:
     """Write the pending entry of a new request (called before its creation commits)."""
     if not enabled():
         return
-    timeout = max(1, int(expires_at.timestamp() - time.time())) + 60
+    value = (client_pk, expires_at.timestamp(), int(interval))
     try:
-        cache().set(
-            pending_key(auth_req_id_hash), (client_pk, expires_at.timestamp(), int(interval)), timeout
-        )
+        cache().set(pending_key(auth_req_id_hash), value, _entry_timeout(expires_at))
     except Exception as exc:  # no entry: the polls of this request read the database
         logger.warning("Could not write a pending entry (%s).", type(exc).__name__)
+
+
+def restore_pending(auth_req_id_hash: str, *, client_pk: Any, expires_at: datetime, interval: int) -> None:
+    """Put back the entry of a request the database just showed pending, unless the key holds
+    anything (an entry, or the tombstone of a transition that committed meanwhile)."""
+    if not enabled():
+        return
+    value = (client_pk, expires_at.timestamp(), int(interval))
+    try:
+        cache().add(pending_key(auth_req_id_hash), value, _entry_timeout(expires_at))
+    except Exception as exc:
+        logger.warning("Could not restore a pending entry (%s).", type(exc).__name__)
+
+
+def bury_pending(auth_req_id_hash: str) -> None:
+    """Leave the tombstone of a committed transition in place of the pending entry."""
+    try:
+        cache().set(pending_key(auth_req_id_hash), TOMBSTONE, ENTRY_SECONDS)
+    except Exception as exc:
+        logger.error(
+            "Could not replace a pending entry (%s): polls may be told authorization_pending for up "
+            "to %s s more.",
+            type(exc).__name__,
+            ENTRY_SECONDS,
+        )
 
 
 def forget_pending(auth_req_id_hash: str) -> None:
@@ -134,9 +170,10 @@ def forget_pending(auth_req_id_hash: str) -> None:
         cache().delete(pending_key(auth_req_id_hash))
     except Exception as exc:
         logger.error(
-            "Could not delete a pending entry (%s): polls may be told authorization_pending until "
-            "the request's expiry.",
+            "Could not delete a pending entry (%s): polls may be told authorization_pending for up "
+            "to %s s more.",
             type(exc).__name__,
+            ENTRY_SECONDS,
         )
 
 

@@ -6,6 +6,7 @@ process here). Each behaviour is checked against the database path's answer.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -68,7 +69,8 @@ def error(response):
 
 
 def entry_of(auth_request):
-    return cache.get(hot_path.pending_key(auth_request.auth_req_id_hash))
+    """The request's pending entry, or None (no key, or a transition's tombstone)."""
+    return hot_path.entry_from(cache.get(hot_path.pending_key(auth_request.auth_req_id_hash)))
 
 
 def queries(callable_):
@@ -158,22 +160,64 @@ def test_every_transition_away_from_pending_removes_the_entry(
 
 
 @pytest.mark.django_db
-def test_a_deleted_pending_request_loses_its_entry(client, user, poll_client, on):
-    # Its user deleted: the request goes with it, and its polls get invalid_grant, not pending.
+def test_a_deleted_pending_request_is_forgotten_within_the_entry_lifetime(
+    client, user, poll_client, on, monkeypatch
+):
+    # Its user deleted: the request goes with it. Its entry lives at most ENTRY_SECONDS, then its
+    # polls get the database's answer, invalid_grant.
+    monkeypatch.setattr(hot_path, "ENTRY_SECONDS", 1)
     app, secret = poll_client
     auth_req_id, auth_request = start(client, app, secret)
     user.delete()
+    time.sleep(1.2)
     assert entry_of(auth_request) is None
     assert error(poll(client, app, secret, auth_req_id)) == (400, "invalid_grant")
+    assert entry_of(auth_request) is None
 
 
 @pytest.mark.django_db
-def test_a_database_poll_never_writes_the_entry(client, user, poll_client, on):
+def test_entries_of_long_requests_live_at_most_the_entry_lifetime(client, user, poll_client, on, monkeypatch):
+    # A lost tombstone (the cache unreachable at the transition) can mislead polls only that long.
+    monkeypatch.setattr(hot_path, "ENTRY_SECONDS", 1)
+    app, secret = poll_client
+    _, auth_request = start(client, app, secret, requested_expiry="3600")
+    assert entry_of(auth_request) is not None
+    time.sleep(1.2)
+    assert entry_of(auth_request) is None
+
+
+@pytest.mark.django_db
+def test_a_database_poll_puts_a_missing_entry_back(client, user, poll_client, on, clock):
     app, secret = poll_client
     auth_req_id, auth_request = start(client, app, secret)
     cache.delete(hot_path.pending_key(auth_request.auth_req_id_hash))
     assert error(poll(client, app, secret, auth_req_id)) == (400, "authorization_pending")
-    assert entry_of(auth_request) is None
+    assert entry_of(auth_request) == (app.pk, auth_request.expires_at.timestamp(), auth_request.interval)
+    clock.advance(10)
+    assert queries(lambda: poll(client, app, secret, auth_req_id))[1] == 0  # from the entry again
+
+
+@pytest.mark.django_db
+def test_a_database_poll_never_overwrites_a_tombstone(
+    client, user, poll_client, on, monkeypatch, django_capture_on_commit_callbacks
+):
+    # The database path read "pending"; the approval commits (tombstone) before it puts the entry
+    # back: the add finds the key taken, and the next poll gets the tokens.
+    app, secret = poll_client
+    auth_req_id, auth_request = start(client, app, secret)
+    cache.delete(hot_path.pending_key(auth_request.auth_req_id_hash))
+    real_restore = hot_path.restore_pending
+
+    def approve_then_restore(*args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):  # the approval commits
+            decisions.approve(auth_request, user=user)
+        return real_restore(*args, **kwargs)
+
+    monkeypatch.setattr(hot_path, "restore_pending", approve_then_restore)
+    assert error(poll(client, app, secret, auth_req_id)) == (400, "authorization_pending")
+    monkeypatch.setattr(hot_path, "restore_pending", real_restore)
+    assert cache.get(hot_path.pending_key(auth_request.auth_req_id_hash)) == hot_path.TOMBSTONE
+    assert poll(client, app, secret, auth_req_id).status_code == 200
 
 
 # --------------------------------------------------------------------------------------------
