@@ -83,4 +83,4 @@ soak-smoke: $(VENV)/.installed
 	benchmarks/soak --smoke
 
 clean:
-	rm -rf $(VENV) $(VENV_OAUTHLIB3) example_project/db.sqlite3 tests/integration/node/node_modules
+	rm -rf $(VENV) $(VENV_OAUTHLIB3) example_project/db.sqlite3 example_project/db.sqlite3-wal example_project/db.sqlite3-shm tests/integration/node/node_modules
