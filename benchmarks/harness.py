@@ -179,17 +179,20 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if (args.fail_on_wrong_answers and data["flagged"]) else 0
 
 
-def _child(command: list[str]) -> int:
-    """Run one section; on Ctrl-C (or the run's timeout) let it clean up its servers and database."""
-    process = subprocess.Popen(command)
+def _child(command: list[str], grace: float = 90) -> int:
+    """Run one section in a session of its own, so that exactly one SIGINT reaches it: the one
+    passed on here when this process gets Ctrl-C (from the terminal, or from scripts/with-postgres
+    on the run's timeout); the section then stops its servers and drops its database."""
+    process = subprocess.Popen(command, start_new_session=True)
     try:
         return process.wait()
     except KeyboardInterrupt:
         process.send_signal(signal.SIGINT)
         try:
-            process.wait(timeout=90)
+            process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
         raise
 
 

@@ -271,3 +271,37 @@ def test_filler_rows_on_sqlite_are_cloned_in_python():
     assert set(finished.values_list("status", flat=True)) == {"consumed", "expired", "denied"}
     assert len(set(finished.values_list("auth_req_id_hash", flat=True))) == 30
     assert set(finished.values_list("user_id", flat=True)) == {user.pk for user in users}
+
+
+def test_ctrl_c_reaches_the_section_once_and_waits_for_its_cleanup(tmp_path):
+    import signal
+    import threading
+
+    from benchmarks.harness import _child
+
+    marker = tmp_path / "interrupted"
+    ready = tmp_path / "ready"
+    script = (
+        "import os, pathlib, signal, sys, time\n"
+        "def stop(*_):\n"
+        f"    path = pathlib.Path({str(marker)!r})\n"
+        "    path.write_text(path.read_text() + 'INT ' if path.exists() else 'INT ')\n"
+        "    time.sleep(0.3)  # cleanup\n"
+        "    sys.exit(3)\n"
+        "signal.signal(signal.SIGINT, stop)\n"
+        f"pathlib.Path({str(ready)!r}).write_text(str(os.getsid(0)))\n"
+        "time.sleep(30)\n"
+    )
+
+    def interrupt() -> None:
+        for _ in range(200):
+            if ready.exists() and ready.read_text():
+                break
+            threading.Event().wait(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the parent only: the child has its own session
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt):
+        _child([sys.executable, "-c", script], grace=20)
+    assert marker.read_text() == "INT "  # passed on once, and the cleanup ran before the parent went on
+    assert int(ready.read_text()) != os.getsid(0)  # a terminal's Ctrl-C would not reach it a second time
