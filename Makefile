@@ -60,16 +60,18 @@ system: $(VENV)/.installed
 integration: $(VENV)/.installed
 	scripts/run-integration
 
-## bench: the benchmark (gunicorn, PostgreSQL, Redis, Celery, wrk; ~9-10 min with 1M rows). The table
-## shows each scenario with its ratio to DOT's client_credentials, and for client_credentials, pending
-## poll and bc-authorize a node-oidc-provider reference row (benchmarks/oidc_provider, run between the
-## rounds; needs node) and a 'x reference' ratio; without node: "reference skipped: <reason>"
-## (--no-reference turns it off)
+## bench: the benchmark (gunicorn, PostgreSQL, Redis, Celery, wrk; ~13-15 min with 1M rows). The table
+## has one section per configuration: production (Redis cache, Celery worker), embedded-postgres and
+## embedded-sqlite (in-process tasks, local-memory cache; --configs picks them, --server gthread,asgi
+## adds uvicorn's ASGI worker), each scenario with its ratio to DOT's client_credentials of the same
+## section and a 'x reference' ratio to node-oidc-provider, whose rows (client_credentials, pending
+## poll, bc-authorize) are measured between the first section's rounds (benchmarks/oidc_provider;
+## needs node); without node: "reference skipped: <reason>" (--no-reference turns it off)
 bench: $(VENV)/.installed
 	benchmarks/run --profile pending-poll
 
-## bench-smoke: the same harness in a few minutes (tiny seeds, sweep 1 and 4, no 1M rows; no thresholds;
-## no reference, so no node or network)
+## bench-smoke: the same harness in about a minute (production configuration only, tiny seeds, sweep
+## 1 and 4, no 1M rows; no thresholds; no reference, so no node or network)
 bench-smoke: $(VENV)/.installed
 	benchmarks/run --smoke
 
@@ -83,4 +85,4 @@ soak-smoke: $(VENV)/.installed
 	benchmarks/soak --smoke
 
 clean:
-	rm -rf $(VENV) $(VENV_OAUTHLIB3) example_project/db.sqlite3 tests/integration/node/node_modules
+	rm -rf $(VENV) $(VENV_OAUTHLIB3) example_project/db.sqlite3 example_project/db.sqlite3-wal example_project/db.sqlite3-shm tests/integration/node/node_modules

@@ -53,6 +53,7 @@ class Result:
     quantiles: list[tuple[float, float]] = field(default_factory=list)  # (percent, ms)
     rounds_rps: list[float] = field(default_factory=list)
     placement: list[list[int]] = field(default_factory=list)  # connections per gunicorn worker, per round
+    server_cpu_s: float = 0.0  # CPU seconds the gunicorn processes used during the run(s)
 
     @property
     def errors(self) -> int:
@@ -67,6 +68,15 @@ class Result:
         data.pop("quantiles")
         data["errors"] = self.errors
         data["flagged"] = self.flagged
+        data["server_cpu_s"] = round(self.server_cpu_s, 3)
+        # CPU of the server per answer, and the cores it kept busy: next to the rate, they tell a
+        # CPU-bound path (cores near the workers' share of the machine) from one that waits.
+        data["server_cpu_ms_per_request"] = (
+            round(1000 * self.server_cpu_s / self.requests, 3)
+            if self.requests and self.server_cpu_s
+            else None
+        )
+        data["server_cores"] = round(self.server_cpu_s / self.duration, 2) if self.duration else None
         return data
 
 
@@ -205,6 +215,7 @@ def combine(results: list[Result]) -> Result:
         quantiles=[],
         rounds_rps=[rps for r in results for rps in r.rounds_rps],
         placement=[p for r in results for p in r.placement],
+        server_cpu_s=sum(r.server_cpu_s for r in results),
     )
 
 

@@ -30,6 +30,12 @@ def _stat(pid: str) -> tuple[int, int, float] | None:
     return int(fields[1]), int(fields[3]), (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one live process so far (0 when it is gone)."""
+    stat = _stat(str(pid))
+    return stat[2] if stat else 0.0
+
+
 def _cmdline(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
@@ -97,31 +103,69 @@ def foreign_load(before: tuple, after: tuple, roots: set[int], database: str) ->
     }
 
 
-def describe(args: Any, secret_format: str) -> dict:
+SERVERS = {
+    "gthread": "gunicorn gthread, {workers} workers x {threads} threads, keep-alive, connections spread "
+    "over the workers: {placement}",
+    "asgi": "gunicorn with uvicorn's ASGI worker (uvicorn-worker), {workers} workers, Django's ASGI "
+    "handler running the sync views in a thread per request, keep-alive, connections placed by the "
+    "workers' own accept race",
+}
+CONFIGS = {
+    "production": "Redis cache + broker; Celery prefork {workers} with beat",
+    "embedded-postgres": "in-process tasks (CELERY_TASK_ALWAYS_EAGER, no broker, no worker); the "
+    "example project's default cache (local memory, per process)",
+    "embedded-sqlite": "in-process tasks (CELERY_TASK_ALWAYS_EAGER, no broker, no worker); the "
+    "example project's default cache (local memory, per process)",
+}
+
+
+def database_version() -> str:
+    """``PostgreSQL 15.18`` or ``SQLite 3.40.1 (WAL, BEGIN IMMEDIATE)``: what the harness is connected to."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SHOW server_version")
+            return f"PostgreSQL {cursor.fetchone()[0].split()[0]}"
+        cursor.execute("PRAGMA journal_mode")
+        journal = str(cursor.fetchone()[0]).upper()
+    mode = connection.settings_dict.get("OPTIONS", {}).get("transaction_mode") or "DEFERRED"
+    return f"SQLite {connection.Database.sqlite_version} ({journal}, BEGIN {mode})"
+
+
+def describe(args: Any, secret_format: str, config: str = "production", server: str = "gthread") -> dict:
     """The run's setting, for the table's header and the JSON."""
     import platform
     import subprocess
 
-    from django.db import connection
-
     from .load import wrk_binary
 
     a = args
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        pg = cursor.fetchone()[0].split()[0]
+    database = database_version()
+    pooled = server == "asgi" and database.startswith("PostgreSQL")
+    connections = (
+        "psycopg pool, CONN_MAX_AGE=0"
+        if pooled
+        else f"CONN_MAX_AGE={0 if server == 'asgi' else a.conn_max_age}"
+    )
     wrk = subprocess.run([wrk_binary(), "--version"], capture_output=True, text=True).stdout.split(" [")[0]
+    served = SERVERS[server].format(workers=a.workers, threads=a.threads, placement=a.placement)
     return {
         "mode": "smoke" if a.smoke else "full",
+        "config": config,
+        "server_kind": server,
         "server": (
-            f"example_project under gunicorn gthread, {a.workers} workers x {a.threads} threads, "
-            f"keep-alive, connections spread over the workers: {a.placement}; "
-            f"PostgreSQL {pg} (CONN_MAX_AGE={a.conn_max_age}); Redis cache + broker; Celery prefork "
-            f"{a.workers} with beat; client secrets stored as {secret_format}; "
+            f"example_project under {served}; {database} ({connections}); "
+            f"{CONFIGS[config].format(workers=a.workers)}; client secrets stored as {secret_format}; "
             f"{platform.python_implementation()} {platform.python_version()}, {a.workers} of "
             f"{os.cpu_count()} cores"
         ),
-        "server_short": f"gunicorn gthread {a.workers}x{a.threads} {a.placement}, PostgreSQL {pg}",
+        "server_short": (
+            f"gunicorn gthread {a.workers}x{a.threads} {a.placement}"
+            if server == "gthread"
+            else f"gunicorn + uvicorn worker x{a.workers}"
+        )
+        + f", {database.split(' (')[0]}",
         "load": f"{wrk}, 1 thread, closed loop, loopback; every answer checked (status and body)",
         "connections": a.connections,
         "duration": a.duration,

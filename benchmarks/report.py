@@ -70,40 +70,137 @@ def _reference_lines(data: dict[str, Any]) -> list[str]:
     ]
 
 
+SECTION_TITLES = {
+    "production": "production: gunicorn, PostgreSQL, Redis cache, Celery worker",
+    "embedded-postgres": "embedded-postgres: in-process tasks, local-memory cache, PostgreSQL",
+    "embedded-sqlite": "embedded-sqlite: in-process tasks, local-memory cache, SQLite",
+}
+CPU_HEADER = f"{'cpu ms/req':>11}{'cores':>7}"
+
+
+def _cpu(row: dict[str, Any]) -> str:
+    return f"{_num(row.get('server_cpu_ms_per_request'), 2):>11}{_num(row.get('server_cores'), 2):>7}"
+
+
+def merge_sections(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One document from the sections' JSON: the first section's extras (reference, sweep,
+    callbacks, scale, profile) at the top level as before, every section's request rows under
+    ``sections``, each with its ratios to its own client_credentials and to the reference."""
+    data = dict(parts[0])
+    reference = data.get("reference") or {}
+    ref_rows = reference.get("scenarios") or {}
+    sections = []
+    log_errors: list[Any] = []
+    for part in parts:
+        meta = part["meta"]
+        name = f"{meta['config']}:{meta['server_kind']}"
+        base = part["requests"][0]
+        ratios: dict[str, Any] = {}
+        for row in part["requests"]:
+            row["section"] = name
+            row["rps_vs_baseline"] = round(row["rps"] / base["rps"], 3) if base["rps"] else None
+            ref = ref_rows.get(row.get("reference_scenario") or "")
+            if ref and ref.get("rps"):
+                row["x_reference"] = round(row["rps"] / ref["rps"], 3)
+                ratios[row["reference_scenario"]] = {
+                    "django_label": row["label"],
+                    "rps": row["x_reference"],
+                    "p95": round(row["p95"] / ref["p95"], 3) if ref.get("p95") else None,
+                }
+        sections.append(
+            {
+                "name": name,
+                "config": meta["config"],
+                "server": meta["server_kind"],
+                "meta": meta,
+                "requests": part["requests"],
+                "baseline": base,
+                "reference_ratios": ratios,
+                "flagged": part.get("flagged", False),
+            }
+        )
+        log_errors += [(f"[{name}] {where}", excerpt) for where, excerpt in part.get("log_errors", [])]
+    data["meta"] = {**parts[0]["meta"], "sections": [section["name"] for section in sections]}
+    data["sections"] = sections
+    data["log_errors"] = log_errors
+    data["flagged"] = any(part.get("flagged") for part in parts)
+    return data
+
+
+def _sections(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The request sections (a single-section document, as older JSON, is its own section)."""
+    if data.get("sections"):
+        return data["sections"]
+    meta = data["meta"]
+    name = f"{meta.get('config', 'production')}:{meta.get('server_kind', 'gthread')}"
+    return [{"name": name, "meta": meta, "requests": data["requests"], "baseline": data.get("baseline")}]
+
+
 def render(data: dict[str, Any]) -> str:
     lines: list[str] = []
     meta = data["meta"]
     ref_rows = (data.get("reference") or {}).get("scenarios") or {}
+    sections = _sections(data)
     lines += [
         "",
         f"django-ciba benchmark ({meta['mode']}), {meta['started']}, {meta['elapsed_s']:.0f} s in all",
-        f"server: {meta['server']}",
         f"load:   {meta['load']}",
-        "ratios compare with DOT's own client_credentials grant on the same server, same client, same run;",
+        "ratios compare with DOT's own client_credentials grant on the same server, same client, same "
+        "section of the run;",
         "each row pools interleaved rounds (rps range of the rounds in brackets); 'others': cores used",
-        "meanwhile by processes outside the benchmark (another program on the machine skews that block)",
+        "meanwhile by processes outside the benchmark (another program on the machine skews that block);",
+        "'cpu ms/req' and 'cores': CPU of the gunicorn processes per answer and in all (2 workers on 2 "
+        "cores: near 2 = CPU-bound)",
         "",
         f"Requests ({meta['connections']} connections, {meta['duration']:g} s each "
-        f"after a {meta['warmup']:g} s warm-up)",
+        f"after a {meta['warmup']:g} s warm-up), one section per configuration and server",
         *_reference_lines(data),
-        REQUEST_HEADER + (X_REFERENCE if ref_rows else ""),
     ]
-    base = data.get("baseline")
-    for row in data["requests"]:
-        x_ref = _num(row["x_reference"], 2) + "x" if row.get("x_reference") else ""
-        lines.append((request_line(row, base) + (f"{x_ref:>13}" if ref_rows else "")).rstrip())
-        ref_row = ref_rows.get(row.get("reference_scenario") or "")
-        if ref_row:
-            lines.append(request_line(ref_row, None))
-    placements = [p for row in data["requests"] for p in row.get("placement", []) if sum(p)]
-    if placements:
-        skewed = sum(1 for p in placements if max(p) >= 0.75 * sum(p))
-        shown = ", ".join("/".join(str(n) for n in p) for p in placements[:8])
-        more = " ..." if len(placements) > 8 else ""
+    if ref_rows and len(sections) > 1:
         lines.append(
-            f"connections per gunicorn worker, sampled mid-round: {shown}{more}"
-            f" ({skewed} of {len(placements)} rounds with one worker holding >= 3/4)"
+            "the reference rows are measured during the first section; every section's '× reference' "
+            "compares with them"
         )
+    for index, section in enumerate(sections):
+        smeta = section["meta"]
+        config, server = section["name"].split(":")
+        lines += [
+            "",
+            f"[{section['name']}] {SECTION_TITLES.get(config, config)}; server: {server}",
+            f"server: {smeta['server']}",
+            REQUEST_HEADER + CPU_HEADER + (X_REFERENCE if ref_rows else ""),
+        ]
+        base = section.get("baseline")
+        for row in section["requests"]:
+            x_ref = _num(row["x_reference"], 2) + "x" if row.get("x_reference") else ""
+            lines.append(
+                (request_line(row, base) + _cpu(row) + (f"{x_ref:>13}" if ref_rows else "")).rstrip()
+            )
+            ref_row = ref_rows.get(row.get("reference_scenario") or "") if index == 0 else None
+            if ref_row:
+                lines.append(request_line(ref_row, None))
+        placements = [p for row in section["requests"] for p in row.get("placement", []) if sum(p)]
+        if placements:
+            skewed = sum(1 for p in placements if max(p) >= 0.75 * sum(p))
+            shown = ", ".join("/".join(str(n) for n in p) for p in placements[:8])
+            more = " ..." if len(placements) > 8 else ""
+            lines.append(
+                f"connections per gunicorn worker, sampled mid-round: {shown}{more}"
+                f" ({skewed} of {len(placements)} rounds with one worker holding >= 3/4)"
+            )
+    if len(sections) > 1:
+        lines += ["", "Sections side by side (rps; in brackets: x client_credentials of the same section)"]
+        labels = [row["label"].split(" (")[0] for row in sections[0]["requests"]]
+        names = [section["name"] for section in sections]
+        lines.append(f"{'scenario':<22}" + "".join(f"{name:>30}" for name in names))
+        for i, label in enumerate(labels):
+            cells = []
+            for section in sections:
+                rows = section["requests"]
+                row = rows[i] if i < len(rows) else None
+                cell = f"{_num(row['rps'])} ({_ratio(row['rps'], rows[0]['rps'])})" if row else "-"
+                cells.append(f"{cell:>30}")
+            lines.append(f"{label:<22}" + "".join(cells))
     if data.get("sweep"):
         lines += ["", f"Concurrency sweep ({meta['sweep_duration']:g} s per point)", REQUEST_HEADER]
         bases = {r["connections"]: r for r in data["sweep"] if r["scenario"] == "client_credentials"}
@@ -181,6 +278,7 @@ def render(data: dict[str, Any]) -> str:
         lines += ["", "FLAGGED: wrong or missing answers (not counted as successes)"]
         for row in flagged:
             label = row.get("label") or row.get("scenario")
+            label = f"[{row['section']}] {label}" if row.get("section") else label
             lines.append(
                 f"  {label}: statuses {row.get('statuses', {})}, exhausted {row.get('exhausted', 0)}"
             )
@@ -203,7 +301,8 @@ def render(data: dict[str, Any]) -> str:
 
 
 def _all_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = list(data.get("requests", [])) + list(data.get("sweep", []))
+    rows = [row for section in _sections(data) for row in section["requests"]]
+    rows += list(data.get("sweep", []))
     rows += [row for row in (data.get("callbacks") or {}).values() if isinstance(row, dict)]
     scale = data.get("scale") or {}
     rows += [scale[key] for key in ("small", "large", "large_control") if scale.get(key)]

@@ -22,8 +22,12 @@ MIN_REPOLL_SECONDS = 10  # the pending pool holds at least this many seconds of 
 
 
 class Bench:
-    def __init__(self, args: Any, stack: Any, receiver: Any, log: Any) -> None:
+    def __init__(
+        self, args: Any, stack: Any, receiver: Any, log: Any, config: str = "production", primary: bool = True
+    ) -> None:
         self.args = args
+        self.config = config
+        self.primary = primary  # the first section: reference, sweep, callbacks, scale, profile
         self.stack = stack
         self.receiver = receiver
         self.log = log
@@ -31,7 +35,8 @@ class Bench:
         self.log_errors: list[tuple[str, str]] = []
         self.pending_rps = 0.0
         self.roots = machine.benchmark_roots()
-        self.database_name = stack.project.database_url.rsplit("/", 1)[-1].split("?")[0]
+        url = stack.project.database_url
+        self.database_name = "" if url.startswith("sqlite") else url.rsplit("/", 1)[-1].split("?")[0]
         self.best_rps = 0.0
         self.approved_rps = 0.0  # until measured, the best rate of any scenario stands in
         self.reference: Reference | None = None
@@ -91,12 +96,16 @@ class Bench:
             '"id_token"',
             once=True,
         )
-        self.log(
-            f"starting gunicorn ({self.args.workers} gthread workers x {self.args.threads} threads) "
-            "and Celery"
+        served = (
+            f"{self.args.workers} gthread workers x {self.args.threads} threads"
+            if self.stack.server == "gthread"
+            else f"{self.args.workers} uvicorn ASGI workers"
         )
+        worker = self.config == "production"
+        self.log(f"starting gunicorn ({served})" + (" and Celery" if worker else "; tasks run in-process"))
         self.stack.start_gunicorn()
-        self.stack.start_worker(concurrency=self.args.workers)
+        if worker:
+            self.stack.start_worker(concurrency=self.args.workers)
         self.stack.logs.new_errors()  # start-up noise is not load errors
 
     # --- runs ---------------------------------------------------------------------------------
@@ -168,10 +177,12 @@ class Bench:
         sampler = threading.Timer(max(0.5, seconds / 2), self._sample_placement)
         self.placement: list[int] = []
         sampler.start()
+        cpu = self.stack.server_cpu_seconds()
         try:
             result = load.run(scenario, self.stack.base_url, connections=connections, duration=seconds)
         finally:
             sampler.cancel()
+        result.server_cpu_s = max(0.0, self.stack.server_cpu_seconds() - cpu)
         result.placement = [self.placement] if self.placement else []
         self.best_rps = max(self.best_rps, result.rps)
         if scenario is self.approved:
@@ -202,7 +213,7 @@ class Bench:
             (self.bc_authorize, "bc-authorize"),
         ]
         after_round = None
-        if a.reference:
+        if a.reference and self.primary:
             self.reference = Reference(a.connections, self.log)
             if not self.reference.skipped:
                 # Its own warm-up per scenario: each round starts a fresh node-oidc-provider.
@@ -321,17 +332,24 @@ class Bench:
         data["baseline"] = data["requests"][0]
         if self.reference:
             data["reference"] = self.reference.summary(data["requests"])
-        if not a.skip_sweep:
+        # The extras run once, in the first section (production with gthread in make bench).
+        if self.primary and not a.skip_sweep:
             data["sweep"] = self.sweep()
-        if not a.skip_callbacks:
-            data["callbacks"] = self.callbacks()
-        if not a.skip_scale:
-            data["scale"] = self.scale()
-        if a.profile == "pending-poll":
+        if self.primary and not a.skip_callbacks:
+            if self.config == "production":
+                data["callbacks"] = self.callbacks()
+            else:
+                self.log("callbacks skipped: they measure the Celery worker (production configuration)")
+        if self.primary and not a.skip_scale:
+            if self.database_name:
+                data["scale"] = self.scale()
+            else:
+                self.log("scale skipped: the 1M-row seeding and VACUUM need PostgreSQL")
+        if self.primary and a.profile == "pending-poll":
             data["profile"] = self.profile()
         data["log_errors"] = self.log_errors
         data["flagged"] = self.flagged
         return data
 
     def meta(self) -> dict:
-        return machine.describe(self.args, self.secret_format)
+        return machine.describe(self.args, self.secret_format, self.config, self.stack.server)

@@ -174,6 +174,9 @@ def seed_finished(client: Client, users: list[Any], count: int, *, chunk: int = 
         decided_at=old,
         tokens_issued_at=old,
     )
+    if connection.vendor != "postgresql":
+        _clone_in_python(template, users, count - 1)
+        return time.monotonic() - started
     table = connection.ops.quote_name(AuthenticationRequest._meta.db_table)
     columns = [f.column for f in AuthenticationRequest._meta.concrete_fields if not f.primary_key]
     special = {
@@ -210,3 +213,30 @@ def seed_finished(client: Client, users: list[Any], count: int, *, chunk: int = 
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {table}")
     return time.monotonic() - started
+
+
+def _clone_in_python(template: AuthenticationRequest, users: list[Any], count: int) -> None:
+    """The same filler rows as the SQL above, built in Python (SQLite: a few thousand rows only)."""
+    statuses = [Status.CONSUMED, Status.EXPIRED, Status.DENIED]
+    fields = {
+        f.attname: getattr(template, f.attname)
+        for f in AuthenticationRequest._meta.concrete_fields
+        if not f.primary_key
+    }
+    salt = f"filler-{secrets.token_hex(4)}-"
+    rows = []
+    for g in range(1, count + 1):
+        shift = timedelta(seconds=g % 86400)
+        rows.append(
+            AuthenticationRequest(
+                **{
+                    **fields,
+                    "auth_req_id_hash": hash_auth_req_id(f"{salt}{g}"),
+                    "user_id": users[g % len(users)].pk,
+                    "status": statuses[g % 3],
+                    "created_at": template.created_at - shift,
+                    "updated_at": template.updated_at - shift,
+                }
+            )
+        )
+    AuthenticationRequest.objects.bulk_create(rows, batch_size=BATCH)

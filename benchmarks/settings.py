@@ -2,7 +2,12 @@
 
 Environment (set by the harness, read by gunicorn, the Celery worker and the harness alike):
 
-``BENCH_CONN_MAX_AGE``     persistent PostgreSQL connections (seconds, default 600)
+``BENCH_CONN_MAX_AGE``     persistent database connections (seconds, default 600; gthread only)
+``BENCH_SERVER``           ``gthread`` (default) or ``asgi``: under ASGI each request's sync code
+                           runs in a thread (and a database connection) of its own, so persistent
+                           connections would pile up: CONN_MAX_AGE is 0 and PostgreSQL connections
+                           come from psycopg's pool (Django's ``OPTIONS["pool"]``), as Django's
+                           documentation advises for ASGI
 ``BENCH_REDIS_URL``        Redis server for the cache (db 1) and Celery results (db 2); default: the
                            host of ``CELERY_BROKER_URL``
 ``BENCH_SECRET_HASHER``    ``fast`` (default): client secrets hashed with
@@ -24,7 +29,17 @@ from example_project.settings import CIBA, DATABASES, MIDDLEWARE, OAUTH2_PROVIDE
 
 DEBUG = False
 
-DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("BENCH_CONN_MAX_AGE", "600"))
+BENCH_SERVER = os.environ.get("BENCH_SERVER", "gthread")
+if BENCH_SERVER == "asgi":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 2,
+            "max_size": 16,
+            "timeout": 10,
+        }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("BENCH_CONN_MAX_AGE", "600"))
 
 
 def _redis_db(url: str, db: int) -> str:

@@ -1,6 +1,7 @@
-"""The served stack: a scratch PostgreSQL database, ``example_project`` under gunicorn (gthread,
-one worker per core, kept-alive connections) and a Celery worker with beat, all as process groups
-of their own (started and stopped with the integration suite's helpers)."""
+"""The served stack: a scratch database (PostgreSQL, or a SQLite file), ``example_project`` under
+gunicorn (gthread, one worker per core, kept-alive connections; or uvicorn's ASGI worker) and, in
+the production configuration, a Celery worker with beat, all as process groups of their own
+(started and stopped with the integration suite's helpers)."""
 
 from __future__ import annotations
 
@@ -103,15 +104,24 @@ class Stack:
         balanced: bool,
         ca_file: str | None,
         extra_env: dict[str, str],
+        server: str = "gthread",
     ) -> None:
         self.directory = directory
         self.workers = workers
         self.threads = threads
+        self.server = server
+        # uvicorn's worker has no accept limit to set: its placement is always gunicorn's own.
+        balanced = balanced and server == "gthread"
         self.balanced = balanced
         self.cap_file = directory / "worker-connections"
         self.cap = 0
         self.port = free_port()
-        env = {"DJANGO_SETTINGS_MODULE": "benchmarks.settings", "PYTHONDONTWRITEBYTECODE": "1", **extra_env}
+        env = {
+            "DJANGO_SETTINGS_MODULE": "benchmarks.settings",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "BENCH_SERVER": server,
+            **extra_env,
+        }
         if balanced:
             env["BENCH_WORKER_CONNECTIONS_FILE"] = str(self.cap_file)
         self.project = ServedProject(
@@ -133,14 +143,7 @@ class Stack:
         self.project.migrate(timeout=180)
 
     def start_gunicorn(self, timeout: float = 60) -> None:
-        args = [
-            sys.executable,
-            *("-m", "gunicorn", "example_project.wsgi:application"),
-            *("--bind", f"{LOOPBACK}:{self.port}", "--workers", str(self.workers)),
-            *("--worker-class", self.worker_class, "--threads", str(self.threads)),
-            *("--keep-alive", "30", "--backlog", "2048", "--timeout", "60", "--graceful-timeout", "10"),
-            *("--error-logfile", "-", "--log-level", "warning"),
-        ]
+        args = [sys.executable, "-m", "gunicorn", *self.server_args()]
         self.gunicorn = spawn(args, log=self.gunicorn_log, env=self.env)
         self.logs.add(self.gunicorn_log)
         url = f"{self.issuer}/.well-known/openid-configuration"
@@ -161,8 +164,26 @@ class Stack:
                 raise RuntimeError(f"gunicorn did not answer {url}:\n{tail(self.gunicorn_log)}")
             time.sleep(0.2)
 
+    def server_args(self) -> list[str]:
+        """gunicorn's command line: gthread on the WSGI application, or uvicorn's worker on the ASGI
+        one (Django runs the sync views in a thread per request; no --threads)."""
+        if self.server == "asgi":
+            app, worker = ["example_project.asgi:application"], ["--worker-class", self.worker_class]
+        else:
+            app = ["example_project.wsgi:application"]
+            worker = ["--worker-class", self.worker_class, "--threads", str(self.threads)]
+        return [
+            *app,
+            *("--bind", f"{LOOPBACK}:{self.port}", "--workers", str(self.workers)),
+            *worker,
+            *("--keep-alive", "30", "--backlog", "2048", "--timeout", "60", "--graceful-timeout", "10"),
+            *("--error-logfile", "-", "--log-level", "warning"),
+        ]
+
     @property
     def worker_class(self) -> str:
+        if self.server == "asgi":
+            return "uvicorn_worker.UvicornWorker"
         return "benchmarks.gunicorn_worker.BalancedThreadWorker" if self.balanced else "gthread"
 
     def spread_connections(self, connections: int) -> None:
@@ -206,6 +227,12 @@ class Stack:
         if self.project.worker_log is not None:
             self.logs.add(self.project.worker_log)
 
+    def server_cpu_seconds(self) -> float:
+        """CPU time used so far by the gunicorn master and its workers (for CPU per request)."""
+        from .machine import cpu_seconds
+
+        return sum(cpu_seconds(pid) for pid in self.gunicorn_pids())
+
     def stop(self) -> None:
         try:
             self.project.stop_worker(grace=10)
@@ -214,7 +241,9 @@ class Stack:
 
 
 def harness_environment(stack_env: dict[str, str]) -> None:
-    """Make the harness process itself a Django process of the benchmark (seeding, approvals)."""
+    """Make the harness process itself a Django process of the benchmark (seeding, approvals); a key
+    the stack does not set is removed (no CELERY_BROKER_URL: tasks run in-process, as in the
+    embedded configurations' server)."""
     for key in (
         "DJANGO_SETTINGS_MODULE",
         "DATABASE_URL",
@@ -226,6 +255,8 @@ def harness_environment(stack_env: dict[str, str]) -> None:
     ):
         if key in stack_env:
             os.environ[key] = stack_env[key]
+        else:
+            os.environ.pop(key, None)
     for key, value in stack_env.items():
         if key.startswith("BENCH_"):
             os.environ[key] = value

@@ -74,6 +74,16 @@ TEMPLATES = [
 WSGI_APPLICATION = "example_project.wsgi.application"
 
 DATABASES = {"default": database_from_url(os.environ.get("DATABASE_URL"), BASE_DIR / "db.sqlite3")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3") and DATABASES["default"]["NAME"] != ":memory:":
+    # Several writers at once (runserver's threads, gunicorn's workers and threads): WAL lets readers
+    # go on while one transaction writes, and BEGIN IMMEDIATE takes the write lock when a transaction
+    # starts, so a writer waits (up to "timeout" seconds) instead of failing with "database is
+    # locked" when it upgrades a read transaction that another writer overtook.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+        timeout=20,
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_TZ = True
