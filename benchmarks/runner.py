@@ -168,11 +168,16 @@ class Bench:
         return rows
 
     def one_run(self, scenario: Scenario, connections: int, seconds: float) -> Result:
-        if scenario is self.pending and self.pending_rps * MIN_REPOLL_SECONDS > len(scenario.ids):
-            # Each id must rest longer than the interval (5 s) between polls, or slow_down answers.
-            more = int(self.pending_rps * MIN_REPOLL_SECONDS) - len(scenario.ids)
+        # Each id must rest longer than the interval (5 s) between polls, or slow_down answers. The
+        # pool holds MIN_REPOLL_SECONDS of polls at twice the best rate seen so far: a run that is
+        # faster than every earlier one (the next step of the sweep) must not run out of rest.
+        wanted = int(2 * max(self.pending_rps, self.best_rps) * MIN_REPOLL_SECONDS)
+        if scenario is self.pending and wanted > len(scenario.ids):
+            more = wanted - len(scenario.ids)
             self.log(f"adding {more:,} pending requests to the polled pool")
             scenario.ids += seed.seed_pending(self.poll, self.users, more)
+        if scenario is self.pending:
+            seed.cache_pending_entries(scenario.ids)
         self.stack.spread_connections(connections)
         sampler = threading.Timer(max(0.5, seconds / 2), self._sample_placement)
         self.placement: list[int] = []

@@ -121,6 +121,11 @@ def entry_from(value: Any) -> PendingEntry | None:
         return None
 
 
+def entry_value(*, client_pk: Any, expires_at: datetime, interval: int) -> tuple[Any, float, int]:
+    """The cached form of a pending entry (what :func:`entry_from` reads back)."""
+    return (client_pk, expires_at.timestamp(), int(interval))
+
+
 def _entry_timeout(expires_at: datetime) -> int:
     return max(1, min(ENTRY_SECONDS, int(expires_at.timestamp() - time.time()) + 1))
 
@@ -129,7 +134,7 @@ def remember_pending(auth_req_id_hash: str, *, client_pk: Any, expires_at: datet
     """Write the pending entry of a new request (called before its creation commits)."""
     if not enabled():
         return
-    value = (client_pk, expires_at.timestamp(), int(interval))
+    value = entry_value(client_pk=client_pk, expires_at=expires_at, interval=interval)
     try:
         cache().set(pending_key(auth_req_id_hash), value, _entry_timeout(expires_at))
     except Exception as exc:  # no entry: the polls of this request read the database
@@ -141,7 +146,7 @@ def restore_pending(auth_req_id_hash: str, *, client_pk: Any, expires_at: dateti
     anything (an entry, or the tombstone of a transition that committed meanwhile)."""
     if not enabled():
         return
-    value = (client_pk, expires_at.timestamp(), int(interval))
+    value = entry_value(client_pk=client_pk, expires_at=expires_at, interval=interval)
     try:
         cache().add(pending_key(auth_req_id_hash), value, _entry_timeout(expires_at))
     except Exception as exc:

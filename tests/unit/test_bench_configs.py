@@ -305,3 +305,27 @@ def test_ctrl_c_reaches_the_section_once_and_waits_for_its_cleanup(tmp_path):
         _child([sys.executable, "-c", script], grace=20)
     assert marker.read_text() == "INT "  # passed on once, and the cleanup ran before the parent went on
     assert int(ready.read_text()) != os.getsid(0)  # a terminal's Ctrl-C would not reach it a second time
+
+
+@pytest.mark.django_db
+def test_pending_entries_are_cached_for_seeded_requests_that_lack_one(ciba_settings):
+    # Bulk-inserted pending rows get the hot-path entry the library would have written; none
+    # with the hot path off, and an entry present (or a tombstone) is left alone.
+    from django.core.cache import cache
+
+    from benchmarks import seed
+    from django_ciba.core import hot_path
+    from django_ciba.core.identifiers import hash_auth_req_id
+
+    users = seed.create_users(2)
+    client = seed.create_client("bench poll", "poll", secret_storage="plain")
+    ids = seed.seed_pending(client, users, 3)
+    ciba_settings.set(HOT_PATH_CACHE=False)
+    assert seed.cache_pending_entries(ids) == 0
+    ciba_settings.set(HOT_PATH_CACHE=True)
+    cache.set(hot_path.pending_key(hash_auth_req_id(ids[0])), hot_path.TOMBSTONE, 60)
+    assert seed.cache_pending_entries(ids) == 2
+    entry = hot_path.entry_from(cache.get(hot_path.pending_key(hash_auth_req_id(ids[1]))))
+    assert entry is not None and entry.client_pk == client.application.pk and entry.interval == 5
+    assert cache.get(hot_path.pending_key(hash_auth_req_id(ids[0]))) == hot_path.TOMBSTONE
+    assert seed.cache_pending_entries(ids) == 0
