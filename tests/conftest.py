@@ -7,7 +7,13 @@ from django_ciba.testing import create_ciba_client
 
 # tests.unit.approvals: the approval pages' and device API's fixtures (app, pending, alice);
 # tests.unit.abuse_controls: the abuse controls' clock fixture.
-pytest_plugins = ["django_ciba.testing", "tests.unit.approvals", "tests.unit.abuse_controls"]
+# tests.unit.poll_fixtures: the poll decisions' clock (poll_clock) and both poll paths (hot).
+pytest_plugins = [
+    "django_ciba.testing",
+    "tests.unit.approvals",
+    "tests.unit.abuse_controls",
+    "tests.unit.poll_fixtures",
+]
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ process here). Each behaviour is checked against the database path's answer.
 from __future__ import annotations
 
 import time
-from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 from django.core.cache import cache
@@ -26,33 +24,6 @@ from django_ciba.models import AuthenticationRequest, CibaClient
 from django_ciba.testing import create_ciba_client, poll
 from django_ciba.tokens import polling
 from tests.unit.auth_requests import start
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.current = timezone.now()
-
-    def now(self):
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr("django_ciba.validators.timezone", SimpleNamespace(now=clock.now))
-    return clock
-
-
-@pytest.fixture(params=[True, False], ids=["cache", "database"])
-def hot(request, ciba_settings):
-    """Both paths: the hot-path cache on, and off (the database path)."""
-    ciba_settings.set(HOT_PATH_CACHE=request.param)
-    client_cache.clear()
-    yield request.param
-    client_cache.clear()
 
 
 @pytest.fixture
@@ -187,13 +158,13 @@ def test_entries_of_long_requests_live_at_most_the_entry_lifetime(client, user, 
 
 
 @pytest.mark.django_db
-def test_a_database_poll_puts_a_missing_entry_back(client, user, poll_client, on, clock):
+def test_a_database_poll_puts_a_missing_entry_back(client, user, poll_client, on, poll_clock):
     app, secret = poll_client
     auth_req_id, auth_request = start(client, app, secret)
     cache.delete(hot_path.pending_key(auth_request.auth_req_id_hash))
     assert error(poll(client, app, secret, auth_req_id)) == (400, "authorization_pending")
     assert entry_of(auth_request) == (app.pk, auth_request.expires_at.timestamp(), auth_request.interval)
-    clock.advance(10)
+    poll_clock.advance(10)
     assert queries(lambda: poll(client, app, secret, auth_req_id))[1] == 0  # from the entry again
 
 
@@ -225,26 +196,26 @@ def test_a_database_poll_never_overwrites_a_tombstone(
 
 
 @pytest.mark.django_db
-def test_pending_and_slow_down(client, user, poll_client, hot, clock):
+def test_pending_and_slow_down(client, user, poll_client, hot, poll_clock):
     # TOK-07, both paths.
     app, secret = poll_client
     auth_req_id, auth_request = start(client, app, secret)
     assert error(poll(client, app, secret, auth_req_id)) == (400, "authorization_pending")
-    clock.advance(1)
+    poll_clock.advance(1)
     assert error(poll(client, app, secret, auth_req_id)) == (400, "slow_down")
     assert polling.current_interval(auth_request) == 10
-    clock.advance(6)  # the grown interval holds
+    poll_clock.advance(6)  # the grown interval holds
     assert error(poll(client, app, secret, auth_req_id)) == (400, "slow_down")
-    clock.advance(11)
+    poll_clock.advance(11)
     assert error(poll(client, app, secret, auth_req_id)) == (400, "authorization_pending")
 
 
 @pytest.mark.django_db
-def test_pending_poll_from_the_cache_makes_no_query(client, user, poll_client, on, clock):
+def test_pending_poll_from_the_cache_makes_no_query(client, user, poll_client, on, poll_clock):
     app, secret = poll_client
     auth_req_id, _ = start(client, app, secret)
     poll(client, app, secret, auth_req_id)
-    clock.advance(6)
+    poll_clock.advance(6)
     response, count = queries(lambda: poll(client, app, secret, auth_req_id))
     assert error(response) == (400, "authorization_pending")
     assert count == 0
@@ -260,11 +231,11 @@ def test_another_clients_auth_req_id_is_invalid_grant(client, user, poll_client,
 
 
 @pytest.mark.django_db
-def test_expired_entry_is_expired_token(client, user, poll_client, hot, clock):
+def test_expired_entry_is_expired_token(client, user, poll_client, hot, poll_clock):
     # TOK-09: past the expiry, the entry is not used.
     app, secret = poll_client
     auth_req_id, auth_request = start(client, app, secret)
-    clock.current = auth_request.expires_at
+    poll_clock.current = auth_request.expires_at
     assert error(poll(client, app, secret, auth_req_id)) == (400, "expired_token")
 
 
@@ -376,7 +347,7 @@ def test_an_unreachable_cache_falls_back_to_the_database(client, user, poll_clie
 
 
 @pytest.mark.django_db
-def test_client_row_is_cached_without_secrets_in_the_shared_cache(client, user, poll_client, on, clock):
+def test_client_row_is_cached_without_secrets_in_the_shared_cache(client, user, poll_client, on, poll_clock):
     app, secret = poll_client
     auth_req_id, _ = start(client, app, secret)
     poll(client, app, secret, auth_req_id)
@@ -386,7 +357,7 @@ def test_client_row_is_cached_without_secrets_in_the_shared_cache(client, user, 
     assert len(shared) == 3
     for value in shared.values():
         assert secret not in str(value) and stored not in str(value) and app.client_id not in str(value)
-    clock.advance(6)
+    poll_clock.advance(6)
     _, count = queries(lambda: poll(client, app, secret, auth_req_id))
     assert count == 0
 

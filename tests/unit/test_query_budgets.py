@@ -13,17 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from django_ciba.approval import decisions
-from django_ciba.clients import cache as client_cache
 from django_ciba.testing import FORM, basic_auth, poll
 from tests.unit.auth_requests import start
-
-
-@pytest.fixture(params=[True, False], ids=["cache", "database"])
-def hot(request, ciba_settings):
-    ciba_settings.set(HOT_PATH_CACHE=request.param)
-    client_cache.clear()
-    yield request.param
-    client_cache.clear()
 
 
 def count(callable_, on_commit):

@@ -43,26 +43,6 @@ def assert_error(response, error, status=400):
     assert response.json()["error"] == error
 
 
-class Clock:
-    """A controllable ``timezone.now`` for the modules that poll (validators)."""
-
-    def __init__(self) -> None:
-        self.current = timezone.now()
-
-    def now(self):
-        return self.current
-
-    def advance(self, seconds: float) -> None:
-        self.current += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr("django_ciba.validators.timezone", SimpleNamespace(now=clock.now))
-    return clock
-
-
 @pytest.fixture
 def app_secret(poll_client):
     return poll_client
@@ -379,24 +359,24 @@ def test_pending_and_slow_down_polls_write_nothing_to_the_database(client, user,
 
 
 @pytest.mark.django_db
-def test_polling_faster_than_interval_is_slow_down(client, user, app_secret, clock):
+def test_polling_faster_than_interval_is_slow_down(client, user, app_secret, poll_clock):
     # TOK-07
     app, secret = app_secret
     auth_req_id, auth_request = start(client, app, secret)
     assert auth_request.interval == 5
     assert_error(poll(client, app, secret, auth_req_id), "authorization_pending")
-    clock.advance(1)
+    poll_clock.advance(1)
     assert_error(poll(client, app, secret, auth_req_id), "slow_down")
 
 
 @pytest.mark.django_db
-def test_slow_down_grows_the_interval_by_the_increment(client, user, app_secret, clock):
+def test_slow_down_grows_the_interval_by_the_increment(client, user, app_secret, poll_clock):
     # TOK-07: each slow_down adds SLOW_DOWN_INCREMENT (5 by default) to this request's interval.
     app, secret = app_secret
     auth_req_id, auth_request = start(client, app, secret)
     assert polling.current_interval(auth_request) == 5
     poll(client, app, secret, auth_req_id)
-    clock.advance(1)
+    poll_clock.advance(1)
     assert_error(poll(client, app, secret, auth_req_id), "slow_down")
     assert polling.current_interval(auth_request) == 10
     # The database row is untouched; only the cache holds the larger interval.
@@ -405,87 +385,87 @@ def test_slow_down_grows_the_interval_by_the_increment(client, user, app_secret,
 
 
 @pytest.mark.django_db
-def test_slow_down_increment_setting_is_used(client, user, app_secret, clock, ciba_settings):
+def test_slow_down_increment_setting_is_used(client, user, app_secret, poll_clock, ciba_settings):
     # TOK-07: SLOW_DOWN_INCREMENT is configurable.
     ciba_settings.set(SLOW_DOWN_INCREMENT=7)
     app, secret = app_secret
     auth_req_id, auth_request = start(client, app, secret)
     poll(client, app, secret, auth_req_id)
-    clock.advance(1)
+    poll_clock.advance(1)
     assert_error(poll(client, app, secret, auth_req_id), "slow_down")
     assert polling.current_interval(auth_request) == 12
 
 
 @pytest.mark.django_db
-def test_grown_interval_is_enforced(client, user, app_secret, clock):
+def test_grown_interval_is_enforced(client, user, app_secret, poll_clock):
     # TOK-07: after slow_down the larger interval applies; waiting only the old interval is too fast.
     app, secret = app_secret
     auth_req_id, auth_request = start(client, app, secret)
     assert_error(poll(client, app, secret, auth_req_id), "authorization_pending")  # t=0
-    clock.advance(1)
+    poll_clock.advance(1)
     assert_error(poll(client, app, secret, auth_req_id), "slow_down")  # t=1, interval 5 -> 10
-    clock.advance(5)
+    poll_clock.advance(5)
     # t=6: after the old interval (5) but before the new one (10) -> still slow_down.
     assert_error(poll(client, app, secret, auth_req_id), "slow_down")
     assert polling.current_interval(auth_request) == 15
 
 
 @pytest.mark.django_db
-def test_poll_after_grown_interval_is_pending_again(client, user, app_secret, clock):
+def test_poll_after_grown_interval_is_pending_again(client, user, app_secret, poll_clock):
     # TOK-07: a client that adds the increment after slow_down recovers.
     app, secret = app_secret
     auth_req_id, auth_request = start(client, app, secret)
     assert_error(poll(client, app, secret, auth_req_id), "authorization_pending")  # t=0
-    clock.advance(1)
+    poll_clock.advance(1)
     assert_error(poll(client, app, secret, auth_req_id), "slow_down")  # t=1, interval -> 10
-    clock.advance(10)
+    poll_clock.advance(10)
     assert_error(poll(client, app, secret, auth_req_id), "authorization_pending")  # t=11
     # It keeps working at the new cadence, and the interval does not grow any further.
     for _ in range(3):
-        clock.advance(10)
+        poll_clock.advance(10)
         assert_error(poll(client, app, secret, auth_req_id), "authorization_pending")
     assert polling.current_interval(auth_request) == 10
 
 
 @pytest.mark.django_db
-def test_repeated_slow_downs_recover_when_client_follows_the_spec(client, user, app_secret, clock):
+def test_repeated_slow_downs_recover_when_client_follows_the_spec(client, user, app_secret, poll_clock):
     # TOK-07: the client adds 5 s after each slow_down, measured from its own last request.
     app, secret = app_secret
     auth_req_id, _ = start(client, app, secret)
     assert_error(poll(client, app, secret, auth_req_id), "authorization_pending")  # t=0
-    clock.advance(1)
+    poll_clock.advance(1)
     assert_error(poll(client, app, secret, auth_req_id), "slow_down")  # t=1; client: 10
-    clock.advance(5)
+    poll_clock.advance(5)
     assert_error(poll(client, app, secret, auth_req_id), "slow_down")  # t=6 (too early); client: 15
-    clock.advance(15)
+    poll_clock.advance(15)
     assert_error(poll(client, app, secret, auth_req_id), "authorization_pending")  # t=21
 
 
 @pytest.mark.django_db
-def test_fixed_cadence_poller_at_the_interval_is_never_slowed_down(client, user, app_secret, clock):
+def test_fixed_cadence_poller_at_the_interval_is_never_slowed_down(client, user, app_secret, poll_clock):
     # TOK-07: a compliant client polling exactly every `interval` seconds is never stuck.
     app, secret = app_secret
     auth_req_id, auth_request = start(client, app, secret)
     for _ in range(12):
         assert_error(poll(client, app, secret, auth_req_id), "authorization_pending")
-        clock.advance(auth_request.interval)
+        poll_clock.advance(auth_request.interval)
     assert polling.current_interval(auth_request) == 5
 
 
 @pytest.mark.django_db
-def test_fixed_cadence_poller_with_small_jitter_is_tolerated(client, user, app_secret, clock):
+def test_fixed_cadence_poller_with_small_jitter_is_tolerated(client, user, app_secret, poll_clock):
     # TOK-07: polls within SLOW_DOWN_TOLERANCE (1 s) of the interval count as compliant (network jitter).
     app, secret = app_secret
     auth_req_id, auth_request = start(client, app, secret)
     for step in (4.5, 5.2, 4.2, 5.0, 4.8):
         assert_error(poll(client, app, secret, auth_req_id), "authorization_pending")
-        clock.advance(step)
+        poll_clock.advance(step)
     assert_error(poll(client, app, secret, auth_req_id), "authorization_pending")
     assert polling.current_interval(auth_request) == 5
 
 
 @pytest.mark.django_db
-def test_approved_request_is_issued_even_right_after_a_poll(client, user, app_secret, clock):
+def test_approved_request_is_issued_even_right_after_a_poll(client, user, app_secret, poll_clock):
     # TOK-07 applies to pending requests only: once approved, the next poll gets the tokens.
     app, secret = app_secret
     auth_req_id, auth_request = start(client, app, secret)
@@ -496,7 +476,7 @@ def test_approved_request_is_issued_even_right_after_a_poll(client, user, app_se
 
 
 @pytest.mark.django_db
-def test_slow_down_state_is_per_request(client, user, app_secret, clock):
+def test_slow_down_state_is_per_request(client, user, app_secret, poll_clock):
     # TOK-07: one request's slow_down does not affect another request of the same client.
     app, secret = app_secret
     first, _ = start(client, app, secret)
@@ -522,12 +502,12 @@ def test_expired_pending_request_is_expired_token(client, user, app_secret):
 
 
 @pytest.mark.django_db
-def test_expiry_is_checked_at_poll_time(client, user, app_secret, clock):
-    # TOK-09: the poll's own clock decides; no cleanup job is needed.
+def test_expiry_is_checked_at_poll_time(client, user, app_secret, poll_clock):
+    # TOK-09: the poll's own poll_clock decides; no cleanup job is needed.
     app, secret = app_secret
     auth_req_id, auth_request = start(client, app, secret, requested_expiry="30")
     assert_error(poll(client, app, secret, auth_req_id), "authorization_pending")
-    clock.current = auth_request.expires_at
+    poll_clock.current = auth_request.expires_at
     assert_error(poll(client, app, secret, auth_req_id), "expired_token")
 
 
