@@ -146,10 +146,22 @@ def start(demo: Demo, client: DemoClient) -> tuple[str, dict[str, Any]]:
     return ack["auth_req_id"], ack
 
 
+#: How long the demo waits for the device notification, which the OP sends once it has answered.
+NOTIFICATION_WAIT = 10.0
+
+
 def device_notified(demo: Demo, client: DemoClient) -> Any:
-    """The notification sent to the user's device (recorded by the locmem backend)."""
+    """The notification sent to the user's device (recorded by the locmem backend).
+
+    The OP hands the notification over after its answer has been sent, so it may arrive a moment
+    after the client got its auth_req_id: wait for it (at most :data:`NOTIFICATION_WAIT` seconds)."""
     demo.out.step("The user's authentication device is notified")
-    sent = [n for n in locmem.outbox if n.client_id == client.client_id]
+    deadline = time.monotonic() + NOTIFICATION_WAIT
+    while True:
+        sent = [n for n in locmem.outbox if n.client_id == client.client_id]
+        if sent or time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
     if not sent:
         raise DemoFailure("no device notification was sent")
     notification = sent[-1]

@@ -277,7 +277,12 @@ def test_the_quickstart_turns_a_fresh_project_into_a_ciba_op(project, tmp_path):
         ack = json_answer(code["bc-authorize"], root, env)
         assert set(ack) == {"auth_req_id", "expires_in", "interval"}, ack
         env["AUTH_REQ_ID"] = ack["auth_req_id"]
+        # The OP hands the notification over once its answer has been sent: it may print a moment later.
+        deadline = time.monotonic() + 10
         output_so_far = log.read_text()
+        while "Binding message: Teller 12" not in output_so_far and time.monotonic() < deadline:
+            time.sleep(0.05)
+            output_so_far = log.read_text()
         assert "User: alice" in output_so_far and "Binding message: Teller 12" in output_so_far
         assert ack["auth_req_id"] not in output_so_far
         # 10. Pending.
