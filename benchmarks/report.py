@@ -49,6 +49,7 @@ def request_line(row: dict[str, Any], base: dict[str, Any] | None) -> str:
 
 
 X_REFERENCE = f"{'× reference':>13}"
+X_FLOOR = f"{'× floor':>9}"
 
 
 def _reference_lines(data: dict[str, Any]) -> list[str]:
@@ -96,16 +97,22 @@ def merge_sections(parts: list[dict[str, Any]]) -> dict[str, Any]:
         name = f"{meta['config']}:{meta['server_kind']}"
         base = part["requests"][0]
         ratios: dict[str, Any] = {}
+        floors = {row["floor_of"]: row for row in part["requests"] if row.get("floor_of")}
         for row in part["requests"]:
             row["section"] = name
             row["rps_vs_baseline"] = round(row["rps"] / base["rps"], 3) if base["rps"] else None
-            ref = ref_rows.get(row.get("reference_scenario") or "")
+            ref = ref_rows.get(row.get("reference_scenario") or row.get("floor_of") or "")
             if ref and ref.get("rps"):
                 row["x_reference"] = round(row["rps"] / ref["rps"], 3)
+            floor = floors.get(row.get("reference_scenario") or "")
+            if floor and floor["rps"]:
+                row["x_floor"] = round(row["rps"] / floor["rps"], 3)
+            if ref and ref.get("rps") and row.get("reference_scenario"):
                 ratios[row["reference_scenario"]] = {
                     "django_label": row["label"],
                     "rps": row["x_reference"],
                     "p95": round(row["p95"] / ref["p95"], 3) if ref.get("p95") else None,
+                    "x_floor": row.get("x_floor"),
                 }
         sections.append(
             {
@@ -151,6 +158,8 @@ def render(data: dict[str, Any]) -> str:
         "meanwhile by processes outside the benchmark (another program on the machine skews that block);",
         "'cpu ms/req' and 'cores': CPU of the gunicorn processes per answer and in all (2 workers on 2 "
         "cores: near 2 = CPU-bound)",
+        "'floor' rows: the same answer written by hand in plain Django views (benchmarks/floor.py: no DRF,",
+        "DOT or policy; same server, settings and database); '× floor' = django-ciba rps / the floor's rps",
         "",
         f"Requests ({meta['connections']} connections, {meta['duration']:g} s each "
         f"after a {meta['warmup']:g} s warm-up), one section per configuration and server",
@@ -168,13 +177,19 @@ def render(data: dict[str, Any]) -> str:
             "",
             f"[{section['name']}] {SECTION_TITLES.get(config, config)}; server: {server}",
             f"server: {smeta['server']}",
-            REQUEST_HEADER + CPU_HEADER + (X_REFERENCE if ref_rows else ""),
+            REQUEST_HEADER + CPU_HEADER + (X_REFERENCE if ref_rows else "") + X_FLOOR,
         ]
         base = section.get("baseline")
         for row in section["requests"]:
             x_ref = _num(row["x_reference"], 2) + "x" if row.get("x_reference") else ""
+            x_floor = _num(row["x_floor"], 2) + "x" if row.get("x_floor") else ""
             lines.append(
-                (request_line(row, base) + _cpu(row) + (f"{x_ref:>13}" if ref_rows else "")).rstrip()
+                (
+                    request_line(row, base)
+                    + _cpu(row)
+                    + (f"{x_ref:>13}" if ref_rows else "")
+                    + f"{x_floor:>9}"
+                ).rstrip()
             )
             ref_row = ref_rows.get(row.get("reference_scenario") or "") if index == 0 else None
             if ref_row:

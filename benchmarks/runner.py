@@ -87,6 +87,25 @@ class Bench:
             '"auth_req_id"',
             ids=[u.username for u in self.users],
         )
+        # The bare-Django floor (benchmarks/floor.py): the same two answers written by hand.
+        self.floor_pending = Scenario(
+            "floor: pending poll",
+            "/bench-floor/token",
+            f"grant_type={CIBA_GRANT}&auth_req_id={{id}}",
+            self.poll.auth,
+            400,
+            '"authorization_pending"',
+            ids=self.pending.ids,  # the same pool (extended in place), its own slow_down keys
+        )
+        self.floor_bc_authorize = Scenario(
+            "floor: bc-authorize",
+            "/bench-floor/bc-authorize",
+            "scope=openid&login_hint={id}&binding_message=bench",
+            self.poll.auth,
+            200,
+            '"auth_req_id"',
+            ids=self.bc_authorize.ids,
+        )
         self.approved = Scenario(
             "approved poll",
             "/o/token/",
@@ -172,10 +191,11 @@ class Bench:
         # pool holds MIN_REPOLL_SECONDS of polls at twice the best rate seen so far: a run that is
         # faster than every earlier one (the next step of the sweep) must not run out of rest.
         wanted = int(2 * max(self.pending_rps, self.best_rps) * MIN_REPOLL_SECONDS)
-        if scenario is self.pending and wanted > len(scenario.ids):
+        polls = scenario is self.pending or scenario is self.floor_pending
+        if polls and wanted > len(scenario.ids):
             more = wanted - len(scenario.ids)
             self.log(f"adding {more:,} pending requests to the polled pool")
-            scenario.ids += seed.seed_pending(self.poll, self.users, more)
+            scenario.ids.extend(seed.seed_pending(self.poll, self.users, more))  # shared by both polls
         if scenario is self.pending:
             seed.cache_pending_entries(scenario.ids)
         self.stack.spread_connections(connections)
@@ -192,7 +212,7 @@ class Bench:
         self.best_rps = max(self.best_rps, result.rps)
         if scenario is self.approved:
             self.approved_rps = max(self.approved_rps, result.rps)
-        if scenario is self.pending:
+        if polls:
             self.pending_rps = max(self.pending_rps, result.rps)
         return result
 
@@ -214,8 +234,10 @@ class Bench:
         plan = [
             (self.baseline, "client_credentials (baseline)"),
             (self.pending, label),
+            (self.floor_pending, "floor: pending poll (bare Django)"),
             (self.approved, "approved poll (token issuance)"),
             (self.bc_authorize, "bc-authorize"),
+            (self.floor_bc_authorize, "floor: bc-authorize (bare Django)"),
         ]
         after_round = None
         if a.reference and self.primary:
@@ -224,9 +246,13 @@ class Bench:
                 # Its own warm-up per scenario: each round starts a fresh node-oidc-provider.
                 after_round = partial(self.reference.round, warmup=a.warmup)
         rows = self.block(plan, a.connections, a.duration, a.warmup, a.rounds, after_round)
-        for row, key in zip(rows, ("client_credentials", "pending_poll", None, "bc_authorize"), strict=True):
+        keys = ("client_credentials", "pending_poll", None, None, "bc_authorize", None)
+        floors = (None, None, "pending_poll", None, None, "bc_authorize")
+        for row, key, floor_of in zip(rows, keys, floors, strict=True):
             if key:
                 row["reference_scenario"] = key
+            if floor_of:
+                row["floor_of"] = floor_of  # the floor of that scenario, not django-ciba's answer
         self.small_control, self.small_scale = rows[0], rows[1]
         return rows
 

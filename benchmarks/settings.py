@@ -59,6 +59,7 @@ if _REDIS.startswith("redis"):
     # Only the benchmark's own baseline task (benchmarks.tasks.noop) stores a result.
     CELERY_RESULT_BACKEND = _redis_db(_REDIS, 2)
 
+ROOT_URLCONF = "benchmarks.urls"  # the example project's URLs and the bare-Django floor (benchmarks/floor.py)
 CELERY_IMPORTS = ["benchmarks.tasks"]
 
 # The abuse controls stay on, so their cost (cache counters, the pending and unapproved-prompt
