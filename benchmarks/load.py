@@ -54,6 +54,9 @@ class Result:
     rounds_rps: list[float] = field(default_factory=list)
     placement: list[list[int]] = field(default_factory=list)  # connections per gunicorn worker, per round
     server_cpu_s: float = 0.0  # CPU seconds the gunicorn processes used during the run(s)
+    # CPU seconds of the Celery worker (main process, pool, beat) during the run(s) and, after a
+    # bc-authorize run, until its notifications were delivered; None without a worker.
+    worker_cpu_s: float | None = None
 
     @property
     def errors(self) -> int:
@@ -77,6 +80,11 @@ class Result:
             else None
         )
         data["server_cores"] = round(self.server_cpu_s / self.duration, 2) if self.duration else None
+        if self.worker_cpu_s is not None:
+            data["worker_cpu_s"] = round(self.worker_cpu_s, 3)
+            data["worker_cpu_ms_per_request"] = (
+                round(1000 * self.worker_cpu_s / self.requests, 3) if self.requests else None
+            )
         return data
 
 
@@ -216,6 +224,9 @@ def combine(results: list[Result]) -> Result:
         rounds_rps=[rps for r in results for rps in r.rounds_rps],
         placement=[p for r in results for p in r.placement],
         server_cpu_s=sum(r.server_cpu_s for r in results),
+        worker_cpu_s=None
+        if any(r.worker_cpu_s is None for r in results)
+        else sum(r.worker_cpu_s or 0.0 for r in results),
     )
 
 

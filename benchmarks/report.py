@@ -79,8 +79,15 @@ SECTION_TITLES = {
 CPU_HEADER = f"{'cpu ms/req':>11}{'cores':>7}"
 
 
+WORKER_HEADER = f"{'worker ms/req':>14}"
+
+
 def _cpu(row: dict[str, Any]) -> str:
     return f"{_num(row.get('server_cpu_ms_per_request'), 2):>11}{_num(row.get('server_cores'), 2):>7}"
+
+
+def _worker(row: dict[str, Any]) -> str:
+    return f"{_num(row.get('worker_cpu_ms_per_request'), 2):>14}"
 
 
 def merge_sections(parts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -157,7 +164,9 @@ def render(data: dict[str, Any]) -> str:
         "each row pools interleaved rounds (rps range of the rounds in brackets); 'others': cores used",
         "meanwhile by processes outside the benchmark (another program on the machine skews that block);",
         "'cpu ms/req' and 'cores': CPU of the gunicorn processes per answer and in all (2 workers on 2 "
-        "cores: near 2 = CPU-bound)",
+        "cores: near 2 = CPU-bound);",
+        "'worker ms/req': CPU of the Celery worker per answer (production; bc-authorize: until its device",
+        "notifications were delivered)",
         "'floor' rows: the same answer written by hand in plain Django views (benchmarks/floor.py: no DRF,",
         "DOT or policy; same server, settings and database); '× floor' = django-ciba rps / the floor's rps",
         "",
@@ -177,9 +186,16 @@ def render(data: dict[str, Any]) -> str:
             "",
             f"[{section['name']}] {SECTION_TITLES.get(config, config)}; server: {server}",
             f"server: {smeta['server']}",
-            REQUEST_HEADER + CPU_HEADER + (X_REFERENCE if ref_rows else "") + X_FLOOR,
         ]
         base = section.get("baseline")
+        worker = any(row.get("worker_cpu_ms_per_request") is not None for row in section["requests"])
+        lines.append(
+            REQUEST_HEADER
+            + CPU_HEADER
+            + (WORKER_HEADER if worker else "")
+            + (X_REFERENCE if ref_rows else "")
+            + X_FLOOR
+        )
         for row in section["requests"]:
             x_ref = _num(row["x_reference"], 2) + "x" if row.get("x_reference") else ""
             x_floor = _num(row["x_floor"], 2) + "x" if row.get("x_floor") else ""
@@ -187,6 +203,7 @@ def render(data: dict[str, Any]) -> str:
                 (
                     request_line(row, base)
                     + _cpu(row)
+                    + (_worker(row) if worker else "")
                     + (f"{x_ref:>13}" if ref_rows else "")
                     + f"{x_floor:>9}"
                 ).rstrip()

@@ -233,6 +233,16 @@ class Stack:
 
         return sum(cpu_seconds(pid) for pid in self.gunicorn_pids())
 
+    def worker_cpu_seconds(self) -> float | None:
+        """CPU time used so far by the Celery worker: its main process and children (pool, beat);
+        None when no worker runs (the embedded configurations)."""
+        from .machine import cpu_seconds
+
+        worker = self.project.worker
+        if worker is None or worker.poll() is not None:
+            return None
+        return sum(cpu_seconds(pid) for pid in [worker.pid, *children(worker.pid)])
+
     def stop(self) -> None:
         try:
             self.project.stop_worker(grace=10)

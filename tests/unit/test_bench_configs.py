@@ -103,8 +103,8 @@ def test_harness_environment_drops_the_broker_of_an_embedded_section(monkeypatch
     assert os.environ["BENCH_SERVER"] == "asgi"
 
 
-def test_server_cpu_per_request_is_pooled():
-    def result(requests: int, cpu: float) -> Result:
+def test_server_and_worker_cpu_per_request_are_pooled():
+    def result(requests: int, cpu: float, worker: float | None = None) -> Result:
         return Result(
             "s",
             16,
@@ -124,11 +124,25 @@ def test_server_cpu_per_request_is_pooled():
             [],
             quantiles=[(50.0, 1.0), (100.0, 2.0)],
             server_cpu_s=cpu,
+            worker_cpu_s=worker,
         )
 
     row = combine([result(400, 1.0), result(600, 2.0)]).as_dict()
     assert row["server_cpu_ms_per_request"] == 3.0
     assert row["server_cores"] == 0.75
+    assert "worker_cpu_ms_per_request" not in row  # no worker: no column
+    row = combine([result(400, 1.0, 0.5), result(600, 2.0, 1.5)]).as_dict()
+    assert row["worker_cpu_ms_per_request"] == 2.0
+
+
+def test_the_worker_column_appears_with_a_worker():
+    part = _part("production", "gthread", 1.0)
+    part["requests"][3]["worker_cpu_ms_per_request"] = 7.25
+    table = render(merge_sections([part]))
+    assert "worker ms/req" in table
+    assert "7.25" in next(line for line in table.splitlines() if line.startswith("bc-authorize "))
+    embedded = render(merge_sections([_part("embedded-sqlite", "gthread", 1.0)]))
+    assert "worker ms/req" not in next(line for line in embedded.splitlines() if line.startswith("scenario "))
 
 
 def _row(label: str, rps: float, key: str | None, **extra) -> dict:
