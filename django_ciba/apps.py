@@ -25,5 +25,6 @@ class DjangoCibaConfig(AppConfig):
         # Deliveries recorded during a request are handed over once its response has been sent.
         after_response.install()
         outbox.outbox_ready.connect(tasks.enqueue_delivery, dispatch_uid="django_ciba.tasks.enqueue_delivery")
+        tasks.connect_signals()  # a worker keeps its database connections as CONN_MAX_AGE says
         if apps.is_installed("drf_spectacular"):
             from django_ciba.openapi import extensions  # noqa: F401  (registers the OpenAPI descriptions)

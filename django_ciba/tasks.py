@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from celery import shared_task
+from celery.signals import task_postrun, task_prerun
+from django.db import close_old_connections
 
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,29 @@ def enqueue_delivery(sender: Any, *, delivery_pk: int, at: datetime | None = Non
         )
         return "left"
     return "ran" if eager else "queued"
+
+
+def connect_signals() -> None:
+    """Around each django-ciba task run by a worker, do what Django does around a request: close
+    the database connections that are unusable or older than ``CONN_MAX_AGE`` (called by
+    ``AppConfig.ready()``).
+
+    Celery's own Django fix-up closes every connection after every task unless
+    ``CELERY_DB_REUSE_MAX`` is set; with it set, these receivers keep ``CONN_MAX_AGE`` and the
+    health of the connection in charge, as on the app servers (docs: deployment, "Celery worker
+    and beat"). In-process (eager) tasks run inside a request, whose connections are Django's to
+    manage: they are left alone.
+    """
+    task_prerun.connect(_close_old_connections, dispatch_uid="django_ciba.tasks.prerun")
+    task_postrun.connect(_close_old_connections, dispatch_uid="django_ciba.tasks.postrun")
+
+
+def _close_old_connections(sender: Any = None, **kwargs: Any) -> None:
+    if not str(getattr(sender, "name", "")).startswith("django_ciba."):
+        return  # the project's own tasks are the project's business
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    close_old_connections()
 
 
 def beat_schedule(*, sweep: float = 10.0, expire: float = 30.0, purge: float = 3600.0) -> dict[str, Any]:

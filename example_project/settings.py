@@ -5,7 +5,8 @@ SQLite in this folder), ``CELERY_BROKER_URL`` (default: tasks run in-process; wi
 ``celery -A example_project worker -B``), ``CIBA_EXAMPLE_KEY_FILE`` (the OIDC signing key,
 generated on first use), ``CIBA_EXAMPLE_SETTINGS`` (JSON merged into ``CIBA``, e.g. for tests),
 ``CIBA_EXAMPLE_SWEEP_SECONDS`` (outbox sweep period, default 10), ``DJANGO_DEBUG``,
-``CIBA_EXAMPLE_REDIS_URL`` (a shared Redis cache instead of the per-process local memory one).
+``CIBA_EXAMPLE_REDIS_URL`` (a shared Redis cache instead of the per-process local memory one),
+``CIBA_EXAMPLE_CONN_MAX_AGE`` (Django's ``CONN_MAX_AGE``, default 0).
 """
 
 import json
@@ -84,6 +85,9 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3") and DATABASES["default"]["
         init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
         timeout=20,
     )
+# Persistent database connections (seconds; 0, the default, closes them after each request and,
+# in a Celery worker, after each task). runserver makes a thread per request: keep 0 with it.
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("CIBA_EXAMPLE_CONN_MAX_AGE", "0"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 USE_TZ = True
@@ -149,6 +153,9 @@ CELERY_TASK_ALWAYS_EAGER = not os.environ.get("CELERY_BROKER_URL")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery closes the worker's database connection after every task unless this is set; with it,
+# CONN_MAX_AGE decides, as on the app servers (docs/deployment.rst, "Celery worker and beat").
+CELERY_DB_REUSE_MAX = 1000
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = beat_schedule(sweep=float(os.environ.get("CIBA_EXAMPLE_SWEEP_SECONDS", "10")))
 

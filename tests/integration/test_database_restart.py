@@ -256,7 +256,11 @@ def op(served_project):
     project.create_user("ada", "ada@example.com", "pw")
     project.start_web()
     # More pool processes than deliveries in flight: some tasks start during the outage and fail.
+    # The worker keeps its connections between tasks (CONN_MAX_AGE; the example project sets
+    # CELERY_DB_REUSE_MAX), so the connections the restart broke must be replaced, not reused.
+    project.env["CIBA_EXAMPLE_CONN_MAX_AGE"] = "60"
     project.start_worker(concurrency=4)
+    del project.env["CIBA_EXAMPLE_CONN_MAX_AGE"]
     return project
 
 
