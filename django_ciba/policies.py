@@ -23,9 +23,10 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import F, Q
+from django.db import connections, router
 from django.utils import timezone
 
 from django_ciba.approval import decisions
@@ -157,20 +158,35 @@ class PreAuthorizationPolicy(DecisionPolicy):
         """The pre-authorization covering ``scopes`` for ``application`` and ``user``, if any.
 
         One query (on the client foreign key's index); the scope comparison is done here, since a
-        scope list is a space-separated text.
+        scope list is a space-separated text. It runs on every bc-authorize, so its SQL is written
+        once (:func:`_candidates_sql`): compiling the same question with the ORM cost about ten
+        times the database's time to answer it.
         """
         wanted = set(scopes)
-        candidates = (
-            PreAuthorization.objects.filter(client_id=application.pk, enabled=True)
-            .filter(Q(user__isnull=True) | Q(user_id=user.pk))
-            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now or timezone.now()))
-            .order_by(F("user_id").asc(nulls_last=True), "pk")
-            .only("pk", "scope", "user_id")
-        )
+        manager = PreAuthorization.objects.db_manager(router.db_for_read(PreAuthorization))
+        ops = connections[manager.db].ops
+        moment = ops.adapt_datetimefield_value(now or timezone.now())
+        candidates = manager.raw(_candidates_sql(manager.db), [application.pk, True, user.pk, moment])
         for grant in candidates:
             if wanted <= grant.scopes:
                 return grant
         return None
+
+
+@lru_cache(maxsize=8)
+def _candidates_sql(alias: str) -> str:
+    """Enabled, unexpired pre-authorizations of a client for one user or for every user: the
+    user's own first, then the oldest. Parameters: client pk, True, user pk, now."""
+    quote = connections[alias].ops.quote_name
+    column = {field.name: quote(str(field.column)) for field in PreAuthorization._meta.concrete_fields}
+    pk, user = column["id"], column["user"]
+    return (
+        f"SELECT {pk}, {column['scope']}, {user} FROM {quote(PreAuthorization._meta.db_table)}"
+        f" WHERE {column['client']} = %s AND {column['enabled']} = %s"
+        f" AND ({user} IS NULL OR {user} = %s)"
+        f" AND ({column['expires_at']} IS NULL OR {column['expires_at']} > %s)"
+        f" ORDER BY CASE WHEN {user} IS NULL THEN 1 ELSE 0 END, {pk}"
+    )
 
 
 def _policies() -> list[type[DecisionPolicy] | DecisionPolicy]:
