@@ -732,20 +732,27 @@ class ServedProject:
             log=self.web_log,
             env=self.env,
         )
+        self._wait_for_discovery(
+            f"{self.issuer}/.well-known/openid-configuration", self.web, "runserver", self.web_log, timeout
+        )
+
+    def _wait_for_discovery(
+        self, url: str, process: subprocess.Popen | None, name: str, log: Path, timeout: float
+    ) -> None:
+        """Until discovery at ``url`` answers 200 with this project's issuer; fails at once when
+        ``process`` exits, with the end of ``log``."""
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        url = f"{self.issuer}/.well-known/openid-configuration"
 
         def answers() -> bool:
-            web = self.web
-            if web is not None and web.poll() is not None:
-                pytest.fail(f"runserver exited with {web.returncode}:\n{tail(self.web_log)}", pytrace=False)
+            if process is not None and process.poll() is not None:
+                pytest.fail(f"{name} exited with {process.returncode}:\n{tail(log)}", pytrace=False)
             try:
                 with opener.open(url, timeout=2) as response:
                     return response.status == 200 and json.load(response).get("issuer") == self.issuer
             except (OSError, ValueError):
                 return False
 
-        wait_until(answers, self._time(timeout), lambda: f"{url} did not answer:\n{tail(self.web_log)}", 0.2)
+        wait_until(answers, self._time(timeout), lambda: f"{url} did not answer:\n{tail(log)}", 0.2)
 
     def stop_web(self) -> None:
         stop_group(self.web, grace=5)
@@ -774,22 +781,8 @@ class ServedProject:
             log=log,
             env=self.env,
         )
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         url = f"http://{LOOPBACK}:{port}{urlsplit(self.issuer).path}/.well-known/openid-configuration"
-
-        def answers() -> bool:
-            server = self.app_servers[port]
-            if server.poll() is not None:
-                pytest.fail(
-                    f"gunicorn on {port} exited with {server.returncode}:\n{tail(log)}", pytrace=False
-                )
-            try:
-                with opener.open(url, timeout=2) as response:
-                    return response.status == 200 and json.load(response).get("issuer") == self.issuer
-            except (OSError, ValueError):
-                return False
-
-        wait_until(answers, self._time(timeout), lambda: f"{url} did not answer:\n{tail(log)}", 0.2)
+        self._wait_for_discovery(url, self.app_servers[port], f"gunicorn on {port}", log, timeout)
         return port
 
     def stop_app_servers(self) -> None:
