@@ -7,6 +7,8 @@ least 2048 bits, EC on P-256/P-384/P-521, Ed25519/Ed448.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from typing import Any
 
@@ -97,6 +99,35 @@ def _parse_key(member: Any, position: int) -> ClientKey | None:
     if not hasattr(public, "public_bytes") or hasattr(public, "private_bytes"):
         raise InvalidClientKeys(f"Key {position} is not a public key.")
     return key
+
+
+def parse_key(member: Any) -> ClientKey:
+    """One public, asymmetric signing key (a JWK object, RFC 7517 §4); raises
+    :class:`InvalidClientKeys` for anything else (private members, ``"use": "enc"``, weak RSA...)."""
+    key = _parse_key(member, 0)
+    if key is None:
+        raise InvalidClientKeys("Key 0 is not a signing key.")
+    return key
+
+
+#: The members of each key type that make up its RFC 7638 thumbprint (§3.2), in lexicographic order.
+_THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+
+
+def thumbprint(member: Any) -> str:
+    """The JWK SHA-256 thumbprint of a public key (RFC 7638 §3), base64url without padding.
+
+    Only the required members count, serialised without whitespace in lexicographic order (§3.3),
+    so the same key gives the same thumbprint whatever else its JWK carries (``kid``, ``alg``...).
+    """
+    if not isinstance(member, dict):
+        raise InvalidClientKeys("A JWK is a JSON object.")
+    names = _THUMBPRINT_MEMBERS.get(str(member.get("kty")))
+    if names is None or not all(isinstance(member.get(name), str) for name in names):
+        raise InvalidClientKeys("The key has no thumbprint: unknown type or missing members.")
+    canonical = json.dumps({name: member[name] for name in names}, separators=(",", ":"), sort_keys=True)
+    digest = hashlib.sha256(canonical.encode("utf-8")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 def key_fits(key: ClientKey, algorithm: str) -> bool:
