@@ -20,7 +20,14 @@ import jwt
 
 from django_ciba.core import jwks_cache
 from django_ciba.core.conf import ciba_settings
-from django_ciba.core.jwk import ClientKey, InvalidClientKeys, is_asymmetric, key_fits, parse_jwks
+from django_ciba.core.jwk import (
+    SIGNATURE_ONLY,
+    ClientKey,
+    InvalidClientKeys,
+    is_asymmetric,
+    key_fits,
+    parse_jwks,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -108,14 +115,7 @@ def verify_client_jwt(
                     token,
                     key=key.key,
                     algorithms=[algorithm],
-                    options={
-                        "verify_signature": True,
-                        "verify_exp": False,
-                        "verify_nbf": False,
-                        "verify_iat": False,
-                        "verify_aud": False,
-                        "verify_iss": False,
-                    },
+                    options=SIGNATURE_ONLY,
                 )
             except (jwt.InvalidSignatureError, jwt.InvalidKeyError, TypeError):
                 continue

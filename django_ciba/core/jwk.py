@@ -10,10 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+
+if TYPE_CHECKING:
+    from jwt.types import Options
 
 
 MIN_RSA_BITS = 2048
@@ -99,6 +103,17 @@ def _parse_key(member: Any, position: int) -> ClientKey | None:
     if not hasattr(public, "public_bytes") or hasattr(public, "private_bytes"):
         raise InvalidClientKeys(f"Key {position} is not a public key.")
     return key
+
+
+#: PyJWT ``decode`` options that check the signature only: the claims are the caller's to check.
+SIGNATURE_ONLY: Options = {
+    "verify_signature": True,
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+    "verify_aud": False,
+    "verify_iss": False,
+}
 
 
 def parse_key(member: Any) -> ClientKey:

@@ -22,7 +22,14 @@ from urllib.parse import urlsplit
 
 import jwt
 
-from django_ciba.core.jwk import InvalidClientKeys, is_asymmetric, key_fits, parse_key, thumbprint
+from django_ciba.core.jwk import (
+    SIGNATURE_ONLY,
+    InvalidClientKeys,
+    is_asymmetric,
+    key_fits,
+    parse_key,
+    thumbprint,
+)
 
 
 #: The JWS algorithms accepted in a proof (asymmetric only: §4.3 check 5, never ``none`` or HMAC).
@@ -124,14 +131,7 @@ def check_proof(
             token,
             key=key.key,
             algorithms=[algorithm],
-            options={
-                "verify_signature": True,
-                "verify_exp": False,
-                "verify_nbf": False,
-                "verify_iat": False,
-                "verify_aud": False,
-                "verify_iss": False,
-            },
+            options=SIGNATURE_ONLY,
         )
     except jwt.PyJWTError as exc:
         raise InvalidProof("The DPoP proof's signature does not verify.") from exc  # check 6
