@@ -129,6 +129,30 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_FAILURE_MAX_BACKOFF": 600,
     "JWKS_FETCH_LIMIT": [60, 60],
     "JWKS_MAX_CONCURRENT_FETCHES": 4,
+    # Security profile of the whole OP: None, or "fapi-ciba" (FAPI-CIBA ID1: signed requests,
+    # PS256/ES256, private_key_jwt or mTLS, sender-constrained tokens, no push). A client's own
+    # profile (its registration) applies in addition.
+    "PROFILE": None,
+    # Keys that sign ID tokens with the algorithms DOT does not sign with (PS256, ES256): a list of
+    # {"alg": ..., "key": PEM private key, "kid": optional}; their public keys go in the JWKS.
+    "ID_TOKEN_SIGNING_KEYS": [],
+    # DPoP (RFC 9449): accepted at the token endpoint and at protected resources; the proof
+    # algorithms accepted (dpop_signing_alg_values_supported); whether proofs must carry a server
+    # nonce, and how long one nonce is accepted (seconds); how old a proof may be (seconds).
+    "DPOP_ENABLED": True,
+    "DPOP_SIGNING_ALGORITHMS": ["ES256", "PS256", "EdDSA", "RS256"],
+    "DPOP_NONCE_REQUIRED": False,
+    "DPOP_NONCE_LIFETIME": 300,
+    "DPOP_PROOF_MAX_AGE": 60,
+    # Mutual TLS (RFC 8705) behind a TLS-terminating proxy: the header carrying the client
+    # certificate (RFC 9440 Client-Cert, or a URL-encoded PEM as nginx's $ssl_client_escaped_cert);
+    # the header in which the proxy states that it verified the chain (its value must be
+    # "SUCCESS"; None: no proxy verifies, so only self_signed_tls_client_auth works); the proxy
+    # addresses (CIDR) trusted to set them; mtls_endpoint_aliases for discovery (name -> URL).
+    "MTLS_CERTIFICATE_HEADER": "Client-Cert",
+    "MTLS_VERIFIED_HEADER": None,
+    "MTLS_TRUSTED_PROXIES": [],
+    "MTLS_ENDPOINT_ALIASES": {},
     # Dynamic client registration (RFC 7591): without an initial access token when True.
     "REGISTRATION_OPEN": False,
     # Subject types offered (discovery subject_types_supported; registration subject_type).
@@ -225,6 +249,19 @@ SECTIONS: dict[str, dict[str, str]] = {
         "FAILURE_MAX_BACKOFF": "JWKS_FAILURE_MAX_BACKOFF",
         "FETCH_LIMIT": "JWKS_FETCH_LIMIT",
         "MAX_CONCURRENT_FETCHES": "JWKS_MAX_CONCURRENT_FETCHES",
+    },
+    "DPOP": {
+        "ENABLED": "DPOP_ENABLED",
+        "SIGNING_ALGORITHMS": "DPOP_SIGNING_ALGORITHMS",
+        "NONCE_REQUIRED": "DPOP_NONCE_REQUIRED",
+        "NONCE_LIFETIME": "DPOP_NONCE_LIFETIME",
+        "PROOF_MAX_AGE": "DPOP_PROOF_MAX_AGE",
+    },
+    "MTLS": {
+        "CERTIFICATE_HEADER": "MTLS_CERTIFICATE_HEADER",
+        "VERIFIED_HEADER": "MTLS_VERIFIED_HEADER",
+        "TRUSTED_PROXIES": "MTLS_TRUSTED_PROXIES",
+        "ENDPOINT_ALIASES": "MTLS_ENDPOINT_ALIASES",
     },
     "LIMITS": {
         "CLIENT_RATE": "CLIENT_RATE_LIMIT",

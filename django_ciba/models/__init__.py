@@ -2,15 +2,10 @@
 
 from django_ciba.models.assurance import TokenAssurance
 from django_ciba.models.auth_requests import AuthenticationRequest, Delivery, JwtUse, RequestEvent
-from django_ciba.models.clients import (
-    AuthMethod,
-    CibaClient,
-    DeliveryMode,
-    InitialAccessToken,
-    PairwiseSubject,
-    SubjectType,
-)
+from django_ciba.models.bindings import TokenBinding
+from django_ciba.models.clients import AuthMethod, CibaClient, DeliveryMode, Profile, SubjectType
 from django_ciba.models.end_users import AbuseReport, PreAuthorization, WebPushSubscription
+from django_ciba.models.registration import InitialAccessToken, PairwiseSubject
 
 
 __all__ = [
@@ -26,6 +21,8 @@ __all__ = [
     "InitialAccessToken",
     "JwtUse",
     "PairwiseSubject",
+    "Profile",
     "SubjectType",
     "TokenAssurance",
+    "TokenBinding",
 ]

@@ -74,6 +74,22 @@ class AuthenticationRequest(models.Model):
         editable=False,
         verbose_name=_("pushed access token"),
     )
+    binding_jkt = models.CharField(
+        _("bound key (jkt)"),
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "The JWK thumbprint the client named at bc-authorize (dpop_jkt): its tokens are bound to it."
+        ),
+    )
+    binding_x5t = models.CharField(
+        _("bound certificate (x5t#S256)"),
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text=_("The thumbprint of the TLS client certificate presented at bc-authorize."),
+    )
     granted_scope = models.TextField(_("granted scope"), blank=True)
     acr = models.CharField(_("acr"), max_length=255, blank=True)
     amr = models.JSONField(_("amr"), default=list, blank=True)

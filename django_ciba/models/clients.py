@@ -1,11 +1,10 @@
-"""Client-side models: CIBA registration metadata, pairwise subjects, initial access tokens."""
+"""Client-side models: the CIBA registration metadata of a DOT application."""
 
 from __future__ import annotations
 
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -24,6 +23,14 @@ class AuthMethod(models.TextChoices):
     CLIENT_SECRET_BASIC = "client_secret_basic", "client_secret_basic"
     CLIENT_SECRET_POST = "client_secret_post", "client_secret_post"
     PRIVATE_KEY_JWT = "private_key_jwt", "private_key_jwt"
+    TLS_CLIENT_AUTH = "tls_client_auth", "tls_client_auth"
+    SELF_SIGNED_TLS_CLIENT_AUTH = "self_signed_tls_client_auth", "self_signed_tls_client_auth"
+
+
+class Profile(models.TextChoices):
+    """Security profiles a client may be held to (``CIBA["PROFILE"]`` for the whole OP)."""
+
+    FAPI_CIBA = "fapi-ciba", "FAPI-CIBA"
 
 
 class SubjectType(models.TextChoices):
@@ -160,6 +167,49 @@ class CibaClient(models.Model):
         null=True,
         blank=True,
         help_text=_("The period of this client's rate limit, in seconds."),
+    )
+    id_token_signed_response_alg = models.CharField(
+        _("ID token signing algorithm"),
+        max_length=8,
+        blank=True,
+        help_text=_("id_token_signed_response_alg (RS256, PS256 or ES256); empty: the application's."),
+    )
+    tls_client_auth_subject_dn = models.CharField(
+        _("certificate subject DN"),
+        max_length=1000,
+        blank=True,
+        help_text=_("tls_client_auth: the subject distinguished name of the client's certificate."),
+    )
+    tls_client_auth_san_dns = models.CharField(
+        _("certificate SAN (DNS)"), max_length=255, blank=True, help_text=_("tls_client_auth_san_dns")
+    )
+    tls_client_auth_san_uri = models.CharField(
+        _("certificate SAN (URI)"), max_length=2000, blank=True, help_text=_("tls_client_auth_san_uri")
+    )
+    tls_client_auth_san_ip = models.CharField(
+        _("certificate SAN (IP)"), max_length=45, blank=True, help_text=_("tls_client_auth_san_ip")
+    )
+    tls_client_auth_san_email = models.CharField(
+        _("certificate SAN (e-mail)"), max_length=255, blank=True, help_text=_("tls_client_auth_san_email")
+    )
+    tls_client_certificate_bound_access_tokens = models.BooleanField(
+        _("certificate-bound tokens"),
+        default=False,
+        help_text=_("Bind this client's tokens to its TLS client certificate (RFC 8705 §3)."),
+    )
+    dpop_bound_access_tokens = models.BooleanField(
+        _("DPoP-bound tokens"),
+        default=False,
+        help_text=_(
+            "Require a DPoP proof at the token endpoint; tokens are bound to its key (RFC 9449 §5.2)."
+        ),
+    )
+    profile = models.CharField(
+        _("security profile"),
+        max_length=16,
+        choices=Profile.choices,
+        blank=True,
+        help_text=_("A profile this client is held to; empty: CIBA['PROFILE'] (the OP's)."),
     )
     enabled = models.BooleanField(_("enabled"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -356,44 +406,3 @@ def sector_problem(client: Any) -> tuple[str, str] | None:
             ),
         )
     return None
-
-
-class PairwiseSubject(models.Model):
-    """The ``sub`` a user has within one sector (pairwise subject identifiers, OIDC Core §8.1)."""
-
-    sector = models.CharField(_("sector"), max_length=255)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+", verbose_name=_("user")
-    )
-    subject = models.CharField(_("subject"), max_length=64)
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
-
-    class Meta:
-        verbose_name = _("pairwise subject")
-        verbose_name_plural = _("pairwise subjects")
-        constraints = [
-            models.UniqueConstraint(fields=["sector", "user"], name="ciba_pairwise_sector_user"),
-            models.UniqueConstraint(fields=["sector", "subject"], name="ciba_pairwise_sector_sub"),
-        ]
-
-    def __str__(self) -> str:
-        return f"Pairwise subject #{self.pk} ({self.sector})"
-
-
-class InitialAccessToken(models.Model):
-    """Lets its holder register clients dynamically (RFC 7591 §3); only the hash is stored."""
-
-    token_hash = models.CharField(_("token hash"), max_length=64, unique=True, editable=False)
-    label = models.CharField(_("label"), max_length=255, blank=True)
-    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
-    uses_left = models.PositiveIntegerField(
-        _("registrations left"), null=True, blank=True, help_text=_("Empty: unlimited.")
-    )
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
-
-    class Meta:
-        verbose_name = _("initial access token")
-        verbose_name_plural = _("initial access tokens")
-
-    def __str__(self) -> str:
-        return f"Initial access token #{self.pk}" + (f" ({self.label})" if self.label else "")

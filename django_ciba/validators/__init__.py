@@ -6,7 +6,6 @@ Compose it in front of a host's own validator: ``class MyValidator(CibaValidator
 from __future__ import annotations
 
 import base64
-import hashlib
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote_plus
@@ -15,22 +14,23 @@ from django.utils import timezone
 from oauth2_provider.models import AbstractApplication, get_application_model
 from oauth2_provider.oauth2_validators import OAuth2Validator as DOTOAuth2Validator
 
-from django_ciba import assurance, audit, lifecycle
+from django_ciba import audit, lifecycle
 from django_ciba.clients import assertions as client_assertion
 from django_ciba.clients import cache as client_cache
 from django_ciba.clients.secrets import upgrade_client_secret_from_request
-from django_ciba.clients.subjects import pairwise_sector, subject_for
 from django_ciba.core import hot_path
-from django_ciba.core.constants import AUTH_REQ_ID_CLAIM, CIBA_GRANT_TYPE, RT_HASH_CLAIM
+from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.core.identifiers import hash_auth_req_id
 from django_ciba.models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
 from django_ciba.tokens import polling
 from django_ciba.tokens import rules as grant_rules
+from django_ciba.validators.id_tokens import IdTokenValidatorMixin, token_hash
 
+
+__all__ = ["CibaValidatorMixin", "OAuth2Validator", "basic_client_id", "basic_credentials", "token_hash"]
 
 if TYPE_CHECKING:
     from oauthlib.common import Request
-    from oauthlib.oauth2.rfc6749.tokens import TokenBase
 
     # For the type checker the mixin extends DOT's validator, whose methods it calls with super().
     _ValidatorBase = DOTOAuth2Validator
@@ -40,12 +40,6 @@ else:
 
 # What validate_ciba_auth_req_id reads before it knows the request is approved (polling.py too).
 POLL_FIELDS = ("id", "auth_req_id_hash", "client_id", "status", "expires_at", "interval")
-
-
-def token_hash(value: str) -> str:
-    """Left half of SHA-256, base64url without padding (at_hash / rt_hash for *S256 algorithms)."""
-    digest = hashlib.sha256(value.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).decode("ascii").rstrip("=")
 
 
 def basic_credentials(request: Request) -> str | None:
@@ -65,7 +59,7 @@ def basic_client_id(credentials: str) -> str | None:
     return unquote_plus(client_id) if separator else None
 
 
-class CibaValidatorMixin(_ValidatorBase):
+class CibaValidatorMixin(IdTokenValidatorMixin, _ValidatorBase):
     def _prefetch_client(self, client_id: Any, request: Request) -> None:
         """Load the application with its CIBA registration joined, into ``request.client``.
 
@@ -347,44 +341,6 @@ class CibaValidatorMixin(_ValidatorBase):
         """
         auth: AuthenticationRequest = request.ciba_request  # type: ignore[assignment]  # set on approval
         return lifecycle.issue_tokens(auth, now=timezone.now(), actor=audit.client_actor(request.client))
-
-    def get_id_token_dictionary(
-        self, token: dict[str, Any], token_handler: TokenBase, request: Request
-    ) -> tuple[dict[str, Any], datetime]:
-        """DOT's claims, with the approval's ``auth_time``, ``acr`` and ``amr`` (IDT-04): at the CIBA
-        grant from the request, at the refresh grant from what was kept for the refresh token's
-        family (OIDC Core 12.2); no ``auth_time`` when nobody authenticated."""
-        claims, expiration = super().get_id_token_dictionary(token, token_handler, request)
-        auth = getattr(request, "ciba_request", None)
-        if auth is None:
-            kept = assurance.for_refresh(request)
-            if kept is not None:
-                assurance.add_claims(claims, acr=kept.acr, amr=kept.amr, auth_time=kept.auth_time)
-            return claims, expiration
-        assurance.add_claims(claims, acr=auth.acr, amr=auth.amr, auth_time=auth.auth_time)
-        auth_req_id = getattr(request, "ciba_auth_req_id", None)
-        if auth_req_id:
-            claims[AUTH_REQ_ID_CLAIM] = auth_req_id
-        if token.get("refresh_token"):
-            claims[RT_HASH_CLAIM] = token_hash(token["refresh_token"])
-        return claims, expiration
-
-    def get_claim_dict(self, request: Request) -> dict[str, Any]:
-        """DOT's claims, with the pairwise ``sub`` for a pairwise client (OIDC Core §8.1).
-
-        Both the ID token (every grant, push included) and the userinfo response read this dict.
-        DOT gives ``sub`` as a value, or as a callable when ``get_additional_claims`` takes no
-        request; the pairwise one follows the same form.
-        """
-        claims: dict[str, Any] = super().get_claim_dict(request)
-        client, user = getattr(request, "client", None), getattr(request, "user", None)
-        if client is None or getattr(user, "pk", None) is None or pairwise_sector(client) is None:
-            return claims
-        if callable(claims.get("sub")):
-            claims["sub"] = lambda r: subject_for(r.user, r.client)
-        else:
-            claims["sub"] = subject_for(user, client)
-        return claims
 
 
 class OAuth2Validator(CibaValidatorMixin, DOTOAuth2Validator):
