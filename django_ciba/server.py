@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from oauthlib.oauth2.rfc6749 import errors
 from oauthlib.oauth2.rfc6749.request_validator import RequestValidator
 from oauthlib.openid import Server as OpenIDServer
 
 from django_ciba.core.constants import CIBA_GRANT_TYPE
+from django_ciba.tokens import resource, sender_constraint
 from django_ciba.tokens.grant import OpenIDCibaGrant
 from django_ciba.tokens.rules import check_registered_scopes
 
@@ -28,6 +30,8 @@ class CibaServerMixin:
     """
 
     grant_types: dict[str, Any]
+    tokens: dict[str, Any]
+    bearer: Any
 
     def __init__(self, request_validator: RequestValidator, *args: Any, **kwargs: Any) -> None:
         # Cooperative: the next class in the MRO is the host's oauthlib server.
@@ -39,6 +43,38 @@ class CibaServerMixin:
             if validators is not None:
                 # A new list: one passed in server_kwargs may be shared by every grant and server.
                 validators.post_token = [*validators.post_token, check_registered_scopes]
+        # Sender-constrained tokens (DPoP, certificates) for every grant of the token endpoint.
+        for validators in token_grant_validators(self.grant_types):
+            validators.pre_token = [sender_constraint.check_proof, *validators.pre_token]
+            validators.post_token = [*validators.post_token, sender_constraint.check_binding]
+        # Protected resources (ResourceEndpoint) and userinfo validate DPoP-bound tokens too.
+        checking = resource.SenderConstrainedToken(request_validator)
+        if "Bearer" in getattr(self, "tokens", {}):
+            self.tokens["Bearer"] = checking
+        if hasattr(self, "bearer"):
+            self.bearer = checking  # the userinfo endpoint's token type
+
+    def validate_userinfo_request(self, request: Any) -> None:
+        """oauthlib's check, answering a refused sender-constrained token with its own challenge."""
+        try:
+            super().validate_userinfo_request(request)  # type: ignore[misc]
+        except errors.InvalidTokenError:
+            refusal = resource.refusal_for(request)
+            if refusal is None:
+                raise
+            raise refusal from None
+
+
+def token_grant_validators(grant_types: dict[str, Any]) -> list[Any]:
+    """The distinct ``custom_validators`` of the token endpoint's grants, dispatchers unwrapped."""
+    found: dict[int, Any] = {}
+    for grant in grant_types.values():
+        candidates = [grant, getattr(grant, "default_grant", None), getattr(grant, "oidc_grant", None)]
+        for candidate in candidates:
+            validators = getattr(candidate, "custom_validators", None) if candidate is not None else None
+            if validators is not None:
+                found.setdefault(id(validators), validators)
+    return list(found.values())
 
 
 class Server(CibaServerMixin, OpenIDServer):

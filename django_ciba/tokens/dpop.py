@@ -96,6 +96,7 @@ def check_proof(
     remember_jti: Callable[[str, int], bool] | None = None,
     max_age: int = MAX_AGE,
     leeway: int = LEEWAY,
+    algorithms: Collection[str] = SIGNING_ALGORITHMS,
 ) -> Proof:
     """Check the ``DPoP`` header values of one request (RFC 9449 §4.3) and return the proof.
 
@@ -103,6 +104,7 @@ def check_proof(
     (§8). ``access_token``: the token presented with the proof at a protected resource, whose hash
     the proof must carry as ``ath`` (§4.3 check 12, §7.1). ``remember_jti(key, seconds)``: records
     a proof id and answers False when it was already recorded within its lifetime (replay, §11.1).
+    ``algorithms``: the accepted ``alg`` values, within :data:`SIGNING_ALGORITHMS`.
     """
     if len(values) != 1:
         raise InvalidProof("Exactly one DPoP header is required.")  # check 1
@@ -116,7 +118,12 @@ def check_proof(
     if header.get("typ") != "dpop+jwt":
         raise InvalidProof('The DPoP proof\'s typ must be "dpop+jwt".')  # check 4
     algorithm = header.get("alg")
-    if not isinstance(algorithm, str) or not is_asymmetric(algorithm) or algorithm not in SIGNING_ALGORITHMS:
+    if (
+        not isinstance(algorithm, str)
+        or not is_asymmetric(algorithm)
+        or algorithm not in SIGNING_ALGORITHMS
+        or algorithm not in algorithms
+    ):
         raise InvalidProof("The DPoP proof's alg is not an accepted asymmetric algorithm.")  # check 5
     member = header.get("jwk")
     try:

@@ -25,6 +25,7 @@ from django_ciba.models import AuthenticationRequest, AuthMethod, CibaClient, De
 from django_ciba.tokens import polling
 from django_ciba.tokens import rules as grant_rules
 from django_ciba.validators.id_tokens import IdTokenValidatorMixin, token_hash
+from django_ciba.validators.sender_constraint import SenderConstraintValidatorMixin
 
 
 __all__ = ["CibaValidatorMixin", "OAuth2Validator", "basic_client_id", "basic_credentials", "token_hash"]
@@ -59,7 +60,7 @@ def basic_client_id(credentials: str) -> str | None:
     return unquote_plus(client_id) if separator else None
 
 
-class CibaValidatorMixin(IdTokenValidatorMixin, _ValidatorBase):
+class CibaValidatorMixin(IdTokenValidatorMixin, SenderConstraintValidatorMixin, _ValidatorBase):
     def _prefetch_client(self, client_id: Any, request: Request) -> None:
         """Load the application with its CIBA registration joined, into ``request.client``.
 
