@@ -18,6 +18,7 @@ from oauth2_provider.scopes import get_scopes_backend
 
 from django_ciba import audit, lifecycle, policies
 from django_ciba.bc_authorize import abuse, prompt_limits, timing
+from django_ciba.bc_authorize.binding import requested_binding
 from django_ciba.bc_authorize.params import (
     check_binding_message,
     check_client_notification_token,
@@ -94,6 +95,7 @@ def start_authentication(
     requested_expiry = parse_requested_expiry(form.get("requested_expiry"))
     needs_token = ciba.delivery_mode in (DeliveryMode.PING, DeliveryMode.PUSH)
     notification_token = check_client_notification_token(form.get("client_notification_token"), needs_token)
+    binding_jkt, binding_x5t = requested_binding(form, ciba, oauthlib_request)
     acr_values = form.get("acr_values", "")
     if len(acr_values) > 255:
         raise InvalidRequest("acr_values is too long.")
@@ -133,6 +135,8 @@ def start_authentication(
             # Callbacks need both values in clear later; they are stored sealed, never as such.
             auth_req_id_sealed=seal(auth_req_id) if callbacks else "",
             client_notification_token_sealed=seal(notification_token) if notification_token else "",
+            binding_jkt=binding_jkt,
+            binding_x5t=binding_x5t,
             created_at=now,
             updated_at=now,
         )

@@ -22,7 +22,7 @@ from django_ciba.core.certificates import presented_certificate
 from django_ciba.core.conf import ciba_settings
 from django_ciba.models import TokenBinding
 from django_ciba.tokens import dpop, dpop_nonces
-from django_ciba.tokens.sender_constraint import verify
+from django_ciba.tokens.sender_constraint import request_url, verify
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class SenderConstrainedToken(BearerToken):
                 return _fail(request, ResourceError("invalid_token", "DPoP is not accepted here.", "DPoP"))
             try:
                 proof = verify(
-                    request.headers, method=request.http_method, url=request.uri, access_token=token
+                    request.headers, method=request.http_method, url=request_url(request), access_token=token
                 )
             except dpop.NonceRequired as exc:
                 return _fail(request, ResourceError("use_dpop_nonce", str(exc), "DPoP", nonce=True))

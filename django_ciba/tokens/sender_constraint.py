@@ -33,6 +33,7 @@ from oauthlib.oauth2.rfc6749 import errors
 
 from django_ciba.core.certificates import ClientCertificate, presented_certificate
 from django_ciba.core.conf import ciba_settings
+from django_ciba.core.constants import ABSOLUTE_URL_HEADER
 from django_ciba.models import CibaClient, Profile, TokenBinding
 from django_ciba.tokens import dpop, dpop_nonces
 
@@ -90,13 +91,28 @@ def verify(
     )
 
 
+def request_url(request: Any) -> str:
+    """The absolute URL of an oauthlib request (see :mod:`django_ciba.oauthlib_core`); without it,
+    built from the WSGI environment."""
+    headers = request.headers
+    url = headers.get(ABSOLUTE_URL_HEADER)
+    if isinstance(url, str) and url:
+        return url
+    uri = str(request.uri or "")
+    if "://" in uri:
+        return uri
+    secure = headers.get("HTTPS") == "on" or headers.get("wsgi.url_scheme") == "https"
+    host = headers.get("HTTP_HOST") or f"{headers.get('SERVER_NAME', '')}:{headers.get('SERVER_PORT', '')}"
+    return f"{'https' if secure else 'http'}://{host}{uri}"
+
+
 def check_proof(request: Any) -> None:
     """``pre_token``: check a ``DPoP`` header when there is one; keep its key's thumbprint."""
     request.ciba_dpop_jkt = ""
     if not ciba_settings.DPOP_ENABLED or not header_values(request.headers):
         return  # RFC 9449 §5: without support the header is ignored, and the tokens are Bearer
     try:
-        proof = verify(request.headers, method=request.http_method, url=request.uri)
+        proof = verify(request.headers, method=request.http_method, url=request_url(request))
     except dpop.NonceRequired as exc:
         raise UseDPoPNonce(description=str(exc), request=request) from None
     except dpop.InvalidProof as exc:

@@ -58,6 +58,10 @@ def ciba_metadata(request: Any, base: dict[str, Any]) -> dict[str, Any]:
     }
     if ciba_settings.ACR_VALUES_SUPPORTED:
         data["acr_values_supported"] = list(ciba_settings.ACR_VALUES_SUPPORTED)
+    if ciba_settings.DPOP_ENABLED:
+        data["dpop_signing_alg_values_supported"] = list(
+            ciba_settings.DPOP_SIGNING_ALGORITHMS
+        )  # RFC 9449 §5.1
     return data
 
 
