@@ -5,7 +5,8 @@ thumbprint of the client's DPoP key. A poll or ping client must then prove that 
 endpoint; a push client, whose tokens never pass the token endpoint, gets them bound to it
 (``token_type: DPoP``). A client registered with ``tls_client_certificate_bound_access_tokens``
 binds to the TLS client certificate it presents here (RFC 8705 §3): the token request must come
-with the same certificate, and pushed tokens carry its thumbprint. See docs/sender-constrained.rst.
+with the same certificate, and pushed tokens carry its thumbprint (PUSH-07). See
+docs/sender-constrained.rst.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ RFC 8705 §3).
 ``Authorization: Bearer <token>`` as before and also ``Authorization: DPoP <token>`` with its
 ``DPoP`` proof (checked with ``ath``, §7.1). :func:`check_presented` then holds a bound token to its
 binding: a DPoP-bound token only with the DPoP scheme and a proof of its key (§7.1, §7.2), a
-certificate-bound token only with its certificate (RFC 8705 §3). What failed is kept on the request
+certificate-bound token only with its certificate (RFC 8705 §3, FAPI-16). What failed is kept on the request
 as a :class:`ResourceError`, which the server turns into the ``401`` with the right
 ``WWW-Authenticate`` challenge (and a ``DPoP-Nonce`` when a nonce is missing).
 """

@@ -11,7 +11,8 @@ validator:
 2. :func:`check_binding` (a ``post_token`` validator, once the client is authenticated): what the
    client and the grant require: a proof for a client registered with ``dpop_bound_access_tokens``
    (§5.2), a certificate for one registered with ``tls_client_certificate_bound_access_tokens``
-   (RFC 8705 §3.4), the key named at bc-authorize (``dpop_jkt``) or the certificate presented there,
+   (RFC 8705 §3.4; FAPI-15 under the profile), the key named at bc-authorize (``dpop_jkt``) or
+   the certificate presented there,
    the key or certificate a refresh token is bound to, and any binding at all where the FAPI-CIBA
    profile requires sender-constrained tokens.
 3. :func:`bind_issued` (from the validator's ``save_bearer_token``): the tokens just stored get their

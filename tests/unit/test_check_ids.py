@@ -26,6 +26,8 @@ NEEDS_NO_CHECK = {
     "REQUIRE_SIGNED_REQUESTS": "read for its truth value: every value means on or off",
     "REGISTRATION_OPEN": "read for its truth value: every value means on or off",
     "EQUALIZE_UNKNOWN_USER_TIMING": "read for its truth value: every value means on or off",
+    "DPOP_ENABLED": "read for its truth value: every value means on or off",
+    "DPOP_NONCE_REQUIRED": "read for its truth value: every value means on or off",
     "WEBPUSH_VAPID_PRIVATE_KEY": "deprecated name (W180, E181); the value is checked as the Web Push "
     "backend's option (E032, E192-E195)",
     "WEBPUSH_VAPID_PUBLIC_KEY": "deprecated name (W180, E181); the value is checked as the Web Push "
@@ -65,7 +67,9 @@ def ids_by_setting() -> dict[str, set[str]]:
     found: dict[str, set[str]] = defaultdict(set)
     for _, _, check_id, message in message_calls():
         for name in DEFAULTS:
-            if re.search(rf"\b{name}\b", message) or setting_name(name) in message:
+            # A key of a section (``CIBA['DPOP']['SIGNING_ALGORITHMS']``) is not the top-level
+            # setting of the same name (``SIGNING_ALGORITHMS``).
+            if re.search(rf"(?<!\]\[')\b{name}\b", message) or setting_name(name) in message:
                 found[name].add(check_id.removeprefix("django_ciba."))
     return found
 

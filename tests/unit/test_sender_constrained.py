@@ -286,7 +286,9 @@ def test_dpop_jkt_must_be_a_thumbprint(client, user, poll_client, value):
 
 
 @pytest.mark.django_db(transaction=True)  # the outbox is dispatched after commit, as in production
-def test_push_tokens_are_bound_to_the_dpop_jkt(client, user, key, post):  # noqa: F811
+def test_push07_push_tokens_are_bound_to_the_dpop_jkt(client, user, key, post):  # noqa: F811
+    """PUSH-07: pushed tokens never pass the token endpoint; they are bound to the key named at
+    bc-authorize, and only a proof of that key uses them."""
     app, secret = create_ciba_client("Push RP", mode="push", notification_endpoint=PUSH_ENDPOINT)
     _, auth_request = auth_requests.start(client, app, secret, dpop_jkt=key.jkt)
     auth_request.refresh_from_db()  # acknowledged: the answer went out, pushes may follow
@@ -404,7 +406,8 @@ def bound_client(db):
     return create_ciba_client("mTLS-bound", tls_client_certificate_bound_access_tokens=True)
 
 
-def test_rfc8705_3_tokens_are_bound_to_the_certificate(client, user, bound_client, mtls_proxy):
+def test_fapi15_fapi16_rfc8705_3_tokens_are_bound_to_the_certificate(client, user, bound_client, mtls_proxy):
+    """FAPI-15: the tokens carry the certificate's thumbprint; FAPI-16: another certificate is refused."""
     app, secret = bound_client
     certificate, thumbprint = certificate_header()
     response = client.post(
