@@ -48,6 +48,11 @@ class BackchannelRequest(ClientAuthenticationFields):
     user_code = serializers.CharField(required=False, help_text="Clients registered for user codes.")
     acr_values = serializers.CharField(required=False)
     requested_expiry = serializers.IntegerField(required=False, min_value=1)
+    dpop_jkt = serializers.RegexField(
+        r"^[A-Za-z0-9_-]{43}$",
+        required=False,
+        help_text="The RFC 7638 thumbprint of the client's DPoP key: the tokens are bound to it.",
+    )
     request = serializers.CharField(
         required=False, help_text="A signed request object carrying the parameters above (CIBA §7.1.1)."
     )
@@ -163,6 +168,8 @@ TOKEN_ERRORS = [
     "invalid_client",
     "unauthorized_client",
     "unsupported_grant_type",
+    "invalid_dpop_proof",
+    "use_dpop_nonce",
     "temporarily_unavailable",
 ]
 REGISTRATION_ERRORS = [
