@@ -461,3 +461,43 @@ def test_bindings_go_with_their_tokens(client, user, poll_client, key):
     AccessToken.objects.all().delete()
     RefreshToken.objects.all().delete()
     assert TokenBinding.objects.count() == 0
+
+
+# --------------------------------------------------------------------------------------------
+# RFC 9449 §5: a public client's refresh token is bound to the key
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # DOT's notice about the password grant
+def test_rfc9449_5_a_public_clients_refresh_token_is_bound_to_the_key(client, user, key):
+    from oauth2_provider.models import get_application_model
+
+    Application = get_application_model()
+    app = Application.objects.create(
+        name="Public app",
+        client_type=Application.CLIENT_PUBLIC,
+        authorization_grant_type=Application.GRANT_PASSWORD,
+        algorithm="RS256",
+    )
+
+    def request(body, proof):
+        return client.post(
+            "/o/token/",
+            data=urlencode({**body, "client_id": app.client_id}),
+            content_type=FORM,
+            **({"HTTP_DPOP": proof} if proof else {}),
+        )
+
+    tokens = request(
+        {"grant_type": "password", "username": "alice", "password": "pw"}, key.proof("POST", TOKEN_URL)
+    )
+    assert tokens.status_code == 200, tokens.content
+    refresh_token = tokens.json()["refresh_token"]
+    binding = TokenBinding.objects.get(refresh_token__token=refresh_token)
+    assert binding.jkt == key.jkt
+    refresh = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    stolen = request(refresh, DPoPKey().proof("POST", TOKEN_URL))
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_dpop_proof"
+    assert request(refresh, None).json()["error"] == "invalid_dpop_proof"
+    refreshed = request(refresh, key.proof("POST", TOKEN_URL))
+    assert refreshed.status_code == 200, refreshed.content
+    assert refreshed.json()["token_type"] == "DPoP"
