@@ -15,8 +15,8 @@ from oauth2_provider.views import ConnectDiscoveryInfoView
 from django_ciba.checks.serving import guarded
 from django_ciba.clients.keys import supported_algorithms
 from django_ciba.core.conf import ciba_settings
-from django_ciba.core.profiles import discovery_metadata
 from django_ciba.core.constants import CIBA_GRANT_TYPE
+from django_ciba.core.profiles import discovery_metadata
 from django_ciba.models import AuthMethod
 
 
