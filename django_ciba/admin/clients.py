@@ -26,6 +26,7 @@ from django_ciba.models.clients import SECTOR_FIELDS
 
 CIBA_CLIENT_FIELDS = (
     "enabled",
+    "profile",
     "delivery_mode",
     "notification_endpoint",
     "token_endpoint_auth_method",
@@ -155,9 +156,10 @@ class CibaClientAdmin(admin.ModelAdmin):
         "delivery_mode",
         "enabled",
         "token_endpoint_auth_method",
+        "profile",
         "updated_at",
     )
-    list_filter = ("delivery_mode", "enabled")
+    list_filter = ("delivery_mode", "enabled", "profile")
     list_select_related = ("application",)
     search_fields = ("application__name", "application__client_id")
     raw_id_fields = ("application",)

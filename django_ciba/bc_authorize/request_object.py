@@ -11,6 +11,10 @@ parameters may accompany ``request`` (SR-10); the signature is checked with the 
 and algorithm (SR-02, SR-08, SR-09, SR-13); the JWS ``typ`` (SR-15); the required claims and their
 types (SR-03); ``aud`` and ``iss`` (SR-04, SR-05); times (SR-06, SR-07, FAPI-09); the parameter
 claims (SR-11, SR-12); and last, once everything else passed, the one-time use of ``jti`` (SR-14).
+
+Under FAPI-CIBA (:mod:`django_ciba.core.profiles`) every request must be signed (FAPI-06), with
+PS256 or ES256 (FAPI-13), live at most 60 minutes with ``nbf`` at most 60 minutes old (FAPI-09), and
+carry a ``binding_message`` unless it holds another unique authorization context (FAPI-02).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from oauth2_provider.settings import oauth2_settings
 
 from django_ciba.clients.keys import ClientJwtError, supported_algorithms, verify_client_jwt
 from django_ciba.clients.replay import use_jti
+from django_ciba.core import profiles
 from django_ciba.core.conf import ciba_settings
 from django_ciba.exceptions import InvalidRequest
 from django_ciba.models import CibaClient, JwtUse
@@ -56,13 +61,16 @@ NO_KEYS = (
 
 
 def signing_required(ciba: CibaClient) -> bool:
-    """Whether this client may only send signed requests (FAPI-CIBA 5.2.2-6, REG-04)."""
-    return bool(ciba_settings.REQUIRE_SIGNED_REQUESTS or ciba.request_signing_alg)
+    """Whether this client may only send signed requests (FAPI-CIBA 5.2.2-6, FAPI-06, REG-04)."""
+    return bool(
+        ciba_settings.REQUIRE_SIGNED_REQUESTS or ciba.request_signing_alg or profiles.fapi_applies(ciba)
+    )
 
 
 def accepted_algorithms(ciba: CibaClient) -> list[str]:
-    """The registered algorithm (if the OP still supports it), else every supported one (SR-09)."""
-    supported = supported_algorithms()
+    """The registered algorithm (if the OP still supports it), else every supported one (SR-09);
+    PS256 and ES256 only under FAPI-CIBA (FAPI-13)."""
+    supported = profiles.allowed_algorithms(ciba, supported_algorithms())
     if ciba.request_signing_alg:
         return [ciba.request_signing_alg] if ciba.request_signing_alg in supported else []
     return supported
@@ -93,7 +101,16 @@ def unpack_signed_request(
     except ClientJwtError as exc:
         raise InvalidRequest(f"Invalid signed authentication request: {exc}") from exc
     _check_type(header)
-    _check_claims(claims, application, request)
+    _check_claims(claims, application, request, ciba)
+    if (
+        profiles.fapi_applies(ciba)
+        and not claims.get("binding_message")
+        and not profiles.has_unique_context(claims)
+    ):
+        # FAPI-02: no authorization_details or request_context, so a binding_message is required.
+        raise InvalidRequest(
+            "A binding_message is required (or an authorization_details or request_context)."
+        )
     params = _parameters(claims, form, application)
     # Last: a JWT refused for another reason must not burn its jti (SR-14). It is remembered until
     # the end of the leeway after exp, as long as the JWT could be accepted.
@@ -130,7 +147,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _check_claims(claims: dict[str, Any], application: Any, request: Any) -> None:
+def _check_claims(claims: dict[str, Any], application: Any, request: Any, ciba: CibaClient) -> None:
     """SR-03 to SR-07 and FAPI-09 on the verified claims."""
     for name in REQUIRED_CLAIMS:
         if name not in claims:
@@ -162,18 +179,13 @@ def _check_claims(claims: dict[str, Any], application: Any, request: Any) -> Non
         raise InvalidRequest("The signed request is not valid yet (nbf is in the future).")
     if iat > now + leeway:
         raise InvalidRequest("The signed request was issued in the future (iat).")
-    if now - nbf > float(ciba_settings.REQUEST_OBJECT_MAX_AGE):
-        raise InvalidRequest(
-            "The signed request is too old: nbf is more than "
-            f"{ciba_settings.REQUEST_OBJECT_MAX_AGE} s in the past."
-        )
+    max_lifetime, max_age = profiles.request_limits(ciba)  # FAPI-09: 60 minutes under FAPI-CIBA
+    if now - nbf > max_age:
+        raise InvalidRequest(f"The signed request is too old: nbf is more than {max_age:g} s in the past.")
     if exp <= nbf:
         raise InvalidRequest("The exp claim of the signed request must be later than nbf.")
-    if exp - nbf > float(ciba_settings.REQUEST_OBJECT_MAX_LIFETIME):
-        raise InvalidRequest(
-            "The signed request lives too long: exp - nbf is more than "
-            f"{ciba_settings.REQUEST_OBJECT_MAX_LIFETIME} s."
-        )
+    if exp - nbf > max_lifetime:
+        raise InvalidRequest(f"The signed request lives too long: exp - nbf is more than {max_lifetime:g} s.")
 
 
 def _string(name: str, value: Any) -> str:

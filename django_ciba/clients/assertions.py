@@ -11,7 +11,8 @@ The assertion names its client in ``iss`` (and ``sub``). It is accepted when:
 * the client is a confidential application with a CIBA registration (enabled or not) whose
   ``token_endpoint_auth_method`` is ``private_key_jwt`` and which has keys;
 * a registered key verifies the signature, with the registered ``token_endpoint_auth_signing_alg``
-  or else any asymmetric algorithm of ``SIGNING_ALGORITHMS`` (``none`` and HS* never);
+  or else any asymmetric algorithm of ``SIGNING_ALGORITHMS`` (``none`` and HS* never; under
+  FAPI-CIBA, PS256 and ES256 only: FAPI-13);
 * ``aud`` names the issuer, the token endpoint or the backchannel endpoint (BC-04);
 * ``exp`` is present, not past, and at most ``CLIENT_ASSERTION_MAX_LIFETIME`` seconds ahead;
   ``nbf`` and ``iat``, if present, are not in the future (``JWT_LEEWAY`` of skew everywhere);
@@ -39,6 +40,7 @@ from oauth2_provider.settings import oauth2_settings
 
 from django_ciba.clients import keys as client_keys
 from django_ciba.clients.replay import use_jti
+from django_ciba.core import profiles
 from django_ciba.core.conf import ciba_settings
 from django_ciba.models import AuthMethod, CibaClient, JwtUse
 
@@ -120,8 +122,9 @@ def verify(request: Any, load_application: LoadApplication) -> Any:
 
 
 def _algorithms(ciba: Any) -> list[str]:
-    """The registered ``token_endpoint_auth_signing_alg`` if still supported, else every supported one."""
-    supported = client_keys.supported_algorithms()
+    """The registered ``token_endpoint_auth_signing_alg`` if still supported, else every supported one;
+    PS256 and ES256 only under FAPI-CIBA (FAPI-13)."""
+    supported = profiles.allowed_algorithms(ciba, client_keys.supported_algorithms())
     registered = ciba.token_endpoint_auth_signing_alg
     if registered:
         return [registered] if registered in supported else []

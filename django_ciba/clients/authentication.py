@@ -5,7 +5,8 @@ The same ``OAUTH2_VALIDATOR_CLASS.authenticate_client`` that guards DOT's token 
 :class:`~django_ciba.validators.CibaValidatorMixin`, and whatever else the host's validator adds), so
 both endpoints accept exactly the same methods (REG-07). With ``private_key_jwt`` the form may omit
 ``client_id``: the assertion's ``iss`` names the client, and the validator sets ``request.client``.
-Public clients are refused.
+Public clients are refused; under FAPI-CIBA so are push clients (FAPI-03, ``unauthorized_client``),
+and the validator accepts only the FAPI client authentication methods (FAPI-12).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import urlencode
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.common import Request as OAuthlibRequest
 
+from django_ciba.core import profiles
 from django_ciba.core.conf import ciba_settings
 from django_ciba.exceptions import InvalidClient, UnauthorizedClient
 from django_ciba.models import CibaClient
@@ -51,4 +53,6 @@ def authenticate_client(django_request: Any, form: dict[str, str]) -> tuple[Any,
     if ciba.delivery_mode not in (ciba_settings.DELIVERY_MODES or []):
         # A mode taken out of CIBA["DELIVERY_MODES"] is no longer offered to existing clients either.
         raise UnauthorizedClient("The client's token delivery mode is not offered.")
+    if not profiles.delivery_mode_allowed(ciba, ciba.delivery_mode):
+        raise UnauthorizedClient("Push mode is not allowed under FAPI-CIBA.")  # FAPI-03
     return application, ciba, oauthlib_request

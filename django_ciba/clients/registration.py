@@ -30,6 +30,7 @@ from oauth2_provider.models import AbstractApplication, get_application_model
 
 from django_ciba.clients.information import client_information
 from django_ciba.clients.metadata import field_error, validate_metadata
+from django_ciba.clients.profile_rules import check_registration
 from django_ciba.clients.secrets import generate_client_secret, id_token_algorithm
 from django_ciba.clients.sectors import check_sector_identifier
 from django_ciba.core.conf import ciba_settings
@@ -209,6 +210,7 @@ def _validate(data: dict[str, Any], application: Any, ciba: CibaClient) -> Any:
         setattr(application, name, value)
     for name, value in metadata.ciba_fields().items():
         setattr(ciba, name, value)
+    check_registration(data, metadata, ciba)  # FAPI-CIBA (FAPI-03, -06, -12, -13, -15)
     try:
         ciba.full_clean(exclude=["application"])
         application.full_clean()

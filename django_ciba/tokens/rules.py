@@ -25,6 +25,7 @@ from typing import Any
 
 from oauthlib.oauth2.rfc6749 import errors
 
+from django_ciba.core import profiles
 from django_ciba.models import CibaClient
 
 
@@ -35,6 +36,27 @@ def is_disabled(application: Any) -> bool:
     """True when the application has a CIBA registration and it is disabled."""
     ciba = CibaClient.objects.registration_of(application)
     return ciba is not None and not ciba.enabled
+
+
+def profile_refuses(application: Any) -> bool:
+    """FAPI-03: a push client held to FAPI-CIBA gets nothing from any grant (``unauthorized_client``).
+
+    FAPI-12 (client authentication) is the validator's; an application without a CIBA registration
+    is left to DOT.
+    """
+    ciba = CibaClient.objects.registration_of(application)
+    return ciba is not None and not profiles.delivery_mode_allowed(ciba, ciba.delivery_mode)
+
+
+def secret_refused(application: Any) -> bool:
+    """FAPI-12 (Part 2 5.2.2-14): a client held to FAPI-CIBA may not authenticate with a secret
+    (client_secret_basic or client_secret_post), at the backchannel and the token endpoint alike.
+
+    Only CIBA registrations: DOT's own applications (e.g. resource servers calling introspection)
+    keep DOT's methods.
+    """
+    ciba = CibaClient.objects.registration_of(application)
+    return ciba is not None and profiles.fapi_applies(ciba)
 
 
 def scopes_allowed(application: Any, scopes: Iterable[str] | None) -> bool:

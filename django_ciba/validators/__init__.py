@@ -173,6 +173,8 @@ class CibaValidatorMixin(IdTokenValidatorMixin, SenderConstraintValidatorMixin, 
                 return False
         finally:
             del request.encoding
+        if grant_rules.secret_refused(request.client):
+            return False  # FAPI-12: no client secrets under FAPI-CIBA
         # REG-07: the registered method holds whether the registration is enabled or not.
         ciba = CibaClient.objects.registration_of(request.client)
         if ciba is None:
@@ -199,8 +201,8 @@ class CibaValidatorMixin(IdTokenValidatorMixin, SenderConstraintValidatorMixin, 
         *a: Any,
         **kw: Any,
     ) -> bool:
-        if grant_rules.is_disabled(request.client):
-            return False  # a disabled registration gets nothing from any grant: unauthorized_client
+        if grant_rules.is_disabled(request.client) or grant_rules.profile_refuses(request.client):
+            return False  # a disabled registration, a push client under FAPI-CIBA: unauthorized_client
         ciba = CibaClient.objects.get_ciba_client(request.client)
         if grant_type == CIBA_GRANT_TYPE:
             # TOK-04: CIBA needs an enabled registration; TOK-05: push clients never poll.

@@ -16,6 +16,7 @@ from django_ciba.checks.serving import guarded
 from django_ciba.clients.keys import supported_algorithms
 from django_ciba.core.conf import ciba_settings
 from django_ciba.core.constants import CIBA_GRANT_TYPE
+from django_ciba.core.profiles import discovery_metadata
 from django_ciba.models import AuthMethod
 
 
@@ -95,5 +96,6 @@ class CibaConnectDiscoveryInfoView(ConnectDiscoveryInfoView):
             return response
         data = json.loads(response.content)
         data.update(ciba_metadata(request, data))
+        data = discovery_metadata(data)  # last: FAPI-CIBA narrows the whole document (FAPI-03/-12/-13)
         response.content = json.dumps(data).encode("utf-8")
         return response

@@ -516,6 +516,7 @@ def test_create_client_help_states_every_options_default(capsys):
         "--auth-signing-alg",
         "--subject-type",
         "--sector-identifier-uri",
+        "--profile",
     }
     assert set(blocks) == expected
     assert [option for option, block in blocks.items() if "(default:" not in block] == []

@@ -12,9 +12,10 @@ from oauth2_provider.scopes import get_scopes_backend
 from django_ciba.clients.keys import InvalidClientKeys, parse_jwks, supported_algorithms
 from django_ciba.clients.secrets import generate_client_secret, id_token_algorithm
 from django_ciba.clients.sectors import validate_sector
+from django_ciba.core import profiles
 from django_ciba.core.conf import ciba_settings
 from django_ciba.exceptions import InvalidClientMetadata
-from django_ciba.models import AuthMethod, CibaClient, DeliveryMode, SubjectType
+from django_ciba.models import AuthMethod, CibaClient, DeliveryMode, Profile, SubjectType
 
 
 class Command(BaseCommand):
@@ -110,7 +111,13 @@ class Command(BaseCommand):
             help="A JSON list of the client's URLs (fetched now); its host is the pairwise sector "
             "(default: none).",
         )
-
+        parser.add_argument(
+            "--profile",
+            choices=Profile.values,
+            default="",
+            help="Hold this client to a security profile (fapi-ciba: FAPI-CIBA ID1) even where "
+            "CIBA['PROFILE'] does not (default: none, the OP's profile).",
+        )
         parser.add_argument(
             "--rate-limit",
             metavar="N/SECONDS",
@@ -167,6 +174,7 @@ class Command(BaseCommand):
                 scope=scope,
                 # A new Application is for CIBA only; an existing one keeps the grant it had.
                 ciba_only=not existing,
+                profile=options["profile"],
             )
             if options["rate_limit"] is not None:
                 ciba.rate_limit_requests, ciba.rate_limit_period = options["rate_limit"]
@@ -179,6 +187,7 @@ class Command(BaseCommand):
             except InvalidClientMetadata as exc:
                 raise CommandError(exc.description)
             ciba.save()
+        self._warn_profile(ciba)
         credentials = {"client_id": application.client_id}
         if secret is not None and not private_key_jwt:
             credentials["client_secret"] = secret
@@ -197,9 +206,17 @@ class Command(BaseCommand):
                     "sector_identifier_uri": ciba.sector_identifier_uri,
                     "scope": ciba.scope,
                     "rate_limit": _shown_rate_limit(ciba),
+                    "profile": ciba.profile or None,
                 }
             )
         )
+
+    def _warn_profile(self, ciba: CibaClient) -> None:
+        """What in the new registration breaks FAPI-CIBA, if it applies (check W224 lists it too)."""
+        if not profiles.fapi_applies(ciba):
+            return
+        for name, problem in profiles.registration_problems(profiles.client_metadata(ciba)):
+            self.stderr.write(f"Warning: FAPI-CIBA: {name}: {problem}")
 
 
 def _new_application(name: str) -> tuple[Any, str]:
