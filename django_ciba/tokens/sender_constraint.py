@@ -32,10 +32,11 @@ from django.core.cache import caches
 from oauth2_provider.models import get_access_token_model, get_refresh_token_model
 from oauthlib.oauth2.rfc6749 import errors
 
+from django_ciba.core import profiles
 from django_ciba.core.certificates import ClientCertificate, presented_certificate
 from django_ciba.core.conf import ciba_settings
 from django_ciba.core.constants import ABSOLUTE_URL_HEADER
-from django_ciba.models import CibaClient, Profile, TokenBinding
+from django_ciba.models import CibaClient, TokenBinding
 from django_ciba.tokens import dpop, dpop_nonces
 
 
@@ -88,7 +89,8 @@ def verify(
         access_token=access_token,
         remember_jti=_remember_jti,
         max_age=int(ciba_settings.DPOP_PROOF_MAX_AGE),
-        algorithms=tuple(ciba_settings.DPOP_SIGNING_ALGORITHMS),
+        # The OP-wide profile narrows them (FAPI-13); the client is not known yet.
+        algorithms=tuple(profiles.allowed_algorithms(None, ciba_settings.DPOP_SIGNING_ALGORITHMS)),
     )
 
 
@@ -128,13 +130,6 @@ def _certificate(request: Any) -> ClientCertificate | None:
     return certificate
 
 
-def profile_requires_binding(ciba: CibaClient | None) -> bool:
-    """Whether the FAPI-CIBA profile holds this client to sender-constrained tokens."""
-    if ciba_settings.PROFILE == Profile.FAPI_CIBA.value:
-        return True
-    return ciba is not None and ciba.profile == Profile.FAPI_CIBA
-
-
 def check_binding(request: Any) -> None:
     """``post_token``: the bindings the client, the grant and the profile require (see the module)."""
     jkt: str = getattr(request, "ciba_dpop_jkt", "") or ""
@@ -166,7 +161,7 @@ def check_binding(request: Any) -> None:
             description="A TLS client certificate is required to bind this client's tokens.", request=request
         )
     x5t = certificate.x5t_s256 if certificate is not None else ""
-    if profile_requires_binding(ciba) and not (jkt or x5t):
+    if profiles.requires_sender_constrained_tokens(ciba) and not (jkt or x5t):
         raise errors.InvalidRequestError(
             description="Sender-constrained tokens are required: send a DPoP proof or use mutual TLS.",
             request=request,

@@ -501,3 +501,32 @@ def test_rfc9449_5_a_public_clients_refresh_token_is_bound_to_the_key(client, us
     refreshed = request(refresh, key.proof("POST", TOKEN_URL))
     assert refreshed.status_code == 200, refreshed.content
     assert refreshed.json()["token_type"] == "DPoP"
+
+
+# --------------------------------------------------------------------------------------------
+# FAPI-15: under the FAPI-CIBA profile every token is sender-constrained
+
+
+def test_fapi15_the_profile_requires_a_binding_at_the_token_endpoint(client, user, key):
+    from django_ciba.models import CibaClient
+    from tests.unit.test_fapi_profile import make_rp, signed
+
+    rp = make_rp("FAPI RP")
+    CibaClient.objects.filter(application=rp.app).update(dpop_bound_access_tokens=False)
+    rp.app.refresh_from_db()
+    response = signed(client, rp, rp.request())
+    assert response.status_code == 200, response.content
+    auth_req_id = response.json()["auth_req_id"]
+    decisions.approve(AuthenticationRequest.objects.by_auth_req_id(auth_req_id).get(), user=user)
+    poll_body = {"grant_type": CIBA_GRANT_TYPE, "auth_req_id": auth_req_id}
+
+    def poll_with(**headers):
+        data = urlencode({**poll_body, **rp.assertion()})
+        return client.post("/o/token/", data=data, content_type=FORM, **headers)
+
+    refused = poll_with()
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_request"
+    assert "Sender-constrained" in refused.json()["error_description"]
+    issued = poll_with(HTTP_DPOP=key.proof("POST", TOKEN_URL))
+    assert issued.status_code == 200, issued.content
+    assert issued.json()["token_type"] == "DPoP"
