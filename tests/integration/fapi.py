@@ -18,7 +18,6 @@ tokens``, ``dpop_bound_access_tokens``) by one update of the CibaClient row: :fu
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import secrets
@@ -266,7 +265,3 @@ def mtls_deployment(
 
 def www_authenticate(response: requests.Response) -> str:
     return response.headers.get("WWW-Authenticate", "")
-
-
-def b64_json(segment: str) -> dict[str, Any]:
-    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
