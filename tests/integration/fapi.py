@@ -246,7 +246,10 @@ def mtls_deployment(
         try:
             project.migrate(timeout=deadline.left(60))
             project.create_user(USERNAME, "ada@example.com", "pw")
-            proxy.upstreams = [project.start_app_server(timeout=deadline.left(30))]
+            app_port = free_port()
+            while app_port == nginx_port:  # nothing listens on nginx's port yet: never reuse it
+                app_port = free_port()
+            proxy.upstreams = [project.start_app_server(app_port, timeout=deadline.left(30))]
             proxy.start(nginx_port, timeout=deadline.left(15))
             yield MtlsDeployment(
                 project=project,
