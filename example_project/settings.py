@@ -6,7 +6,8 @@ SQLite in this folder), ``CELERY_BROKER_URL`` (default: tasks run in-process; wi
 generated on first use), ``CIBA_EXAMPLE_SETTINGS`` (JSON merged into ``CIBA``, e.g. for tests),
 ``CIBA_EXAMPLE_SWEEP_SECONDS`` (outbox sweep period, default 10), ``DJANGO_DEBUG``,
 ``CIBA_EXAMPLE_REDIS_URL`` (a shared Redis cache instead of the per-process local memory one),
-``CIBA_EXAMPLE_CONN_MAX_AGE`` (Django's ``CONN_MAX_AGE``, default 0).
+``CIBA_EXAMPLE_CONN_MAX_AGE`` (Django's ``CONN_MAX_AGE``, default 0), ``CIBA_EXAMPLE_PROXY_HTTPS``
+(``1``: served behind a TLS-terminating proxy, see ``SECURE_PROXY_SSL_HEADER`` below).
 """
 
 import json
@@ -27,6 +28,12 @@ ISSUER = os.environ.get("CIBA_EXAMPLE_ISSUER", "http://127.0.0.1:8000/o").rstrip
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "example-project-not-for-production")
 DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", urlparse(ISSUER).hostname or "127.0.0.1"]
+# CIBA_EXAMPLE_PROXY_HTTPS=1: the project is only reached through a TLS-terminating proxy (nginx in
+# tests/integration/tls.py) that always sets X-Forwarded-Proto itself, so request.is_secure() and
+# build_absolute_uri() say https (DPoP's htu, RFC 9449 §4.3, is compared with that URL). Never set
+# it when clients can reach the app directly: they could then claim https with that header.
+if os.environ.get("CIBA_EXAMPLE_PROXY_HTTPS") == "1":
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
