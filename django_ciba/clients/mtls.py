@@ -54,7 +54,7 @@ def authenticate(request: Any, application: Any, *, other_method: bool = False) 
     """
     try:
         if other_method:
-            raise MtlsAuthenticationError("other client credentials were presented along with the certificate")
+            raise MtlsAuthenticationError("other client credentials came along with the certificate")
         certificate = verify(request, application)
     except MtlsAuthenticationError as exc:
         logger.info("Mutual-TLS client authentication failed (client %r): %s", _client_id(application), exc)

@@ -74,7 +74,7 @@ def parse_dn(value: str) -> x509.Name:
     try:
         name = x509.Name.from_rfc4514_string(value.strip(), attr_name_overrides=_EXTRA_DN_NAMES)
     except (ValueError, TypeError) as exc:
-        raise ValueError("Not a distinguished name in RFC 4514 form (e.g. CN=client,O=Example,C=SE).") from exc
+        raise ValueError("Not an RFC 4514 distinguished name (e.g. CN=client,O=Example,C=SE).") from exc
     if not name.rdns:
         raise ValueError("A distinguished name cannot be empty.")
     return name
@@ -166,8 +166,7 @@ class ClientCertificate:
     def public_key_der(self) -> bytes | None:
         """The certificate's public key as DER SubjectPublicKeyInfo, None if unreadable."""
         try:
-            key = self.certificate.public_key()
-            return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            return _spki(self.certificate.public_key())
         except (ValueError, TypeError, NotImplementedError):
             return None
 
@@ -178,14 +177,18 @@ class ClientCertificate:
             return False
         for key in keys:
             try:
-                theirs = key.public_bytes(
-                    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-                )
+                theirs = _spki(key)
             except (AttributeError, ValueError, TypeError, NotImplementedError):
                 continue
             if theirs == mine:
                 return True
         return False
+
+
+def _spki(key: Any) -> bytes:
+    return bytes(
+        key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
 
 
 def trusted_proxy(remote_addr: Any) -> bool:

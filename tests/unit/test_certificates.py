@@ -29,7 +29,11 @@ from tests.unit.tls_certificates import (
 
 
 DER, KEY = make_certificate(
-    subject=[(NameOID.COUNTRY_NAME, "SE"), (NameOID.ORGANIZATION_NAME, "Example AB"), (NameOID.COMMON_NAME, "rp")],
+    subject=[
+        (NameOID.COUNTRY_NAME, "SE"),
+        (NameOID.ORGANIZATION_NAME, "Example AB"),
+        (NameOID.COMMON_NAME, "rp"),
+    ],
     dns=("rp.example.com",),
     uris=("https://rp.example.com/id",),
     ips=("192.0.2.7", "2001:db8::7"),
@@ -39,7 +43,13 @@ DER, KEY = make_certificate(
 
 @pytest.mark.parametrize(
     "encode",
-    [rfc9440, escaped_pem, pem, lambda der: pem(der).replace("\n", " "), lambda der: pem(der).replace("\n", "\t")],
+    [
+        rfc9440,
+        escaped_pem,
+        pem,
+        lambda der: pem(der).replace("\n", " "),
+        lambda der: pem(der).replace("\n", "\t"),
+    ],
     ids=["rfc9440-byte-sequence", "nginx-escaped-pem", "pem", "pem-folded-spaces", "pem-folded-tabs"],
 )
 def test_rfc9440_and_nginx_header_forms_decode_to_the_der(encode):

@@ -83,7 +83,9 @@ def escaped_pem(der: bytes) -> str:
     return quote(pem(der), safe="")
 
 
-def proxy_meta(der: bytes | None, *, verified: bool = True, remote: str = PROXY, value: str | None = None) -> dict:
+def proxy_meta(
+    der: bytes | None, *, verified: bool = True, remote: str = PROXY, value: str | None = None
+) -> dict:
     """Django test client keyword arguments (``request.META``) as the trusted proxy sends them."""
     meta: dict[str, str] = {"REMOTE_ADDR": remote}
     if der is not None or value is not None:
