@@ -188,3 +188,37 @@ def test_model_clean_accepts_good_mtls_registrations():
     ciba.token_endpoint_auth_method = AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH
     ciba.jwks = {"keys": [JWK]}
     ciba.full_clean()
+
+
+@pytest.fixture
+def admin_http(client):
+    from django.contrib.auth import get_user_model
+
+    client.force_login(get_user_model().objects.create_superuser("root", "root@example.com", "pw"))
+    return client
+
+
+def test_admin_edits_the_mtls_fields_with_the_model_rules(admin_http):
+    """The RFC 8705 fields are in the admin form (their own fieldset), checked by CibaClient.clean()."""
+    app, _ = create_ciba_client("Teller")
+    url = f"/admin/django_ciba/cibaclient/{app.ciba.pk}/change/"
+    html = admin_http.get(url).content.decode()
+    assert 'name="tls_client_auth_subject_dn"' in html and f'name="{BOUND}"' in html
+    assert "Mutual TLS (RFC 8705)" in html
+    inline = admin_http.get(f"/admin/oauth2_provider/application/{app.pk}/change/").content.decode()
+    assert 'name="ciba-0-tls_client_auth_san_dns"' in inline
+    data = {
+        "application": app.pk,
+        "enabled": "on",
+        "delivery_mode": "poll",
+        "token_endpoint_auth_method": "tls_client_auth",
+        "subject_type": "public",
+        BOUND: "on",
+    }
+    response = admin_http.post(url, data)
+    assert response.status_code == 200 and "tls_client_auth needs exactly one of" in response.content.decode()
+    response = admin_http.post(url, {**data, "tls_client_auth_subject_dn": "CN=teller,O=Example Bank"})
+    assert response.status_code == 302, response.content
+    app.ciba.refresh_from_db()
+    assert app.ciba.tls_client_auth_subject_dn == "CN=teller,O=Example Bank"
+    assert app.ciba.tls_client_certificate_bound_access_tokens is True
