@@ -222,3 +222,48 @@ def test_admin_edits_the_mtls_fields_with_the_model_rules(admin_http):
     app.ciba.refresh_from_db()
     assert app.ciba.tls_client_auth_subject_dn == "CN=teller,O=Example Bank"
     assert app.ciba.tls_client_certificate_bound_access_tokens is True
+
+
+def run_create_client(*args: str) -> dict:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("ciba_create_client", "--name", "Teller", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_ciba_create_client_registers_a_tls_client_auth_client(client, user):
+    """RFC 8705 §2.1.2 from the command line: --auth-method, one --tls-* value, bound tokens."""
+    data = run_create_client(
+        "--auth-method", "tls_client_auth", "--tls-san-dns", "rp.example.com", "--certificate-bound-tokens"
+    )
+    assert "client_secret" not in data
+    assert data["tls_client_auth_san_dns"] == "rp.example.com"
+    assert data[BOUND] is True
+    ciba = CibaClient.objects.get(application__client_id=data["client_id"])
+    assert (
+        ciba.token_endpoint_auth_method == "tls_client_auth"
+        and ciba.tls_client_certificate_bound_access_tokens
+    )
+    der, _ = make_certificate(subject=[(NameOID.COMMON_NAME, "rp")], dns=("rp.example.com",))
+    form = {"scope": "openid", "login_hint": "alice", "client_id": data["client_id"]}
+    response = client.post("/o/bc-authorize", data=urlencode(form), content_type=FORM, **proxy_meta(der))
+    assert response.status_code == 200, response.content
+
+
+def test_ciba_create_client_applies_the_mtls_rules():
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="tls_client_auth needs exactly one"):
+        run_create_client("--auth-method", "tls_client_auth")
+    with pytest.raises(CommandError, match="tls_client_auth_subject_dn"):
+        run_create_client("--auth-method", "tls_client_auth", "--tls-subject-dn", "not a dn")
+    with pytest.raises(CommandError, match="self_signed_tls_client_auth needs jwks"):
+        run_create_client("--auth-method", "self_signed_tls_client_auth")
+    with pytest.raises(CommandError):
+        run_create_client(
+            "--auth-method", "tls_client_auth", "--tls-san-dns", "a.example", "--tls-san-ip", "192.0.2.1"
+        )
+    assert not CibaClient.objects.exists()
