@@ -76,3 +76,20 @@ def information(ciba: Any) -> dict[str, Any]:
     info: dict[str, Any] = {name: getattr(ciba, name) for name in rules.VALUE_FIELDS if getattr(ciba, name)}
     info[BOUND_TOKENS] = bool(ciba.tls_client_certificate_bound_access_tokens)
     return info
+
+
+def discovery_metadata(auth_methods: list[str]) -> dict[str, Any]:
+    """The RFC 8705 server metadata when a trusted proxy is configured (§2.1, §2.2, §3.3, §5):
+    ``auth_methods`` (token_endpoint_auth_methods_supported) gains the mTLS methods it can offer
+    (``tls_client_auth`` needs a proxy that verifies chains)."""
+    if not mtls_offered():
+        return {}
+    offered = [rules.SELF_SIGNED_TLS_CLIENT_AUTH]
+    if ciba_settings.MTLS_VERIFIED_HEADER:
+        offered.insert(0, rules.TLS_CLIENT_AUTH)
+    auth_methods.extend(method for method in offered if method not in auth_methods)
+    data: dict[str, Any] = {BOUND_TOKENS: True}
+    aliases = ciba_settings.MTLS_ENDPOINT_ALIASES
+    if aliases and isinstance(aliases, dict):
+        data["mtls_endpoint_aliases"] = dict(aliases)
+    return data
