@@ -2,7 +2,9 @@
 
 :class:`~django_ciba.validators.CibaValidatorMixin` routes here every request whose form
 ``client_id`` names a client registered for ``tls_client_auth`` or ``self_signed_tls_client_auth``,
-at the backchannel endpoint and at the token endpoint for every grant (BC-03, TOK-02, REG-07). The
+at the backchannel endpoint and at the token endpoint for every grant (BC-03, TOK-02, REG-07; two of
+the methods FAPI-12 allows, public-key methods as SEC-11 recommends). The form parameter
+``client_id`` names the client, also with a signed request (SR-10). The
 client certificate is the one the trusted proxy passed on (:mod:`django_ciba.core.certificates`).
 The client is authenticated when:
 

@@ -9,6 +9,9 @@
 * ``tls_client_certificate_bound_access_tokens`` (a boolean, RFC 8705 §3.4) needs a trusted proxy
   as well.
 
+REG-09: the FAPI-CIBA suite registers ``self_signed_tls_client_auth`` clients with bound tokens.
+:func:`discovery_metadata` is the server side (DISC-08: ``mtls_endpoint_aliases``).
+
 The rules shared with ``CibaClient.clean()`` live in :mod:`django_ciba.core.tls_client_auth`.
 """
 

@@ -41,5 +41,6 @@ def test_rfc8705_2_1_tls_client_auth_needs_a_proxy_that_verifies_chains(client, 
 
 @pytest.mark.django_db
 def test_rfc8705_5_mtls_endpoint_aliases(client, ciba_settings):
+    """DISC-08: the aliases where the proxy asks for certificates."""
     ciba_settings.set(MTLS={"TRUSTED_PROXIES": ["10.0.0.0/24"], "ENDPOINT_ALIASES": ALIASES})
     assert document(client)["mtls_endpoint_aliases"] == ALIASES

@@ -1,4 +1,5 @@
-"""Mutual-TLS client authentication behind a TLS-terminating proxy (RFC 8705 §2, BC-03, TOK-02).
+"""Mutual-TLS client authentication behind a TLS-terminating proxy (RFC 8705 §2, BC-03, TOK-02,
+FAPI-12: tls_client_auth and self_signed_tls_client_auth at both endpoints).
 
 The proxy (10.0.0.5, trusted) passes the client certificate in ``Client-Cert`` and its verdict on
 the chain in ``X-SSL-Client-Verify``. ``tls_client_auth`` (§2.1) needs a verified chain and the
