@@ -51,7 +51,7 @@ MTLS_FIELDS = (
     "tls_client_auth_san_email",
     "tls_client_certificate_bound_access_tokens",
 )
-MTLS_FIELDSET = (
+MTLS_FIELDSET: Any = (
     _("Mutual TLS (RFC 8705)"),
     {
         "fields": MTLS_FIELDS,
