@@ -43,6 +43,27 @@ CIBA_CLIENT_FIELDS = (
     "rate_limit_period",
 )
 
+#: Mutual TLS (RFC 8705): tls_client_auth's registered certificate value, certificate-bound tokens.
+MTLS_FIELDS = (
+    "tls_client_auth_subject_dn",
+    "tls_client_auth_san_dns",
+    "tls_client_auth_san_uri",
+    "tls_client_auth_san_ip",
+    "tls_client_auth_san_email",
+    "tls_client_certificate_bound_access_tokens",
+)
+MTLS_FIELDSET: Any = (
+    _("Mutual TLS (RFC 8705)"),
+    {
+        "fields": MTLS_FIELDS,
+        "description": _(
+            "tls_client_auth: exactly one certificate value (the subject DN in RFC 4514 form, or one "
+            "subject alternative name). self_signed_tls_client_auth: the certificate's key is in the "
+            "JWK set or at the JWK set URL."
+        ),
+    },
+)
+
 
 #: Every URL a CIBA client registers is https (a scheme-less entry is read as https).
 URL_FIELDS: Mapping[type[models.Field[Any, Any]], Mapping[str, Any]] = {
@@ -139,7 +160,7 @@ class CibaClientInline(admin.StackedInline):
     can_delete = True
     extra = 0
     max_num = 1
-    fields = (*CIBA_CLIENT_FIELDS, "grant_types")
+    fieldsets = ((None, {"fields": (*CIBA_CLIENT_FIELDS, "grant_types")}), MTLS_FIELDSET)
     readonly_fields = ("grant_types",)
     formfield_overrides = URL_FIELDS
 
@@ -163,13 +184,10 @@ class CibaClientAdmin(admin.ModelAdmin):
     list_select_related = ("application",)
     search_fields = ("application__name", "application__client_id")
     raw_id_fields = ("application",)
-    fields = (
-        "application",
-        *CIBA_CLIENT_FIELDS,
-        "grant_types",
-        "registered_dynamically",
-        "created_at",
-        "updated_at",
+    fieldsets = (
+        (None, {"fields": ("application", *CIBA_CLIENT_FIELDS, "grant_types")}),
+        MTLS_FIELDSET,
+        (None, {"fields": ("registered_dynamically", "created_at", "updated_at")}),
     )
     readonly_fields = ("grant_types", "registered_dynamically", "created_at", "updated_at")
     formfield_overrides = URL_FIELDS

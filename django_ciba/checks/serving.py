@@ -24,6 +24,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django_ciba.checks import assurance as assurance_checks
 from django_ciba.checks import clients as client_checks
 from django_ciba.checks import integration as integration_checks
+from django_ciba.checks import mtls as mtls_checks
 from django_ciba.checks import settings as ciba_checks
 from django_ciba.middleware import DATABASE_UNAVAILABLE, unavailable_response
 
@@ -42,6 +43,7 @@ SETTINGS_CHECKS: tuple[Callable[..., Iterable[checks.CheckMessage]], ...] = (
     ciba_checks.check_client_key_settings,
     ciba_checks.check_abuse_settings,
     client_checks.check_jwks_fetch_settings,
+    mtls_checks.check_mtls_settings,
     assurance_checks.check_assurance_settings,
     integration_checks.check_oidc_signing_key,
     integration_checks.check_decision_policies,

@@ -16,6 +16,7 @@ from django_ciba.clients.metadata import (
     REFRESH_TOKEN,
     SECRET_METHODS,
 )
+from django_ciba.clients.tls_metadata import information as tls_information
 from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthMethod, CibaClient, DeliveryMode
 
@@ -64,6 +65,7 @@ def client_information(application: Any, ciba: CibaClient) -> dict[str, Any]:
     }
     info.update({key: value for key, value in optional.items() if value})
     info["backchannel_user_code_parameter"] = bool(ciba.user_code_parameter)
+    info.update(tls_information(ciba))  # RFC 8705 §2.1.2, §3.4
     for key, value in (ciba.metadata or {}).items():
         if key in INFORMATIONAL_URLS or key in INFORMATIONAL_STRINGS or key == "contacts":
             info[key] = value

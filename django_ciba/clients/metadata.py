@@ -21,7 +21,7 @@ from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 
 from django_ciba.clients import keys as client_keys
-from django_ciba.clients import sectors
+from django_ciba.clients import sectors, tls_metadata
 from django_ciba.core import outbound
 from django_ciba.core.conf import ciba_settings
 from django_ciba.core.constants import CIBA_GRANT_TYPE
@@ -82,6 +82,8 @@ class ClientMetadata:
     sector_identifier_uri: str = ""
     scope: str = ""
     ciba_only: bool = True
+    #: RFC 8705: tls_client_auth_* and tls_client_certificate_bound_access_tokens (clients.tls_metadata).
+    tls: dict[str, Any] = field(default_factory=dict)
     #: grant_types as requested plus the informational fields (``CibaClient.metadata``).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -111,6 +113,7 @@ class ClientMetadata:
             "scope": self.scope,
             "ciba_only": self.ciba_only,
             "metadata": self.extra,
+            **self.tls,
         }
 
 
@@ -290,10 +293,7 @@ def _authentication(data: dict[str, Any], result: ClientMetadata) -> None:
         # until then request_object refuses the client's requests. Keys sent now must fit it.
         if alg and keys is not None and not any(client_keys.key_fits(key, alg) for key in keys):
             raise _invalid(alg_name, f"jwks holds no key for {alg}.")
-    if data.get("tls_client_certificate_bound_access_tokens") not in (None, False):
-        raise _invalid(
-            "tls_client_certificate_bound_access_tokens", "certificate-bound tokens are not supported."
-        )
+    result.tls = tls_metadata.read(data, method=method, has_keys=has_keys)  # RFC 8705
 
 
 def _subject(data: dict[str, Any], result: ClientMetadata) -> None:

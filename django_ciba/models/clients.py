@@ -10,6 +10,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.settings import oauth2_settings
 
+from django_ciba.core.tls_client_auth import registration_problem as tls_registration_problem
 from django_ciba.models.querysets import CibaClientQuerySet
 
 
@@ -317,6 +318,9 @@ class CibaClient(models.Model):
             raise ValidationError(
                 {"token_endpoint_auth_method": _("private_key_jwt needs a JWK set or a JWK set URL.")}
             )
+        problem = tls_registration_problem(self)  # RFC 8705 §2.1.2, §2.2
+        if problem is not None:
+            raise ValidationError({problem[0]: problem[1]})
         # A request signing algorithm without keys is allowed: the keys may follow (RFC 7592), and
         # until they do request_object refuses the client's requests with invalid_request.
         problem = sector_problem(self)

@@ -17,6 +17,7 @@ from oauth2_provider.oauth2_validators import OAuth2Validator as DOTOAuth2Valida
 from django_ciba import audit, lifecycle
 from django_ciba.clients import assertions as client_assertion
 from django_ciba.clients import cache as client_cache
+from django_ciba.clients import mtls
 from django_ciba.clients.secrets import upgrade_client_secret_from_request
 from django_ciba.core import hot_path
 from django_ciba.core.constants import CIBA_GRANT_TYPE
@@ -118,6 +119,9 @@ class CibaValidatorMixin(IdTokenValidatorMixin, SenderConstraintValidatorMixin, 
 
     def authenticate_client_id(self, client_id: str, request: Request, *args: Any, **kwargs: Any) -> bool:
         self._prefetch_client(client_id, request)
+        client = getattr(request, "client", None)
+        if client is not None and client.client_id == client_id and mtls.registered_method(client):
+            return False  # RFC 8705 clients authenticate with their certificate, never as public
         return cast(bool, super().authenticate_client_id(client_id, request, *args, **kwargs))
 
     def is_confidential_client(self, application: AbstractApplication | None) -> bool:
@@ -125,23 +129,40 @@ class CibaValidatorMixin(IdTokenValidatorMixin, SenderConstraintValidatorMixin, 
 
     def client_authentication_required(self, request: Request, *args: Any, **kwargs: Any) -> bool:
         """A client presenting an assertion is always authenticated (never treated as public)."""
-        if client_assertion.presented(request):
-            return True
-        self._prefetch_client(getattr(request, "client_id", None), request)
+        if client_assertion.presented(request) or self._mtls_client(request) is not None:
+            return True  # an RFC 8705 client is never public, whatever its application says
         return cast(bool, super().client_authentication_required(request, *args, **kwargs))
+
+    def _mtls_client(self, request: Request) -> AbstractApplication | None:
+        """The client the form's ``client_id`` names when it is registered for an RFC 8705 method."""
+        client_id = getattr(request, "client_id", None)
+        self._prefetch_client(client_id, request)
+        client = getattr(request, "client", None)
+        if client is None or client.client_id != client_id or mtls.registered_method(client) is None:
+            return None
+        return cast(AbstractApplication, client)
 
     def authenticate_client(self, request: Request, *args: Any, **kwargs: Any) -> bool:
         """DOT's client authentication, plus ``private_key_jwt`` and the CIBA client's registered
         method (REG-07), at the backchannel and token endpoints and for DOT's other grants.
 
         A request carrying ``client_assertion`` or ``client_assertion_type`` is checked as a
-        ``private_key_jwt`` assertion only (:mod:`django_ciba.clients.assertions`). A CIBA client must
+        ``private_key_jwt`` assertion only (:mod:`django_ciba.clients.assertions`); one whose form
+        ``client_id`` names a client registered for ``tls_client_auth`` or
+        ``self_signed_tls_client_auth`` by its TLS certificate only (:mod:`django_ciba.clients.mtls`,
+        RFC 8705 §2). A CIBA client must
         use the method it registered, and only one method per request (RFC 6749 §2.3). After a
         successful secret check, a secret still stored with a slow password hasher is re-hashed
         with ``CLIENT_SECRET_HASHER`` (see :mod:`django_ciba.clients.secrets`).
         """
         if client_assertion.presented(request):
             return self._authenticate_client_assertion(request)
+        mtls_client = self._mtls_client(request)
+        if mtls_client is not None:  # RFC 8705 §2: clients/mtls.py
+            other = bool(basic_credentials(request) or getattr(request, "client_secret", None))
+            return self._load_client(mtls_client.client_id, request) is not None and mtls.authenticate(
+                request, request.client, other_method=other
+            )
         if not self._authenticate_ciba_client(request, *args, **kwargs):
             return False
         upgrade_client_secret_from_request(request)

@@ -14,6 +14,7 @@ from oauth2_provider.views import ConnectDiscoveryInfoView
 
 from django_ciba.checks.serving import guarded
 from django_ciba.clients.keys import supported_algorithms
+from django_ciba.clients.tls_metadata import discovery_metadata as mtls_metadata
 from django_ciba.core.conf import ciba_settings
 from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.core.profiles import discovery_metadata
@@ -57,6 +58,7 @@ def ciba_metadata(request: Any, base: dict[str, Any]) -> dict[str, Any]:
         "subject_types_supported": list(ciba_settings.SUBJECT_TYPES_SUPPORTED),
         "grant_types_supported": grant_types,
     }
+    data.update(mtls_metadata(auth_methods))  # RFC 8705 §2.1, §2.2, §3.3, §5: with a trusted TLS proxy
     if ciba_settings.ACR_VALUES_SUPPORTED:
         data["acr_values_supported"] = list(ciba_settings.ACR_VALUES_SUPPORTED)
     if ciba_settings.DPOP_ENABLED:

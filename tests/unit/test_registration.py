@@ -385,7 +385,8 @@ REFUSED_METADATA = [
         )
         for kind in ("code", "token", "id_token")
     ),
-    # CIBA clients are confidential; DOT has no mTLS nor client_secret_jwt.
+    # CIBA clients are confidential; DOT has no client_secret_jwt. The mTLS methods (RFC 8705 §2)
+    # are refused while no trusted TLS proxy is configured (test_registration_mtls.py otherwise).
     *(
         pytest.param(
             {**POLL, "token_endpoint_auth_method": method},
@@ -393,7 +394,16 @@ REFUSED_METADATA = [
             None,
             id=f"auth-method-{method}",
         )
-        for method in ("none", "self_signed_tls_client_auth", "client_secret_jwt", "bogus")
+        for method in ("none", "client_secret_jwt", "bogus")
+    ),
+    *(
+        pytest.param(
+            {**POLL, "token_endpoint_auth_method": method, "jwks": {"keys": [RSA_JWK]}},
+            "token_endpoint_auth_method",
+            None,
+            id=f"auth-method-{method}-without-a-trusted-proxy",
+        )
+        for method in ("self_signed_tls_client_auth", "tls_client_auth")
     ),
     pytest.param(
         {**POLL, **PKJWT}, "token_endpoint_auth_method", None, id="REG-07-private-key-jwt-without-keys"
@@ -447,7 +457,8 @@ REFUSED_METADATA = [
         pytest.param({**POLL, ID_TOKEN_ALG: alg}, ID_TOKEN_ALG, None, id=f"id-token-alg-{alg}")
         for alg in ("PS256", "HS256", "none")
     ),
-    # REG-09: the FAPI suite asks for it; mTLS is not supported.
+    # REG-09: the FAPI suite asks for it; refused while no trusted TLS proxy is configured (RFC 8705
+    # §3.4; accepted with one: test_registration_mtls.py).
     pytest.param(
         {**POLL, "tls_client_certificate_bound_access_tokens": True},
         "tls_client_certificate_bound_access_tokens",

@@ -18,12 +18,29 @@ from django_ciba.exceptions import InvalidClientMetadata
 from django_ciba.models import AuthMethod, CibaClient, DeliveryMode, Profile, SubjectType
 
 
+#: The --tls-* options: the RFC 8705 tls_client_auth_* value each one sets.
+TLS_OPTIONS = {
+    "subject_dn": "the subject distinguished name (RFC 4514, e.g. CN=client,O=Example,C=SE)",
+    "san_dns": "a DNS name subject alternative name",
+    "san_uri": "a URI subject alternative name",
+    "san_ip": "an IP address subject alternative name",
+    "san_email": "an e-mail address subject alternative name",
+}
+#: Methods whose client never learns a client_secret (no secret is printed).
+NO_SECRET_METHODS = (
+    AuthMethod.PRIVATE_KEY_JWT,
+    AuthMethod.TLS_CLIENT_AUTH,
+    AuthMethod.SELF_SIGNED_TLS_CLIENT_AUTH,
+)
+
+
 class Command(BaseCommand):
     help = (
         "Create a confidential DOT Application registered for CIBA, or (--application) give an existing "
         "confidential Application a CIBA registration; prints the client as JSON. A new client's "
         "client_secret is printed once; a private_key_jwt client needs its public keys (--jwks-file or "
-        "--jwks-uri) and gets no usable client_secret."
+        "--jwks-uri) and gets no usable client_secret, nor do tls_client_auth (one --tls-* value) and "
+        "self_signed_tls_client_auth (its keys) clients."
     )
 
     def add_arguments(self, parser):
@@ -118,6 +135,23 @@ class Command(BaseCommand):
             help="Hold this client to a security profile (fapi-ciba: FAPI-CIBA ID1) even where "
             "CIBA['PROFILE'] does not (default: none, the OP's profile).",
         )
+        tls = parser.add_mutually_exclusive_group()
+        for kind, meaning in TLS_OPTIONS.items():
+            tls.add_argument(
+                f"--tls-{kind.replace('_', '-')}",
+                metavar="VALUE",
+                dest=f"tls_client_auth_{kind}",
+                default="",
+                help=f"tls_client_auth_{kind}: {meaning} of the client's certificate; exactly one of the "
+                "--tls-* options goes with --auth-method tls_client_auth (default: none).",
+            )
+        parser.add_argument(
+            "--certificate-bound-tokens",
+            action="store_true",
+            help="tls_client_certificate_bound_access_tokens: bind the client's tokens to its TLS client "
+            "certificate (RFC 8705 §3) (default: off).",
+        )
+
         parser.add_argument(
             "--rate-limit",
             metavar="N/SECONDS",
@@ -136,7 +170,7 @@ class Command(BaseCommand):
             raise CommandError(
                 f"--mode {options['mode']}: not in CIBA['DELIVERY_MODES'] ({', '.join(offered)})."
             )
-        private_key_jwt = options["auth_method"] == AuthMethod.PRIVATE_KEY_JWT
+        no_secret = options["auth_method"] in NO_SECRET_METHODS
         request_alg = _algorithm(options["signing_alg"], "--signing-alg")
         auth_alg = _algorithm(options["auth_signing_alg"], "--auth-signing-alg")
         jwks = _read_jwks(options["jwks_file"]) if options["jwks_file"] else None
@@ -151,10 +185,10 @@ class Command(BaseCommand):
                 secret = None
             else:
                 application, secret = _new_application(options["name"])
-            if private_key_jwt and application.algorithm != AbstractApplication.RS256_ALGORITHM:
+            if no_secret and application.algorithm != AbstractApplication.RS256_ALGORITHM:
                 # HS256 ID tokens are keyed with the client secret, which such a client never learns.
                 raise CommandError(
-                    "private_key_jwt clients need RS256 ID tokens: set "
+                    f"{options['auth_method']} clients need RS256 ID tokens: set "
                     + ("the Application's algorithm to RS256 and " if existing else "")
                     + "OAUTH2_PROVIDER['OIDC_RSA_PRIVATE_KEY']."
                 )
@@ -175,6 +209,8 @@ class Command(BaseCommand):
                 # A new Application is for CIBA only; an existing one keeps the grant it had.
                 ciba_only=not existing,
                 profile=options["profile"],
+                tls_client_certificate_bound_access_tokens=options["certificate_bound_tokens"],
+                **{f"tls_client_auth_{kind}": options[f"tls_client_auth_{kind}"] for kind in TLS_OPTIONS},
             )
             if options["rate_limit"] is not None:
                 ciba.rate_limit_requests, ciba.rate_limit_period = options["rate_limit"]
@@ -189,7 +225,8 @@ class Command(BaseCommand):
             ciba.save()
         self._warn_profile(ciba)
         credentials = {"client_id": application.client_id}
-        if secret is not None and not private_key_jwt:
+        bound = ciba.tls_client_certificate_bound_access_tokens
+        if secret is not None and not no_secret:
             credentials["client_secret"] = secret
         self.stdout.write(
             json.dumps(
@@ -207,6 +244,12 @@ class Command(BaseCommand):
                     "scope": ciba.scope,
                     "rate_limit": _shown_rate_limit(ciba),
                     "profile": ciba.profile or None,
+                    **{
+                        f"tls_client_auth_{kind}": getattr(ciba, f"tls_client_auth_{kind}")
+                        for kind in TLS_OPTIONS
+                        if getattr(ciba, f"tls_client_auth_{kind}")
+                    },
+                    "tls_client_certificate_bound_access_tokens": bound,
                 }
             )
         )
