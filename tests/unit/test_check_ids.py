@@ -26,7 +26,6 @@ NEEDS_NO_CHECK = {
     "REQUIRE_SIGNED_REQUESTS": "read for its truth value: every value means on or off",
     "REGISTRATION_OPEN": "read for its truth value: every value means on or off",
     "EQUALIZE_UNKNOWN_USER_TIMING": "read for its truth value: every value means on or off",
-    "DPOP_ENABLED": "read for its truth value: every value means on or off",
     "DPOP_NONCE_REQUIRED": "read for its truth value: every value means on or off",
     "WEBPUSH_VAPID_PRIVATE_KEY": "deprecated name (W180, E181); the value is checked as the Web Push "
     "backend's option (E032, E192-E195)",
