@@ -16,6 +16,7 @@ from django_ciba.checks.serving import guarded
 from django_ciba.clients.keys import supported_algorithms
 from django_ciba.core.conf import ciba_settings
 from django_ciba.core.constants import CIBA_GRANT_TYPE
+from django_ciba.core.id_token_keys import configured_algorithms
 from django_ciba.models import AuthMethod
 
 
@@ -56,6 +57,11 @@ def ciba_metadata(request: Any, base: dict[str, Any]) -> dict[str, Any]:
         "subject_types_supported": list(ciba_settings.SUBJECT_TYPES_SUPPORTED),
         "grant_types_supported": grant_types,
     }
+    # IDT-06: the algorithms of CIBA["ID_TOKEN_SIGNING_KEYS"] next to DOT's (RS256, HS256).
+    id_token_algs = list(base.get("id_token_signing_alg_values_supported") or [])
+    data["id_token_signing_alg_values_supported"] = id_token_algs + [
+        alg for alg in configured_algorithms() if alg not in id_token_algs
+    ]
     if ciba_settings.ACR_VALUES_SUPPORTED:
         data["acr_values_supported"] = list(ciba_settings.ACR_VALUES_SUPPORTED)
     return data
