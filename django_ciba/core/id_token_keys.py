@@ -5,6 +5,7 @@ for the algorithms a client may ask for with ``id_token_signed_response_alg`` (O
 FAPI-CIBA: PS256 or ES256). Each entry is ``{"alg": ..., "key": PEM private key, "kid": optional}``;
 the setting may also be the import string of a callable returning that list. Several entries per
 algorithm make rotation possible: the first of an algorithm signs, all are published in the JWKS.
+RSA keys need 2048 bits, EC keys P-256, and every published key has a ``kid`` (FAPI-17).
 
 Pure functions of the settings: :func:`signing_keys` raises :class:`SigningKeyProblem` for an
 unusable entry, with a :attr:`~SigningKeyProblem.kind` that the system checks (E200-E206) map to one

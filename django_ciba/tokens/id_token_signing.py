@@ -3,7 +3,8 @@
 DOT signs every ID token with the application's algorithm (RS256 with its RSA key, or HS256). A
 client whose :class:`~django_ciba.models.CibaClient` names PS256 or ES256 (or RS256 while
 ``CIBA["ID_TOKEN_SIGNING_KEYS"]`` has an RS256 key) gets its ID tokens signed here instead, with the
-first configured key of that algorithm (OIDC Core §2, OIDC Registration §2; FAPI-CIBA: PS256/ES256).
+first configured key of that algorithm (OIDC Core §2, OIDC Registration §2; IDT-06, FAPI-13:
+PS256/ES256).
 Every grant that makes ID tokens goes through DOT's ``finalize_id_token``, so the CIBA grant at the
 token endpoint, push delivery and the refresh grant all honour it.
 

@@ -1,6 +1,7 @@
 """ID tokens signed with the client's id_token_signed_response_alg: PS256 and ES256 (IDT-06,
 FAPI-CIBA ID1 §5.2.2 / FAPI 1.0 Advanced §8.6, OIDC Registration §2), at the CIBA grant, the refresh
-grant and push, verified against the published JWKS (OIDC Core §10.1.1) with PyJWT."""
+grant and push, verified against the published JWKS (OIDC Core §10.1.1) with PyJWT; FAPI-13 (PS256 or
+ES256 ID tokens), FAPI-17 (published keys carry a kid)."""
 
 from __future__ import annotations
 
@@ -176,7 +177,7 @@ def test_first_key_of_an_alg_signs_and_every_key_is_published(client, user, ciba
 
 @pytest.mark.django_db
 def test_jwks_publishes_dots_key_and_the_public_keys_only(client, signing_keys):
-    # OIDC Discovery §3 jwks_uri; RFC 7517 §4: kid, use, alg; no private member.
+    # OIDC Discovery §3 jwks_uri; RFC 7517 §4 and FAPI-17: kid, use, alg; no private member.
     response = client.get("/o/.well-known/jwks.json")
     assert "max-age=" in response["Cache-Control"] and response["Access-Control-Allow-Origin"] == "*"
     keys = response.json()["keys"]
