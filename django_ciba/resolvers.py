@@ -21,6 +21,7 @@ from oauth2_provider.settings import oauth2_settings
 
 from django_ciba.clients.subjects import user_by_public_subject, user_for_subject
 from django_ciba.core.conf import ciba_settings
+from django_ciba.core.id_token_keys import signing_keys
 from django_ciba.exceptions import (
     CibaConfigurationError,
     ExpiredLoginHintToken,
@@ -86,6 +87,14 @@ def op_signing_keys() -> list[PublicKeyTypes]:
     return [_public_key_from_private_pem(pem) for pem in pems if pem]
 
 
+def id_token_keys() -> list[tuple[str, PublicKeyTypes]]:
+    """``(alg, public key)`` of every key the OP signs ID tokens with: DOT's (RS256), then those of
+    ``CIBA["ID_TOKEN_SIGNING_KEYS"]`` (IDT-06), retired ones included (the published JWKS)."""
+    keys: list[tuple[str, PublicKeyTypes]] = [("RS256", key) for key in op_signing_keys()]
+    keys.extend((key.alg, key.private_key.public_key()) for key in signing_keys())
+    return keys
+
+
 def _decode_with_any_key(
     token: str, keys: Sequence[Any], algorithms: list[str], **options: Any
 ) -> dict[str, Any]:
@@ -106,11 +115,12 @@ def _decode_with_any_key(
 class IdTokenHintResolver(BaseUserResolver):
     """``id_token_hint``: an ID token this OP issued to the same client (BC-12, SEC-04).
 
-    The signature is checked against DOT's OIDC keys, including inactive ones (key rotation), the
-    issuer must be this OP and ``aud`` must contain the presenting client. Expired ID tokens are
-    accepted, as CIBA allows, since a hint only names the user. The ``sub`` is read as the
-    presenting client's subject: for a pairwise client only a subject of its own sector names a
-    user (PRIV-01), so neither a pk nor another sector's subject resolves.
+    The signature is checked against the keys the OP signs ID tokens with: DOT's OIDC keys, including
+    inactive ones (key rotation), and ``CIBA["ID_TOKEN_SIGNING_KEYS"]`` (PS256, ES256; each key only
+    with its own algorithm), the issuer must be this OP and ``aud`` must contain the presenting
+    client. Expired ID tokens are accepted, as CIBA allows, since a hint only names the user. The
+    ``sub`` is read as the presenting client's subject: for a pairwise client only a subject of its
+    own sector names a user (PRIV-01), so neither a pk nor another sector's subject resolves.
     """
 
     hint_type = "id_token_hint"
@@ -118,14 +128,15 @@ class IdTokenHintResolver(BaseUserResolver):
     def resolve(
         self, hint: str, *, client: AbstractApplication, request: HttpRequest | None = None
     ) -> AbstractBaseUser | None:
-        keys = op_signing_keys()
+        keys = id_token_keys()
         if not keys:
             raise InvalidRequest("This OP does not accept id_token_hint.")
         try:
+            alg = jwt.get_unverified_header(hint).get("alg")
             claims = _decode_with_any_key(
                 hint,
-                keys,
-                algorithms=["RS256"],
+                [key for key_alg, key in keys if key_alg == alg],
+                algorithms=[alg] if isinstance(alg, str) else [],
                 audience=client.client_id,
                 issuer=oauth2_settings.oidc_issuer(request),
                 options={"verify_exp": False, "require": ["iss", "aud", "sub"]},

@@ -22,6 +22,8 @@ urlpatterns = [
         views.CibaConnectDiscoveryInfoView.as_view(),
         name="oidc-connect-discovery-info",
     ),
+    # DOT's keys plus CIBA["ID_TOKEN_SIGNING_KEYS"] (PS256, ES256 ID tokens): served instead of DOT's.
+    path(".well-known/jwks.json", views.CibaJwksInfoView.as_view(), name="jwks-info"),
     path("ciba/device/requests/", views.DeviceRequestListView.as_view(), name="device-requests"),
     path("ciba/device/requests/<int:pk>/", views.DeviceRequestDetailView.as_view(), name="device-request"),
     path(

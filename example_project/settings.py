@@ -3,7 +3,8 @@
 Environment: ``CIBA_EXAMPLE_ISSUER`` (default ``http://127.0.0.1:8000/o``), ``DATABASE_URL`` (default:
 SQLite in this folder), ``CELERY_BROKER_URL`` (default: tasks run in-process; with a broker run
 ``celery -A example_project worker -B``), ``CIBA_EXAMPLE_KEY_FILE`` (the OIDC signing key,
-generated on first use), ``CIBA_EXAMPLE_SETTINGS`` (JSON merged into ``CIBA``, e.g. for tests),
+generated on first use; ``CIBA_EXAMPLE_ES256_KEY_FILE`` and ``CIBA_EXAMPLE_PS256_KEY_FILE``, the ID
+token keys, default next to it), ``CIBA_EXAMPLE_SETTINGS`` (JSON merged into ``CIBA``, e.g. for tests),
 ``CIBA_EXAMPLE_SWEEP_SECONDS`` (outbox sweep period, default 10), ``DJANGO_DEBUG``,
 ``CIBA_EXAMPLE_REDIS_URL`` (a shared Redis cache instead of the per-process local memory one),
 ``CIBA_EXAMPLE_CONN_MAX_AGE`` (Django's ``CONN_MAX_AGE``, default 0), ``CIBA_EXAMPLE_PROXY_HTTPS``
@@ -19,7 +20,7 @@ from django_ciba.openapi import SPECTACULAR_SETTINGS as CIBA_OPENAPI_SETTINGS
 from django_ciba.tasks import beat_schedule
 
 from .database import database_from_url
-from .keys import load_or_create_rsa_key
+from .keys import load_or_create_ec_key, load_or_create_rsa_key
 
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -111,13 +112,18 @@ PASSWORD_HASHERS = [
     "django_ciba.hashers.ClientSecretHasher",
 ]
 
+# The OIDC key (DOT's RS256) and, in the same directory, the ES256 and PS256 ID token keys.
+KEY_FILE = Path(os.environ.get("CIBA_EXAMPLE_KEY_FILE", BASE_DIR / ".oidc_key.pem"))
+ID_TOKEN_KEY_FILES = {
+    "ES256": Path(os.environ.get("CIBA_EXAMPLE_ES256_KEY_FILE", KEY_FILE.with_name(".oidc_es256_key.pem"))),
+    "PS256": Path(os.environ.get("CIBA_EXAMPLE_PS256_KEY_FILE", KEY_FILE.with_name(".oidc_ps256_key.pem"))),
+}
+
 OAUTH2_PROVIDER = {
     "CLIENT_SECRET_HASHER": "ciba_sha256",
     "OIDC_ENABLED": True,
     "OIDC_ISS_ENDPOINT": ISSUER,
-    "OIDC_RSA_PRIVATE_KEY": load_or_create_rsa_key(
-        Path(os.environ.get("CIBA_EXAMPLE_KEY_FILE", BASE_DIR / ".oidc_key.pem"))
-    ),
+    "OIDC_RSA_PRIVATE_KEY": load_or_create_rsa_key(KEY_FILE),
     "OAUTH2_SERVER_CLASS": "django_ciba.server.Server",
     "OAUTH2_VALIDATOR_CLASS": "django_ciba.validators.OAuth2Validator",
     "OAUTH2_BACKEND_CLASS": "django_ciba.oauthlib_core.OAuthLibCore",
@@ -136,6 +142,11 @@ OAUTH2_PROVIDER = {
 }
 
 CIBA = {
+    # ID tokens signed PS256 or ES256 for the clients registered so (docs/id-tokens.rst).
+    "ID_TOKEN_SIGNING_KEYS": [
+        {"alg": "ES256", "key": load_or_create_ec_key(ID_TOKEN_KEY_FILES["ES256"])},
+        {"alg": "PS256", "key": load_or_create_rsa_key(ID_TOKEN_KEY_FILES["PS256"])},
+    ],
     # Local development and tests: callbacks may reach loopback receivers (still https only).
     "OUTBOUND": {"ALLOWED_NETWORKS": ["127.0.0.0/8", "::1/128"]},
     # Device notifications link to the approval page of the request (django_ciba:request), which is

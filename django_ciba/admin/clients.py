@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from oauth2_provider.models import AbstractApplication, get_application_model
 
 from django_ciba.clients.sectors import validate_sector
+from django_ciba.core import id_token_keys
 from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.exceptions import InvalidClientMetadata
 from django_ciba.models import CibaClient, DeliveryMode, InitialAccessToken
@@ -35,6 +36,7 @@ CIBA_CLIENT_FIELDS = (
     "user_code_parameter",
     "ciba_only",
     "token_endpoint_auth_signing_alg",
+    "id_token_signed_response_alg",
     "jwks",
     "jwks_uri",
     "subject_type",
@@ -111,6 +113,10 @@ def grant_types_note(ciba: CibaClient | None) -> str:
     return text
 
 
+#: The ID token algorithms a client may be given (empty: the application's, as DOT signs).
+ID_TOKEN_ALG_CHOICES = [("", _("the application's")), *((alg, alg) for alg in id_token_keys.ALGORITHMS)]
+
+
 class CibaClientForm(forms.ModelForm):
     """Checks a pairwise sector as registration does, fetching a ``sector_identifier_uri`` (REG-06).
 
@@ -122,7 +128,11 @@ class CibaClientForm(forms.ModelForm):
         model = CibaClient
         fields = ("jwks",)  # the admin names the fields it shows
         field_classes = {"jwks": OptionalJSONField}
-        widgets = {"jwks": forms.Textarea(attrs={"placeholder": _("none"), "rows": 4})}
+        widgets = {
+            "jwks": forms.Textarea(attrs={"placeholder": _("none"), "rows": 4}),
+            # IDT-06: the model's clean() refuses an algorithm without a configured key.
+            "id_token_signed_response_alg": forms.Select(choices=ID_TOKEN_ALG_CHOICES),
+        }
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -23,6 +23,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from django_ciba.checks import assurance as assurance_checks
 from django_ciba.checks import clients as client_checks
+from django_ciba.checks import id_tokens as id_token_checks
 from django_ciba.checks import integration as integration_checks
 from django_ciba.checks import mtls as mtls_checks
 from django_ciba.checks import settings as ciba_checks
@@ -47,6 +48,7 @@ SETTINGS_CHECKS: tuple[Callable[..., Iterable[checks.CheckMessage]], ...] = (
     assurance_checks.check_assurance_settings,
     integration_checks.check_oidc_signing_key,
     integration_checks.check_decision_policies,
+    id_token_checks.check_id_token_signing_keys,
 )
 
 

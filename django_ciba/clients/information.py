@@ -58,7 +58,7 @@ def client_information(application: Any, ciba: CibaClient) -> dict[str, Any]:
         "subject_type": ciba.subject_type,
         "sector_identifier_uri": ciba.sector_identifier_uri,
         "scope": ciba.scope,
-        "id_token_signed_response_alg": application.algorithm,
+        "id_token_signed_response_alg": ciba.id_token_signed_response_alg or application.algorithm,
         "backchannel_token_delivery_mode": ciba.delivery_mode,
         "backchannel_client_notification_endpoint": ciba.notification_endpoint,
         "backchannel_authentication_request_signing_alg": ciba.request_signing_alg,

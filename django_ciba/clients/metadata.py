@@ -25,6 +25,7 @@ from django_ciba.clients import sectors, tls_metadata
 from django_ciba.core import outbound
 from django_ciba.core.conf import ciba_settings
 from django_ciba.core.constants import CIBA_GRANT_TYPE
+from django_ciba.core.id_token_keys import available_algorithms
 from django_ciba.exceptions import InvalidClientMetadata, InvalidRedirectUri, InvalidSoftwareStatement
 from django_ciba.models import AuthMethod, DeliveryMode, SubjectType
 
@@ -35,8 +36,6 @@ AUTHORIZATION_CODE = "authorization_code"
 #: grant_types values a CIBA client may register (anything else is refused).
 GRANT_TYPES = (CIBA_GRANT_TYPE, REFRESH_TOKEN, CLIENT_CREDENTIALS, AUTHORIZATION_CODE)
 SECRET_METHODS = (AuthMethod.CLIENT_SECRET_BASIC.value, AuthMethod.CLIENT_SECRET_POST.value)
-#: What ID tokens can be signed with: DOT signs with its RSA key (RS256).
-ID_TOKEN_ALGORITHMS = ("RS256",)
 #: Informational RFC 7591 §2 fields, kept as sent (after a type check) and returned as registered.
 INFORMATIONAL_URLS = ("client_uri", "logo_uri", "tos_uri", "policy_uri")
 INFORMATIONAL_STRINGS = ("software_id", "software_version")
@@ -53,6 +52,7 @@ FIELD_NAMES = {
     "name": "client_name",
     "authorization_grant_type": "grant_types",
     "algorithm": "id_token_signed_response_alg",
+    "id_token_signed_response_alg": "id_token_signed_response_alg",
     "client_type": "token_endpoint_auth_method",
     "client_secret": "token_endpoint_auth_method",
     "hash_client_secret": "token_endpoint_auth_method",
@@ -84,6 +84,7 @@ class ClientMetadata:
     ciba_only: bool = True
     #: RFC 8705: tls_client_auth_* and tls_client_certificate_bound_access_tokens (clients.tls_metadata).
     tls: dict[str, Any] = field(default_factory=dict)
+    id_token_signed_response_alg: str = ""
     #: grant_types as requested plus the informational fields (``CibaClient.metadata``).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -112,6 +113,7 @@ class ClientMetadata:
             "sector_identifier_uri": self.sector_identifier_uri,
             "scope": self.scope,
             "ciba_only": self.ciba_only,
+            "id_token_signed_response_alg": self.id_token_signed_response_alg,
             "metadata": self.extra,
             **self.tls,
         }
@@ -312,9 +314,14 @@ def _subject(data: dict[str, Any], result: ClientMetadata) -> None:
 
 
 def _other(data: dict[str, Any], result: ClientMetadata) -> None:
-    alg = _string(data, "id_token_signed_response_alg", max_length=16)
-    if alg and (alg not in ID_TOKEN_ALGORITHMS or not oauth2_settings.OIDC_RSA_PRIVATE_KEY):
-        raise _invalid("id_token_signed_response_alg", "ID tokens are signed with RS256 only.")
+    name = "id_token_signed_response_alg"
+    alg = _string(data, name, max_length=16)
+    offered = available_algorithms()  # IDT-06: RS256 (DOT's key) and CIBA["ID_TOKEN_SIGNING_KEYS"]
+    if alg and alg not in offered:
+        raise _invalid(
+            name, f"must be one of {', '.join(offered)}." if offered else "no algorithm is offered."
+        )
+    result.id_token_signed_response_alg = alg
     if data.get("id_token_encrypted_response_alg") is not None:
         raise _invalid("id_token_encrypted_response_alg", "encrypted ID tokens are not supported.")
     result.name = _string(data, "client_name", max_length=MAX_STRING)

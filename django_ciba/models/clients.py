@@ -284,7 +284,25 @@ class CibaClient(models.Model):
         self._clean_rate_limit()
         if self.request_signing_alg.lower() == "none":
             raise ValidationError({"request_signing_alg": _("'none' is not a signing algorithm.")})
+        self._clean_id_token_alg()
         self._clean_keys()
+
+    def _clean_id_token_alg(self) -> None:
+        """IDT-06: an ID token algorithm the OP has a key for (RS256 with DOT's, or
+        ``CIBA["ID_TOKEN_SIGNING_KEYS"]``)."""
+        from django_ciba.core.id_token_keys import available_algorithms
+
+        alg = self.id_token_signed_response_alg
+        if alg and alg not in (offered := available_algorithms()):
+            raise ValidationError(
+                {
+                    "id_token_signed_response_alg": _(
+                        "No signing key for %(alg)s: the OP signs ID tokens with %(offered)s "
+                        "(see CIBA['ID_TOKEN_SIGNING_KEYS'])."
+                    )
+                    % {"alg": alg, "offered": ", ".join(offered) or "no algorithm"}
+                }
+            )
 
     def _clean_rate_limit(self) -> None:
         requests, period = self.rate_limit_requests, self.rate_limit_period

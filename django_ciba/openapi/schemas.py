@@ -123,7 +123,9 @@ class ClientMetadata(serializers.Serializer):
     subject_type = serializers.ChoiceField(choices=["public", "pairwise"], required=False)
     sector_identifier_uri = serializers.URLField(required=False)
     scope = serializers.CharField(required=False)
-    id_token_signed_response_alg = serializers.ChoiceField(choices=["RS256"], required=False)
+    id_token_signed_response_alg = serializers.ChoiceField(
+        choices=["RS256", "PS256", "ES256"], required=False
+    )
     backchannel_token_delivery_mode = serializers.ChoiceField(choices=["poll", "ping", "push"])
     backchannel_client_notification_endpoint = serializers.URLField(
         required=False, help_text="https; required for ping and push."

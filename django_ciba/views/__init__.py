@@ -8,6 +8,7 @@ from django_ciba.views.device_api import (
 )
 from django_ciba.views.discovery import CibaConnectDiscoveryInfoView
 from django_ciba.views.introspect import IntrospectTokenView
+from django_ciba.views.jwks import CibaJwksInfoView
 from django_ciba.views.pages import RequestDetailView, RequestListView, RequestResultView
 from django_ciba.views.registration import ClientConfigurationView, ClientRegistrationView
 from django_ciba.views.signin import SignInView, SignOutView
@@ -19,6 +20,7 @@ __all__ = [
     "AutomatedApprovalView",
     "BackchannelAuthenticationView",
     "CibaConnectDiscoveryInfoView",
+    "CibaJwksInfoView",
     "ClientConfigurationView",
     "ClientRegistrationView",
     "DeviceRequestApproveView",

@@ -17,6 +17,7 @@ from django_ciba.clients.keys import supported_algorithms
 from django_ciba.clients.tls_metadata import discovery_metadata as mtls_metadata
 from django_ciba.core.conf import ciba_settings
 from django_ciba.core.constants import CIBA_GRANT_TYPE
+from django_ciba.core.id_token_keys import configured_algorithms
 from django_ciba.core.profiles import discovery_metadata
 from django_ciba.models import AuthMethod
 
@@ -59,12 +60,15 @@ def ciba_metadata(request: Any, base: dict[str, Any]) -> dict[str, Any]:
         "grant_types_supported": grant_types,
     }
     data.update(mtls_metadata(auth_methods))  # RFC 8705 §2.1, §2.2, §3.3, §5: with a trusted TLS proxy
+    # IDT-06: the algorithms of CIBA["ID_TOKEN_SIGNING_KEYS"] next to DOT's (RS256, HS256).
+    id_token_algs = list(base.get("id_token_signing_alg_values_supported") or [])
+    data["id_token_signing_alg_values_supported"] = id_token_algs + [
+        alg for alg in configured_algorithms() if alg not in id_token_algs
+    ]
     if ciba_settings.ACR_VALUES_SUPPORTED:
         data["acr_values_supported"] = list(ciba_settings.ACR_VALUES_SUPPORTED)
-    if ciba_settings.DPOP_ENABLED:
-        data["dpop_signing_alg_values_supported"] = list(
-            ciba_settings.DPOP_SIGNING_ALGORITHMS
-        )  # RFC 9449 §5.1
+    if ciba_settings.DPOP_ENABLED:  # RFC 9449 §5.1
+        data["dpop_signing_alg_values_supported"] = list(ciba_settings.DPOP_SIGNING_ALGORITHMS)
     return data
 
 

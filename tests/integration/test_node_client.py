@@ -73,6 +73,28 @@ def served_database_url() -> Iterator[str]:
 
 
 def test_openid_client_completes_ciba_poll_flow(node_tools, node_project, served_database_url, tmp_path):
+    tokens = poll_flow(node_tools, node_project, served_database_url, tmp_path)
+    assert tokens["id_token_alg"] == "RS256"  # DOT's signature for a client that chose none
+
+
+@pytest.mark.parametrize("alg", ["ES256", "PS256"])
+def test_openid_client_verifies_id_tokens_signed_with_the_registered_alg(
+    node_tools, node_project, served_database_url, tmp_path, alg
+):
+    # IDT-06, FAPI-13: a client registered with id_token_signed_response_alg ES256 / PS256 (the
+    # example project's CIBA["ID_TOKEN_SIGNING_KEYS"]); openid-client, configured with that
+    # algorithm, verifies the ID token against the OP's jwks_uri.
+    tokens = poll_flow(node_tools, node_project, served_database_url, tmp_path, id_token_alg=alg)
+    assert tokens["id_token_alg"] == alg
+    jwks_uri = f"{tokens['issuer']}/.well-known/jwks.json"
+    assert tokens["id_token_kid"] in [
+        key["kid"] for key in tokens["jwks"]["keys"] if key.get("alg") == alg
+    ], jwks_uri
+
+
+def poll_flow(node_tools, node_project, served_database_url, tmp_path, *, id_token_alg: str = "") -> dict:
+    """Serve the example project, let openid-client run the poll flow, approve; the tokens event
+    (plus the OP's JWKS, read while it was served, under ``"jwks"``)."""
     deadline = Deadline(TEST_BUDGET, "the independent-client check")
     port = free_port()
     issuer = f"http://127.0.0.1:{port}/o"
@@ -109,8 +131,11 @@ def test_openid_client_completes_ciba_poll_flow(node_tools, node_project, served
         "from django.contrib.auth import get_user_model; "
         f"print(get_user_model().objects.create_user({USERNAME!r}, 'node@example.com', 'pw').pk)"
     )
+    alg_option = ["--id-token-alg", id_token_alg] if id_token_alg else []
     client = json.loads(
-        manage("ciba_create_client", "--name", "node", "--mode", "poll", "--scope", SCOPE).strip()
+        manage(
+            "ciba_create_client", "--name", "node", "--mode", "poll", "--scope", SCOPE, *alg_option
+        ).strip()
     )
     client_id, client_secret = client["client_id"], client["client_secret"]
 
@@ -141,6 +166,7 @@ def test_openid_client_completes_ciba_poll_flow(node_tools, node_project, served
                 "CIBA_BINDING_MESSAGE": "Node check 42",
                 "CIBA_SCOPE": SCOPE,
                 "CIBA_TIMEOUT_SECONDS": str(int(deadline.left(40))),
+                "CIBA_ID_TOKEN_ALG": id_token_alg,
             },
             deadline,
             lambda: f"server log:\n{tail(server_log)}",
@@ -159,6 +185,9 @@ def test_openid_client_completes_ciba_poll_flow(node_tools, node_project, served
         tokens = node.next_event(40)
         assert tokens["event"] == "tokens"
         node.finish()
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"{issuer}/.well-known/jwks.json", timeout=5) as response:
+            tokens["jwks"] = json.load(response)
     finally:
         if node is not None:
             node.stop()
@@ -176,6 +205,7 @@ def test_openid_client_completes_ciba_poll_flow(node_tools, node_project, served
         )
     )
     assert record == {"status": "consumed", "user": USERNAME, "binding_message": "Node check 42"}
+    return tokens
 
 
 def pump(stream, sink, at_end=None) -> None:

@@ -514,6 +514,7 @@ def test_create_client_help_states_every_options_default(capsys):
         "--jwks-uri",
         "--signing-alg",
         "--auth-signing-alg",
+        "--id-token-alg",
         "--subject-type",
         "--sector-identifier-uri",
         "--profile",

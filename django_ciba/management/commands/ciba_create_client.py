@@ -114,6 +114,15 @@ class Command(BaseCommand):
             ),
         )
         parser.add_argument(
+            "--id-token-alg",
+            choices=["RS256", "PS256", "ES256"],
+            default="",
+            help=(
+                "id_token_signed_response_alg: sign this client's ID tokens with this algorithm; PS256 "
+                "and ES256 need a key in CIBA['ID_TOKEN_SIGNING_KEYS'] (default: the Application's)."
+            ),
+        )
+        parser.add_argument(
             "--subject-type",
             choices=SubjectType.values,
             default=SubjectType.PUBLIC,
@@ -201,6 +210,7 @@ class Command(BaseCommand):
                 token_endpoint_auth_method=options["auth_method"],
                 token_endpoint_auth_signing_alg=auth_alg,
                 request_signing_alg=request_alg,
+                id_token_signed_response_alg=options["id_token_alg"],
                 jwks=jwks,
                 jwks_uri=options["jwks_uri"],
                 subject_type=options["subject_type"],
@@ -238,6 +248,8 @@ class Command(BaseCommand):
                     "token_endpoint_auth_method": ciba.token_endpoint_auth_method,
                     "token_endpoint_auth_signing_alg": ciba.token_endpoint_auth_signing_alg,
                     "backchannel_authentication_request_signing_alg": ciba.request_signing_alg,
+                    "id_token_signed_response_alg": ciba.id_token_signed_response_alg
+                    or application.algorithm,
                     "jwks_uri": ciba.jwks_uri,
                     "subject_type": ciba.subject_type,
                     "sector_identifier_uri": ciba.sector_identifier_uri,

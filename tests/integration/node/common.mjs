@@ -23,9 +23,13 @@ export function emit(object) {
 
 // Discovery only: every endpoint and the JWKS come from the OP's metadata. The OP is plain http on
 // loopback, hence allowInsecureRequests (which also covers the discovery request). ID token
-// signatures are verified against the OP's jwks_uri (enableNonRepudiationChecks).
+// signatures are verified against the OP's jwks_uri (enableNonRepudiationChecks). With
+// CIBA_ID_TOKEN_ALG set, the client is configured with that id_token_signed_response_alg, so
+// openid-client refuses an ID token signed with any other algorithm.
 export async function connect(issuer, clientId, clientSecret) {
-  const config = await discovery(new URL(issuer), clientId, undefined, ClientSecretBasic(clientSecret), {
+  const idTokenAlg = process.env.CIBA_ID_TOKEN_ALG
+  const clientMetadata = idTokenAlg ? { id_token_signed_response_alg: idTokenAlg } : undefined
+  const config = await discovery(new URL(issuer), clientId, clientMetadata, ClientSecretBasic(clientSecret), {
     execute: [allowInsecureRequests],
     timeout: 10,
   })
@@ -54,9 +58,12 @@ export async function initiateAndPoll(config, metadata, parameters, timeoutSecon
 }
 
 export function tokensEvent(tokens, metadata) {
+  const header = JSON.parse(Buffer.from(tokens.id_token.split('.')[0], 'base64url').toString('utf8'))
   return {
     event: 'tokens',
     claims: tokens.claims(),
+    id_token_alg: header.alg,
+    id_token_kid: header.kid,
     token_type: tokens.token_type,
     scope: tokens.scope,
     expires_in: tokens.expires_in,
