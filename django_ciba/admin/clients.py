@@ -37,6 +37,7 @@ CIBA_CLIENT_FIELDS = (
     "ciba_only",
     "token_endpoint_auth_signing_alg",
     "id_token_signed_response_alg",
+    "dpop_bound_access_tokens",
     "jwks",
     "jwks_uri",
     "subject_type",

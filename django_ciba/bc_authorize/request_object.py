@@ -48,6 +48,7 @@ STRING_PARAMETERS = (
     "login_hint",
     "binding_message",
     "user_code",
+    "dpop_jkt",  # the key the tokens are bound to (docs/sender-constrained.rst)
 )
 #: ``typ`` values accepted in the JWS header, compared case-insensitively (SR-15).
 ACCEPTED_TYPES = frozenset({"oauth-authz-req+jwt", "jwt"})

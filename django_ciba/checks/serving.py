@@ -27,6 +27,7 @@ from django_ciba.checks import id_tokens as id_token_checks
 from django_ciba.checks import integration as integration_checks
 from django_ciba.checks import mtls as mtls_checks
 from django_ciba.checks import settings as ciba_checks
+from django_ciba.exceptions import CibaConfigurationError
 from django_ciba.middleware import DATABASE_UNAVAILABLE, unavailable_response
 
 
@@ -75,7 +76,17 @@ def misconfigured_response(request: HttpRequest, exc: BaseException) -> HttpResp
         return None
     problems = configuration_errors()
     if not problems:
-        return None
+        if not isinstance(exc, CibaConfigurationError):
+            return None
+        # A setting that one request needed and lacks (e.g. a client's ID token key gone: W200):
+        # the configuration is wrong even where no system check error says so.
+        logger.error(
+            "Answered 503 temporarily_unavailable to %s %s: %s (run manage.py check).",
+            request.method,
+            request.path,
+            type(exc).__name__,
+        )
+        return unavailable_response(request)
     # The exception's class only: its message may quote a setting's value (a key, a secret).
     logger.error(
         "Answered 503 temporarily_unavailable to %s %s: %s raised while the configuration is invalid "

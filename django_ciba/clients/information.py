@@ -66,6 +66,7 @@ def client_information(application: Any, ciba: CibaClient) -> dict[str, Any]:
     info.update({key: value for key, value in optional.items() if value})
     info["backchannel_user_code_parameter"] = bool(ciba.user_code_parameter)
     info.update(tls_information(ciba))  # RFC 8705 §2.1.2, §3.4
+    info["dpop_bound_access_tokens"] = bool(ciba.dpop_bound_access_tokens)  # RFC 9449 §5.2
     for key, value in (ciba.metadata or {}).items():
         if key in INFORMATIONAL_URLS or key in INFORMATIONAL_STRINGS or key == "contacts":
             info[key] = value

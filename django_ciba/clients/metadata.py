@@ -85,6 +85,8 @@ class ClientMetadata:
     #: RFC 8705: tls_client_auth_* and tls_client_certificate_bound_access_tokens (clients.tls_metadata).
     tls: dict[str, Any] = field(default_factory=dict)
     id_token_signed_response_alg: str = ""
+    #: RFC 9449 §5.2: every token request must carry a DPoP proof.
+    dpop_bound_access_tokens: bool = False
     #: grant_types as requested plus the informational fields (``CibaClient.metadata``).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -114,6 +116,7 @@ class ClientMetadata:
             "scope": self.scope,
             "ciba_only": self.ciba_only,
             "id_token_signed_response_alg": self.id_token_signed_response_alg,
+            "dpop_bound_access_tokens": self.dpop_bound_access_tokens,
             "metadata": self.extra,
             **self.tls,
         }
@@ -296,6 +299,18 @@ def _authentication(data: dict[str, Any], result: ClientMetadata) -> None:
         if alg and keys is not None and not any(client_keys.key_fits(key, alg) for key in keys):
             raise _invalid(alg_name, f"jwks holds no key for {alg}.")
     result.tls = tls_metadata.read(data, method=method, has_keys=has_keys)  # RFC 8705
+    result.dpop_bound_access_tokens = _dpop_bound(data)
+
+
+def _dpop_bound(data: dict[str, Any]) -> bool:
+    """``dpop_bound_access_tokens`` (RFC 9449 §5.2): a boolean, true only where DPoP is on."""
+    name = "dpop_bound_access_tokens"
+    value = data.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise _invalid(name, "must be a boolean.")
+    if value and not ciba_settings.DPOP_ENABLED:
+        raise _invalid(name, "DPoP is not offered by this server.")
+    return bool(value)
 
 
 def _subject(data: dict[str, Any], result: ClientMetadata) -> None:

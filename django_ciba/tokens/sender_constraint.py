@@ -161,7 +161,8 @@ def check_binding(request: Any) -> None:
             description="A TLS client certificate is required to bind this client's tokens.", request=request
         )
     x5t = certificate.x5t_s256 if certificate is not None else ""
-    if profiles.requires_sender_constrained_tokens(ciba) and not (jkt or x5t):
+    # Applications without a CIBA registration keep DOT's rules under the profile too.
+    if ciba is not None and profiles.requires_sender_constrained_tokens(ciba) and not (jkt or x5t):
         raise errors.InvalidRequestError(
             description="Sender-constrained tokens are required: send a DPoP proof or use mutual TLS.",
             request=request,

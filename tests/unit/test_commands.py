@@ -521,6 +521,7 @@ def test_create_client_help_states_every_options_default(capsys):
         # RFC 8705: tls_client_auth's certificate value, certificate-bound tokens.
         *("--tls-subject-dn", "--tls-san-dns", "--tls-san-uri", "--tls-san-ip", "--tls-san-email"),
         "--certificate-bound-tokens",
+        "--dpop-bound-tokens",
     }
     assert set(blocks) == expected
     assert [option for option, block in blocks.items() if "(default:" not in block] == []

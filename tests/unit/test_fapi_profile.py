@@ -273,7 +273,13 @@ def test_fapi03_push_client_refused_at_bc_authorize(client, user):
     push = make_rp(
         "Push RP", profile="", mode=DeliveryMode.PUSH, notification_endpoint="https://rp.example.com/cb"
     )
-    form = {"scope": "openid", "login_hint": "alice", "client_notification_token": "tok-123"}
+    # A DPoP-bound push client names its key (docs/sender-constrained.rst).
+    form = {
+        "scope": "openid",
+        "login_hint": "alice",
+        "client_notification_token": "tok-123",
+        "dpop_jkt": "k" * 43,
+    }
     push_request = push.request(**form)
     assert_ack(signed(client, push, push_request))
     push.set_profile(FAPI)
@@ -303,6 +309,9 @@ def test_fapi03_push_client_gets_no_grant_at_the_token_endpoint(client, user):
         mode=DeliveryMode.PUSH,
         notification_endpoint="https://rp.example.com/cb",
     )
+    # Not DPoP-bound here: without a proof, client_credentials answers before the profile is set.
+    CibaClient.objects.filter(application=push.app).update(dpop_bound_access_tokens=False)
+    push.app.refresh_from_db()
     grant = {"grant_type": "client_credentials", "scope": "openid"}
     assert post(client, TOKEN_URL, {**grant, **push.assertion()}).status_code == 200
     push.set_profile(FAPI)

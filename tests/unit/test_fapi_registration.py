@@ -307,5 +307,7 @@ def test_ciba_create_client_without_profile_does_not_warn():
 
 
 def test_admin_shows_the_profile():
-    assert "profile" in CibaClientAdmin.fields
+    from django.contrib.admin.utils import flatten_fieldsets
+
+    assert "profile" in flatten_fieldsets(CibaClientAdmin.fieldsets)
     assert "profile" in CibaClientAdmin.list_filter

@@ -137,6 +137,27 @@ def test_registered_alg_without_a_key_fails_closed(ciba_settings):
         id_token_signing.key_for(app)
 
 
+@pytest.mark.django_db
+def test_registered_alg_without_a_key_is_a_503_at_the_token_endpoint_not_a_500(client, user, ciba_settings):
+    # The poll gets temporarily_unavailable JSON and the request stays redeemable (nothing minted).
+    from django_ciba.approval import decisions
+    from django_ciba.testing import poll
+    from tests.unit.auth_requests import start
+
+    ciba_settings.set(ID_TOKEN_SIGNING_KEYS=[])
+    app, secret = create_ciba_client("Stranded RP")
+    CibaClient.objects.filter(application=app).update(id_token_signed_response_alg="ES256")
+    app.refresh_from_db()
+    auth_req_id, auth_request = start(client, app, secret)
+    decisions.approve(auth_request, user=user)
+    response = poll(client, app, secret, auth_req_id)
+    assert response.status_code == 503, response.content
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert not AccessToken.objects.exists()
+    ciba_settings.set(ID_TOKEN_SIGNING_KEYS=[{"alg": "ES256", "key": ec_pem()}])
+    assert poll(client, app, secret, auth_req_id).status_code == 200
+
+
 # --------------------------------------------------------------------------------------------
 # The refresh grant
 

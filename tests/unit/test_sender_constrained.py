@@ -530,3 +530,24 @@ def test_fapi15_the_profile_requires_a_binding_at_the_token_endpoint(client, use
     issued = poll_with(HTTP_DPOP=key.proof("POST", TOKEN_URL))
     assert issued.status_code == 200, issued.content
     assert issued.json()["token_type"] == "DPoP"
+
+
+# --------------------------------------------------------------------------------------------
+# RFC 9449 §5.2: the dpop_bound_access_tokens client metadata
+
+
+def test_rfc9449_5_2_registration_stores_and_returns_dpop_bound_access_tokens(client, db, ciba_settings):
+    from django_ciba.models import CibaClient
+    from tests.unit.test_registration import POLL, assert_refused, register
+
+    ciba_settings.set(REGISTRATION_OPEN=True)
+    response = register(client, {**POLL, "client_name": "DPoP RP", "dpop_bound_access_tokens": True})
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["dpop_bound_access_tokens"] is True
+    assert CibaClient.objects.get(application__client_id=body["client_id"]).dpop_bound_access_tokens
+    plain = register(client, {**POLL, "client_name": "Plain RP"}).json()
+    assert plain["dpop_bound_access_tokens"] is False
+    assert_refused(register(client, {**POLL, "dpop_bound_access_tokens": "yes"}), "dpop_bound_access_tokens")
+    ciba_settings.set(DPOP={"ENABLED": False})
+    assert_refused(register(client, {**POLL, "dpop_bound_access_tokens": True}), "dpop_bound_access_tokens")

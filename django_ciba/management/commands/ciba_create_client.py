@@ -160,6 +160,12 @@ class Command(BaseCommand):
             help="tls_client_certificate_bound_access_tokens: bind the client's tokens to its TLS client "
             "certificate (RFC 8705 §3) (default: off).",
         )
+        parser.add_argument(
+            "--dpop-bound-tokens",
+            action="store_true",
+            help="dpop_bound_access_tokens: the client must prove a DPoP key at the token endpoint, and a "
+            "push client must name it in dpop_jkt (RFC 9449 §5.2) (default: off).",
+        )
 
         parser.add_argument(
             "--rate-limit",
@@ -220,6 +226,7 @@ class Command(BaseCommand):
                 ciba_only=not existing,
                 profile=options["profile"],
                 tls_client_certificate_bound_access_tokens=options["certificate_bound_tokens"],
+                dpop_bound_access_tokens=options["dpop_bound_tokens"],
                 **{f"tls_client_auth_{kind}": options[f"tls_client_auth_{kind}"] for kind in TLS_OPTIONS},
             )
             if options["rate_limit"] is not None:
@@ -262,6 +269,7 @@ class Command(BaseCommand):
                         if getattr(ciba, f"tls_client_auth_{kind}")
                     },
                     "tls_client_certificate_bound_access_tokens": bound,
+                    "dpop_bound_access_tokens": ciba.dpop_bound_access_tokens,
                 }
             )
         )
