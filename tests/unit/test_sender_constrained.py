@@ -551,3 +551,14 @@ def test_rfc9449_5_2_registration_stores_and_returns_dpop_bound_access_tokens(cl
     assert_refused(register(client, {**POLL, "dpop_bound_access_tokens": "yes"}), "dpop_bound_access_tokens")
     ciba_settings.set(DPOP={"ENABLED": False})
     assert_refused(register(client, {**POLL, "dpop_bound_access_tokens": True}), "dpop_bound_access_tokens")
+
+
+def test_dpop_jkt_as_a_claim_of_a_signed_request(client, user, key):
+    # SR-11: in a signed request the parameters come from the JWT, dpop_jkt included.
+    from tests.unit.test_fapi_profile import make_rp, signed
+
+    rp = make_rp("Signed RP", profile="")
+    response = signed(client, rp, rp.request(dpop_jkt=key.jkt))
+    assert response.status_code == 200, response.content
+    auth_request = AuthenticationRequest.objects.by_auth_req_id(response.json()["auth_req_id"]).get()
+    assert auth_request.binding_jkt == key.jkt
