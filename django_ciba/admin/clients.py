@@ -22,7 +22,7 @@ from django_ciba.core import id_token_keys
 from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.exceptions import InvalidClientMetadata
 from django_ciba.models import CibaClient, DeliveryMode, InitialAccessToken
-from django_ciba.models.clients import SECTOR_FIELDS
+from django_ciba.models.sectors import SECTOR_FIELDS
 
 
 CIBA_CLIENT_FIELDS = (

@@ -96,7 +96,7 @@ def check_pairwise_sectors(
     A database check: it runs with ``migrate`` and ``check --database``. It names client_ids only.
     """
     from django_ciba.models import CibaClient, SubjectType
-    from django_ciba.models.clients import proven_sector
+    from django_ciba.models.sectors import proven_sector
 
     unproven: list[str] = []
     for alias in databases or ():

@@ -2,12 +2,12 @@
 
 Two clients of one sector get the same pairwise ``sub`` for a user, so a sector must be something
 the client shows it controls, never just a URL it names. The rules
-(:func:`~django_ciba.models.clients.proven_sector`) are the same for dynamic registration and its
+(:func:`~django_ciba.models.sectors.proven_sector`) are the same for dynamic registration and its
 updates (RFC 7591, RFC 7592), the admin and ``manage.py ciba_create_client``:
 
 * with a ``sector_identifier_uri``, its host; the document there is fetched and must be a JSON
   array of URLs listing at least one URL the client really uses
-  (:func:`~django_ciba.models.clients.sector_proof_uris`: a push client's notification endpoint,
+  (:func:`~django_ciba.models.sectors.sector_proof_uris`: a push client's notification endpoint,
   or the ``jwks_uri`` of a client authenticating with ``private_key_jwt``), plus every
   ``redirect_uris`` value (OIDC Registration §2); a client with no such URL cannot name one;
 * otherwise the host of the push client's notification endpoint, else of the ``private_key_jwt``
@@ -26,7 +26,8 @@ from typing import Any
 from django_ciba.core import outbound
 from django_ciba.core.conf import ciba_settings
 from django_ciba.exceptions import InvalidClientMetadata
-from django_ciba.models.clients import SubjectType, sector_problem, sector_proof_uris
+from django_ciba.models.choices import SubjectType
+from django_ciba.models.sectors import sector_problem, sector_proof_uris
 
 
 #: Model field -> registration metadata name, for error descriptions.

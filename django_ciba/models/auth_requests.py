@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.settings import oauth2_settings
 
-from django_ciba.models.clients import DeliveryMode
+from django_ciba.models.choices import DeliveryMode
 from django_ciba.models.querysets import AuthenticationRequestQuerySet, DeliveryQuerySet
 
 

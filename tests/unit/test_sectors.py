@@ -24,7 +24,7 @@ from django_ciba.clients import subjects
 from django_ciba.core import outbound
 from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthMethod, CibaClient
-from django_ciba.models.clients import legacy_sector, proven_sector
+from django_ciba.models.sectors import legacy_sector, proven_sector
 from django_ciba.testing import create_ciba_client
 
 
