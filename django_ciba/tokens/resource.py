@@ -95,11 +95,12 @@ def check_presented(request: Any, access_token: Any) -> bool:
                 request, ResourceError("invalid_token", "The access token is not DPoP-bound.", "DPoP")
             )
         return True
-    if binding.jkt and (scheme != "dpop" or getattr(request, "ciba_dpop_jkt", "") != binding.jkt):
-        return _fail(
-            request,
-            ResourceError("invalid_token", "The access token is bound to a DPoP key; prove it.", "DPoP"),
-        )
+    if binding.jkt and scheme != "dpop":
+        message = "The access token is DPoP-bound: send it with the DPoP scheme and a proof."
+        return _fail(request, ResourceError("invalid_token", message, "DPoP"))
+    if binding.jkt and getattr(request, "ciba_dpop_jkt", "") != binding.jkt:
+        message = "The DPoP proof is not made with the key the access token is bound to."
+        return _fail(request, ResourceError("invalid_token", message, "DPoP"))
     if binding.x5t_s256:
         certificate = getattr(request, "ciba_certificate", None) or presented_certificate(request.headers)
         if certificate is None or certificate.x5t_s256 != binding.x5t_s256:
