@@ -914,9 +914,9 @@ class ServedProject:
 
 
 # --- the load balancer ----------------------------------------------------------------------------
-NGINX_CONF = """\
-# Throwaway configuration written by tests/integration/services.py (Nginx): nothing of the
-# system's nginx is read; every path is under {directory}.
+#: The start of every throwaway nginx.conf of the tests (Nginx, tls.MtlsProxy): one worker in the
+#: foreground, and every file under {directory}; the ``http`` block stays open.
+NGINX_PREAMBLE = """\
 daemon off;
 worker_processes 1;
 pid {directory}/nginx.pid;
@@ -928,6 +928,14 @@ http {{
     fastcgi_temp_path {directory}/tmp/fastcgi;
     uwsgi_temp_path {directory}/tmp/uwsgi;
     scgi_temp_path {directory}/tmp/scgi;
+"""
+NGINX_CONF = (
+    """\
+# Throwaway configuration written by tests/integration/services.py (Nginx): nothing of the
+# system's nginx is read; every path is under {directory}.
+"""
+    + NGINX_PREAMBLE
+    + """\
     # Which app server answered each request: the access log and the X-Upstream header.
     log_format upstreams '$msec $request_method $uri $status $upstream_addr';
     access_log {directory}/access.log upstreams;
@@ -954,6 +962,7 @@ http {{
     }}
 }}
 """
+)
 
 
 class Nginx:

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tests.integration.services import LOOPBACK, Nginx
+from tests.integration.services import LOOPBACK, NGINX_PREAMBLE, Nginx
 
 
 VERIFIED_HEADER = "X-Client-Cert-Verify"
@@ -216,20 +216,13 @@ def _stem(common_name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in common_name.lower())
 
 
-MTLS_NGINX_CONF = """\
+MTLS_NGINX_CONF = (
+    """\
 # Throwaway configuration written by tests/integration/tls.py (MtlsProxy): TLS with optional
 # client certificates in front of one app server; every path is under {directory}.
-daemon off;
-worker_processes 1;
-pid {directory}/nginx.pid;
-error_log {directory}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    client_body_temp_path {directory}/tmp/body;
-    proxy_temp_path {directory}/tmp/proxy;
-    fastcgi_temp_path {directory}/tmp/fastcgi;
-    uwsgi_temp_path {directory}/tmp/uwsgi;
-    scgi_temp_path {directory}/tmp/scgi;
+"""
+    + NGINX_PREAMBLE
+    + """\
     log_format mtls '$msec $request_method $uri $status $ssl_client_verify';
     access_log {directory}/access.log mtls;
     server {{
@@ -262,6 +255,7 @@ http {{
     }}
 }}
 """
+)
 
 
 class MtlsProxy(Nginx):

@@ -3,21 +3,12 @@ endpoint, bc-authorize, push, userinfo and introspection."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
-import secrets
 import time
-from datetime import timedelta
 from urllib.parse import urlencode
 
-import jwt
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from django.utils import timezone
 from oauth2_provider.models import AccessToken, RefreshToken
 
 from django_ciba.approval import decisions
@@ -25,8 +16,10 @@ from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.models import AuthenticationRequest, TokenBinding
 from django_ciba.testing import FORM, basic_auth, create_ciba_client
 from django_ciba.tokens import dpop_nonces
+from tests.dpop_key import DPoPKey, b64url
 from tests.unit import auth_requests
 from tests.unit.test_push import post  # noqa: F401  (fixture: the fake outbound POST)
+from tests.unit.tls_certificates import make_certificate, rfc9440
 
 
 TOKEN_URL = "http://testserver/o/token/"
@@ -34,58 +27,11 @@ USERINFO_URL = "http://testserver/o/userinfo/"
 PUSH_ENDPOINT = "https://rp.example.com/cb"
 
 
-class DPoPKey:
-    """A client's DPoP key pair, making proofs (RFC 9449 §4.2)."""
-
-    def __init__(self) -> None:
-        self.private_key = ec.generate_private_key(ec.SECP256R1())
-        self.jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self.private_key.public_key()))
-
-    @property
-    def jkt(self) -> str:
-        members = {name: self.jwk[name] for name in ("crv", "kty", "x", "y")}
-        canonical = json.dumps(members, separators=(",", ":"), sort_keys=True).encode()
-        return base64.urlsafe_b64encode(hashlib.sha256(canonical).digest()).rstrip(b"=").decode()
-
-    def proof(
-        self,
-        method: str,
-        url: str,
-        *,
-        access_token: str | None = None,
-        nonce: str | None = None,
-        iat: int | None = None,
-    ) -> str:
-        claims = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": url, "iat": iat or int(time.time())}
-        if access_token is not None:
-            digest = hashlib.sha256(access_token.encode()).digest()
-            claims["ath"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-        if nonce is not None:
-            claims["nonce"] = nonce
-        return jwt.encode(
-            claims, self.private_key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": self.jwk}
-        )
-
-
 def certificate_header(common_name: str = "client") -> tuple[str, str]:
     """A self-signed certificate as a proxy passes it on (RFC 9440 ``:base64-DER:``), and its
     x5t#S256 thumbprint (RFC 8705 §3.1)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = timezone.now()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    der = certificate.public_bytes(serialization.Encoding.DER)
-    thumbprint = base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
-    return f":{base64.b64encode(der).decode()}:", thumbprint
+    der, _ = make_certificate(subject=[(NameOID.COMMON_NAME, common_name)])
+    return rfc9440(der), b64url(hashlib.sha256(der).digest())
 
 
 def token_request(http, app, secret, body, *, proof=None, certificate=None):
@@ -146,7 +92,7 @@ def test_rfc9449_5_a_proof_at_the_ciba_grant_binds_the_tokens(client, user, poll
     body = response.json()
     assert body["token_type"] == "DPoP"  # §5.1
     binding = binding_of(body["access_token"])
-    assert binding is not None and binding.jkt == key.jkt and binding.x5t_s256 == ""
+    assert binding is not None and binding.jkt == key.thumbprint and binding.x5t_s256 == ""
 
 
 def test_rfc9449_5_without_a_proof_the_tokens_stay_bearer(client, user, poll_client):
@@ -233,7 +179,7 @@ def test_rfc9449_5_every_grant_client_credentials(client, db, key):
     )
     assert response.status_code == 200, response.content
     assert response.json()["token_type"] == "DPoP"
-    assert binding_of(response.json()["access_token"]).jkt == key.jkt
+    assert binding_of(response.json()["access_token"]).jkt == key.thumbprint
 
 
 def test_rfc9449_5_refresh_grant_binds_the_new_access_token(client, user, poll_client, key):
@@ -252,7 +198,7 @@ def test_rfc9449_5_refresh_grant_binds_the_new_access_token(client, user, poll_c
     )
     assert refreshed.status_code == 200, refreshed.content
     assert refreshed.json()["token_type"] == "DPoP"
-    assert binding_of(refreshed.json()["access_token"]).jkt == other.jkt
+    assert binding_of(refreshed.json()["access_token"]).jkt == other.thumbprint
     again = token_request(
         client,
         app,
@@ -269,13 +215,13 @@ def test_rfc9449_5_refresh_grant_binds_the_new_access_token(client, user, poll_c
 
 def test_dpop_jkt_binds_a_polled_request_to_that_key(client, user, poll_client, key):
     app, secret = poll_client
-    auth_req_id = approved_request(client, app, secret, user, dpop_jkt=key.jkt)
+    auth_req_id = approved_request(client, app, secret, user, dpop_jkt=key.thumbprint)
     response = ciba_poll(client, app, secret, auth_req_id, proof=DPoPKey().proof("POST", TOKEN_URL))
     assert response.status_code == 400 and response.json()["error"] == "invalid_dpop_proof"
     response = ciba_poll(client, app, secret, auth_req_id)
     assert response.status_code == 400 and response.json()["error"] == "invalid_dpop_proof"
     response = ciba_poll(client, app, secret, auth_req_id, proof=key.proof("POST", TOKEN_URL))
-    assert response.status_code == 200 and binding_of(response.json()["access_token"]).jkt == key.jkt
+    assert response.status_code == 200 and binding_of(response.json()["access_token"]).jkt == key.thumbprint
 
 
 @pytest.mark.parametrize("value", ["short", "x" * 44, "a" * 42 + "+/"])
@@ -290,13 +236,13 @@ def test_push07_push_tokens_are_bound_to_the_dpop_jkt(client, user, key, post): 
     """PUSH-07: pushed tokens never pass the token endpoint; they are bound to the key named at
     bc-authorize, and only a proof of that key uses them."""
     app, secret = create_ciba_client("Push RP", mode="push", notification_endpoint=PUSH_ENDPOINT)
-    _, auth_request = auth_requests.start(client, app, secret, dpop_jkt=key.jkt)
+    _, auth_request = auth_requests.start(client, app, secret, dpop_jkt=key.thumbprint)
     auth_request.refresh_from_db()  # acknowledged: the answer went out, pushes may follow
-    assert auth_request.binding_jkt == key.jkt
+    assert auth_request.binding_jkt == key.thumbprint
     decisions.approve(auth_request, user=user)
     pushed = post.calls[0].json
     assert pushed["token_type"] == "DPoP"
-    assert binding_of(pushed["access_token"]).jkt == key.jkt
+    assert binding_of(pushed["access_token"]).jkt == key.thumbprint
     proof = key.proof("GET", USERINFO_URL, access_token=pushed["access_token"])
     assert userinfo(client, pushed["access_token"], scheme="DPoP", proof=proof).status_code == 200
     assert userinfo(client, pushed["access_token"]).status_code == 401
@@ -393,7 +339,7 @@ def test_rfc9449_6_2_introspection_reports_the_binding(client, dpop_tokens, key)
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["active"] is True
-    assert body["cnf"] == {"jkt": key.jkt}
+    assert body["cnf"] == {"jkt": key.thumbprint}
     assert body["token_type"] == "DPoP"
 
 
@@ -493,7 +439,7 @@ def test_rfc9449_5_a_public_clients_refresh_token_is_bound_to_the_key(client, us
     assert tokens.status_code == 200, tokens.content
     refresh_token = tokens.json()["refresh_token"]
     binding = TokenBinding.objects.get(refresh_token__token=refresh_token)
-    assert binding.jkt == key.jkt
+    assert binding.jkt == key.thumbprint
     refresh = {"grant_type": "refresh_token", "refresh_token": refresh_token}
     stolen = request(refresh, DPoPKey().proof("POST", TOKEN_URL))
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_dpop_proof"
@@ -558,7 +504,7 @@ def test_dpop_jkt_as_a_claim_of_a_signed_request(client, user, key):
     from tests.unit.test_fapi_profile import make_rp, signed
 
     rp = make_rp("Signed RP", profile="")
-    response = signed(client, rp, rp.request(dpop_jkt=key.jkt))
+    response = signed(client, rp, rp.request(dpop_jkt=key.thumbprint))
     assert response.status_code == 200, response.content
     auth_request = AuthenticationRequest.objects.by_auth_req_id(response.json()["auth_req_id"]).get()
-    assert auth_request.binding_jkt == key.jkt
+    assert auth_request.binding_jkt == key.thumbprint
