@@ -8,12 +8,13 @@ and a :class:`TestPki` whose CA the OP trusts for callbacks (REQUESTS_CA_BUNDLE)
 nginx only; :meth:`MtlsDeployment.session` gives a ``requests`` session presenting a certificate
 (or none) and trusting the test CA.
 
-:class:`DPoPKey` makes DPoP proofs (RFC 9449 §4.2) with PyJWT, independently of django_ciba's code.
+``tests/dpop_key.py`` (``DPoPKey``) makes DPoP proofs (RFC 9449 §4.2) with PyJWT, independently
+of django_ciba's code.
 
-Clients are registered with ``manage.py ciba_create_client`` (the options it has at commit 22233ae)
-and then given the RFC 8705 / RFC 9449 fields (``token_endpoint_auth_method`` tls_client_auth or
-self_signed_tls_client_auth, ``tls_client_auth_subject_dn``, ``tls_client_certificate_bound_access_
-tokens``, ``dpop_bound_access_tokens``) by one update of the CibaClient row: :func:`register`.
+Clients are registered as an operator would, with ``manage.py ciba_create_client`` and its
+RFC 8705 / RFC 9449 options (``--auth-method tls_client_auth --tls-subject-dn``,
+``self_signed_tls_client_auth --jwks-file``, ``--certificate-bound-tokens``,
+``--dpop-bound-tokens``): :func:`register`.
 """
 
 from __future__ import annotations
@@ -88,36 +89,30 @@ class MtlsDeployment(types.SimpleNamespace):
         dpop_bound: bool = False,
         notification_endpoint: str = "",
     ) -> dict[str, Any]:
-        """A client registered with ciba_create_client, then given the RFC 8705 / 9449 fields.
+        """A client registered with ``ciba_create_client`` and its RFC 8705 / RFC 9449 options.
 
         ``auth``: client_secret_basic, tls_client_auth (``certificate``'s subject DN registered) or
         self_signed_tls_client_auth (``certificate``'s key as the client's JWK set).
         """
-        args = ["--name", name, "--mode", mode, "--scope", SCOPE]
+        args = ["--name", name, "--mode", mode, "--scope", SCOPE, "--auth-method", auth]
         if notification_endpoint:
             args += ["--notification-endpoint", notification_endpoint]
-        fields: dict[str, Any] = {
-            "tls_client_certificate_bound_access_tokens": certificate_bound,
-            "dpop_bound_access_tokens": dpop_bound,
-        }
+        if certificate_bound:
+            args.append("--certificate-bound-tokens")
+        if dpop_bound:
+            args.append("--dpop-bound-tokens")
         if auth == "self_signed_tls_client_auth":
             assert certificate is not None
             jwks_file = self.directory / f"{name}-jwks.json"
             jwks_file.write_text(json.dumps({"keys": [certificate.public_jwk(kid=name)]}))
-            # Registered as private_key_jwt (the keys are checked as for it), then switched.
-            args += ["--auth-method", "private_key_jwt", "--jwks-file", str(jwks_file)]
-            fields["token_endpoint_auth_method"] = auth
+            args += ["--jwks-file", str(jwks_file)]
         elif auth == "tls_client_auth":
             assert certificate is not None
-            fields.update(token_endpoint_auth_method=auth, tls_client_auth_subject_dn=certificate.subject_dn)
+            args += ["--tls-subject-dn", certificate.subject_dn]
         client = self.project.create_client(*args)
-        updated = self.project.shell(
-            "from django_ciba.models import CibaClient; "
-            f"print(CibaClient.objects.filter(application__client_id={client['client_id']!r})"
-            f".update(**{fields!r}))"
-        )
-        assert updated == "1", updated
-        client.update(fields)
+        assert client["token_endpoint_auth_method"] == auth, client
+        assert client["tls_client_certificate_bound_access_tokens"] is certificate_bound, client
+        assert client["dpop_bound_access_tokens"] is dpop_bound, client
         if auth != "client_secret_basic":
             client.pop("client_secret", None)  # the client authenticates with its certificate only
         return client

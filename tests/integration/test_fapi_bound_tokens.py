@@ -18,9 +18,9 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from tests.dpop_key import DPoPKey
 from tests.integration.fapi import (
     CIBA_GRANT_TYPE,
-    DPoPKey,
     MtlsDeployment,
     mtls_deployment,
     www_authenticate,

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.dpop_key import DPoPKey
 from tests.integration import test_node_client as poll_check
-from tests.integration.fapi import CIBA_GRANT_TYPE, DPoPKey, MtlsDeployment, mtls_deployment, www_authenticate
+from tests.integration.fapi import CIBA_GRANT_TYPE, MtlsDeployment, mtls_deployment, www_authenticate
 from tests.integration.services import Deadline
 from tests.integration.test_fapi_node import run_node_flow
 
