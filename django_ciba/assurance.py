@@ -24,7 +24,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
@@ -184,16 +184,23 @@ def remember_for_refresh(auth_request: Any, token: dict[str, Any]) -> None:
         acr=auth_request.acr,
         amr=list(auth_request.amr or []),
         auth_time=auth_request.auth_time,
+        authorization_details=list(auth_request.authorization_details or []),  # RFC 9396 §6
     )
 
 
 def for_refresh(request: Any) -> TokenAssurance | None:
-    """The kept assurance of the refresh token presented to DOT's refresh grant, if any."""
+    """The kept assurance of the refresh token presented to DOT's refresh grant, if any (read once
+    per request: the ID token and the authorization details both ask)."""
     instance = getattr(request, "refresh_token_instance", None)
     family = getattr(instance, "token_family", None)
     if family is None:
         return None
-    return TokenAssurance.objects.filter(token_family=family).first()
+    cached = getattr(request, "ciba_kept_assurance", None)
+    if cached is not None and cached[0] == family:
+        return cast("TokenAssurance | None", cached[1])
+    kept = TokenAssurance.objects.filter(token_family=family).first()
+    request.ciba_kept_assurance = (family, kept)
+    return kept
 
 
 def add_claims(claims: dict[str, Any], *, acr: str, amr: Iterable[str], auth_time: datetime | None) -> None:

@@ -97,6 +97,13 @@ class InvalidBindingMessage(CibaError):
     error = "invalid_binding_message"
 
 
+class InvalidAuthorizationDetails(CibaError):
+    """RFC 9396 §5: ``authorization_details`` is malformed, too large, of an unknown type, of a type
+    the client may not use, or refused by its type's validator."""
+
+    error = "invalid_authorization_details"
+
+
 class InvalidClient(CibaError):
     """AERR-09: client authentication failed (HTTP 401)."""
 

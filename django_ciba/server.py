@@ -9,7 +9,7 @@ from oauthlib.oauth2.rfc6749.request_validator import RequestValidator
 from oauthlib.openid import Server as OpenIDServer
 
 from django_ciba.core.constants import CIBA_GRANT_TYPE
-from django_ciba.tokens import resource, sender_constraint
+from django_ciba.tokens import authorization_details, resource, sender_constraint
 from django_ciba.tokens.grant import OpenIDCibaGrant
 from django_ciba.tokens.rules import check_registered_scopes
 
@@ -43,6 +43,13 @@ class CibaServerMixin:
             if validators is not None:
                 # A new list: one passed in server_kwargs may be shared by every grant and server.
                 validators.post_token = [*validators.post_token, check_registered_scopes]
+        # RFC 9396 §6: the refresh grant answers with the granted authorization details, or a part.
+        refresh_validators = getattr(self.grant_types.get("refresh_token"), "custom_validators", None)
+        if refresh_validators is not None:
+            refresh_validators.post_token = [
+                *refresh_validators.post_token,
+                authorization_details.check_refresh,
+            ]
         # Sender-constrained tokens (DPoP, certificates) for every grant of the token endpoint.
         for validators in token_grant_validators(self.grant_types):
             validators.pre_token = [sender_constraint.check_proof, *validators.pre_token]

@@ -38,6 +38,7 @@ CIBA_CLIENT_FIELDS = (
     "token_endpoint_auth_signing_alg",
     "id_token_signed_response_alg",
     "dpop_bound_access_tokens",
+    "authorization_details_types",
     "jwks",
     "jwks_uri",
     "subject_type",

@@ -50,6 +50,8 @@ STRING_PARAMETERS = (
     "user_code",
     "dpop_jkt",  # the key the tokens are bound to (docs/sender-constrained.rst)
 )
+#: Claims kept as the JSON value they are (RFC 9396 §3: a JSON array in a signed request).
+JSON_PARAMETERS = ("authorization_details",)
 #: ``typ`` values accepted in the JWS header, compared case-insensitively (SR-15).
 ACCEPTED_TYPES = frozenset({"oauth-authz-req+jwt", "jwt"})
 REQUIRED_CLAIMS = ("aud", "iss", "exp", "iat", "nbf", "jti")
@@ -79,7 +81,7 @@ def accepted_algorithms(ciba: CibaClient) -> list[str]:
 
 def unpack_signed_request(
     form: dict[str, str], *, application: Any, ciba: CibaClient, request: Any
-) -> dict[str, str]:
+) -> dict[str, Any]:
     """The effective request parameters: ``form`` when unsigned, else the verified JWT's claims.
 
     ``application`` and ``ciba`` are the already authenticated client; ``request`` is the Django
@@ -197,12 +199,16 @@ def _string(name: str, value: Any) -> str:
     return value
 
 
-def _parameters(claims: dict[str, Any], form: dict[str, str], application: Any) -> dict[str, str]:
-    """SR-11 / SR-12: the CIBA parameters of the JWT as form values; nothing from the form is kept."""
-    params: dict[str, str] = {}
+def _parameters(claims: dict[str, Any], form: dict[str, str], application: Any) -> dict[str, Any]:
+    """SR-11 / SR-12: the CIBA parameters of the JWT as form values (the JSON ones as they are,
+    checked later); nothing from the form is kept."""
+    params: dict[str, Any] = {}
     for name in STRING_PARAMETERS:
         if name in claims:
             params[name] = _string(name, claims[name])
+    for name in JSON_PARAMETERS:
+        if name in claims and claims[name] is not None:
+            params[name] = claims[name]
     if "requested_expiry" in claims:
         expiry = claims["requested_expiry"]
         if _is_number(expiry) and float(expiry).is_integer():

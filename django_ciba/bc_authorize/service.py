@@ -18,6 +18,7 @@ from oauth2_provider.scopes import get_scopes_backend
 
 from django_ciba import audit, lifecycle, policies
 from django_ciba.bc_authorize import abuse, prompt_limits, timing
+from django_ciba.bc_authorize.authorization_details import requested_details
 from django_ciba.bc_authorize.binding import requested_binding
 from django_ciba.bc_authorize.params import (
     check_binding_message,
@@ -54,7 +55,7 @@ class Acknowledgement:
         return body
 
 
-def _single_hint(form: dict[str, str]) -> tuple[str, str]:
+def _single_hint(form: dict[str, Any]) -> tuple[str, str]:
     """BC-07: exactly one of login_hint_token, id_token_hint, login_hint."""
     present = [name for name in HINT_PARAMETERS if name in form]
     if len(present) != 1:
@@ -84,7 +85,7 @@ def _expires_in(requested: int | None) -> int:
 
 
 def start_authentication(
-    application: Any, ciba: CibaClient, form: dict[str, str], *, request: Any, oauthlib_request: Any
+    application: Any, ciba: CibaClient, form: dict[str, Any], *, request: Any, oauthlib_request: Any
 ) -> Acknowledgement:
     """Validate a backchannel authentication request from an authenticated client and store it."""
     # VAL-02: a signed request is verified before anything else; its claims replace the form.
@@ -100,6 +101,7 @@ def start_authentication(
     if len(acr_values) > 255:
         raise InvalidRequest("acr_values is too long.")
     _check_scopes(scopes, application, ciba, oauthlib_request)
+    details = requested_details(form, ciba)  # RFC 9396 §3, §5
     abuse.check_client(application, ciba=ciba, request=request)  # SEC-07: before any user lookup
     started = timing.start()
     try:
@@ -137,6 +139,7 @@ def start_authentication(
             client_notification_token_sealed=seal(notification_token) if notification_token else "",
             binding_jkt=binding_jkt,
             binding_x5t=binding_x5t,
+            authorization_details=details,
             created_at=now,
             updated_at=now,
         )

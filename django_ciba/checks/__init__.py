@@ -5,6 +5,7 @@ Importing this package registers every check with Django's check framework.
 
 from django_ciba.checks import (
     assurance,
+    authorization_details,
     automation,
     clients,
     dpop,
@@ -25,6 +26,7 @@ from django_ciba.checks import (
 
 __all__ = [
     "assurance",
+    "authorization_details",
     "automation",
     "clients",
     "dpop",

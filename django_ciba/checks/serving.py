@@ -22,6 +22,7 @@ from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOpera
 from django.http import Http404, HttpRequest, HttpResponse
 
 from django_ciba.checks import assurance as assurance_checks
+from django_ciba.checks import authorization_details as details_checks
 from django_ciba.checks import clients as client_checks
 from django_ciba.checks import id_tokens as id_token_checks
 from django_ciba.checks import integration as integration_checks
@@ -47,6 +48,7 @@ SETTINGS_CHECKS: tuple[Callable[..., Iterable[checks.CheckMessage]], ...] = (
     client_checks.check_jwks_fetch_settings,
     mtls_checks.check_mtls_settings,
     assurance_checks.check_assurance_settings,
+    details_checks.check_authorization_details_settings,
     integration_checks.check_oidc_signing_key,
     integration_checks.check_decision_policies,
     id_token_checks.check_id_token_signing_keys,

@@ -8,6 +8,7 @@ from typing import Any
 
 from oauth2_provider.models import AbstractApplication
 
+from django_ciba.clients.details_metadata import information as details_information
 from django_ciba.clients.metadata import (
     AUTHORIZATION_CODE,
     CLIENT_CREDENTIALS,
@@ -67,6 +68,7 @@ def client_information(application: Any, ciba: CibaClient) -> dict[str, Any]:
     info["backchannel_user_code_parameter"] = bool(ciba.user_code_parameter)
     info.update(tls_information(ciba))  # RFC 8705 §2.1.2, §3.4
     info["dpop_bound_access_tokens"] = bool(ciba.dpop_bound_access_tokens)  # RFC 9449 §5.2
+    info.update(details_information(ciba))  # RFC 9396 §10
     for key, value in (ciba.metadata or {}).items():
         if key in INFORMATIONAL_URLS or key in INFORMATIONAL_STRINGS or key == "contacts":
             info[key] = value

@@ -20,8 +20,8 @@ from oauth2_provider.models import AbstractApplication
 from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 
+from django_ciba.clients import details_metadata, sectors, tls_metadata
 from django_ciba.clients import keys as client_keys
-from django_ciba.clients import sectors, tls_metadata
 from django_ciba.core import outbound
 from django_ciba.core.conf import ciba_settings
 from django_ciba.core.constants import CIBA_GRANT_TYPE
@@ -87,6 +87,8 @@ class ClientMetadata:
     id_token_signed_response_alg: str = ""
     #: RFC 9449 §5.2: every token request must carry a DPoP proof.
     dpop_bound_access_tokens: bool = False
+    #: RFC 9396 §10: the authorization details types the client may request (empty: every one).
+    authorization_details_types: list[str] = field(default_factory=list)
     #: grant_types as requested plus the informational fields (``CibaClient.metadata``).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -117,6 +119,7 @@ class ClientMetadata:
             "ciba_only": self.ciba_only,
             "id_token_signed_response_alg": self.id_token_signed_response_alg,
             "dpop_bound_access_tokens": self.dpop_bound_access_tokens,
+            "authorization_details_types": self.authorization_details_types,
             "metadata": self.extra,
             **self.tls,
         }
@@ -191,6 +194,7 @@ def validate_metadata(data: dict[str, Any]) -> ClientMetadata:
     _authentication(data, result)
     _subject(data, result)
     _other(data, result)
+    result.authorization_details_types = details_metadata.read(data)
     result.extra.update(_informational(data))
     return result
 

@@ -204,6 +204,14 @@ DEFAULTS: dict[str, Any] = {
     # project's LOGIN_URL when it sets or serves one, else the sign-in page shipped with the pages.
     "SERVICE_NAME": None,
     "LOGIN_URL": None,
+    # Rich authorization requests (RFC 9396): the authorization_details types offered, type name ->
+    # {"VALIDATOR": import string of validate(detail)} or {"SCHEMA": a JSON Schema}; empty: the
+    # parameter is refused. The largest accepted parameter (bytes of JSON), its deepest nesting
+    # (the outer array is level 1), and the most members of any one array or object.
+    "AUTHORIZATION_DETAILS_TYPES": {},
+    "AUTHORIZATION_DETAILS_MAX_BYTES": 8192,
+    "AUTHORIZATION_DETAILS_MAX_DEPTH": 8,
+    "AUTHORIZATION_DETAILS_MAX_ITEMS": 32,
 }
 
 IMPORT_STRINGS = ("USER_RESOLVERS", "USER_CODE_VERIFIER", "DECISION_POLICIES", "AUTHENTICATION_CONTEXT")
@@ -272,6 +280,12 @@ SECTIONS: dict[str, dict[str, str]] = {
         "USER_CODE_MAX_FAILURES": "USER_CODE_MAX_FAILURES",
         "USER_CODE_LOCKOUT": "USER_CODE_LOCKOUT",
         "ABUSE_REPORTS": "ABUSE_REPORT_LIMIT",
+    },
+    "AUTHORIZATION_DETAILS": {
+        "TYPES": "AUTHORIZATION_DETAILS_TYPES",
+        "MAX_BYTES": "AUTHORIZATION_DETAILS_MAX_BYTES",
+        "MAX_DEPTH": "AUTHORIZATION_DETAILS_MAX_DEPTH",
+        "MAX_ITEMS": "AUTHORIZATION_DETAILS_MAX_ITEMS",
     },
 }
 

@@ -5,6 +5,7 @@ from django_ciba.models.auth_requests import AuthenticationRequest, Delivery, Jw
 from django_ciba.models.bindings import TokenBinding
 from django_ciba.models.clients import AuthMethod, CibaClient, DeliveryMode, Profile, SubjectType
 from django_ciba.models.end_users import AbuseReport, PreAuthorization, WebPushSubscription
+from django_ciba.models.granted_details import TokenAuthorizationDetails
 from django_ciba.models.registration import InitialAccessToken, PairwiseSubject
 
 
@@ -24,5 +25,6 @@ __all__ = [
     "Profile",
     "SubjectType",
     "TokenAssurance",
+    "TokenAuthorizationDetails",
     "TokenBinding",
 ]

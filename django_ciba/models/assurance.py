@@ -8,7 +8,8 @@ from django.utils.translation import gettext_lazy as _
 
 
 class TokenAssurance(models.Model):
-    """The ``acr``, ``amr`` and ``auth_time`` of the approval that started a refresh-token family.
+    """The ``acr``, ``amr`` and ``auth_time`` of the approval that started a refresh-token family,
+    and the authorization details it granted (RFC 9396).
 
     DOT keeps one ``token_family`` across refresh-token rotations, so ID tokens minted by the
     refresh grant carry the original authentication's claims (OpenID Connect Core 12.2), however
@@ -28,6 +29,10 @@ class TokenAssurance(models.Model):
     acr = models.CharField(_("acr"), max_length=255, blank=True, editable=False)
     amr = models.JSONField(_("amr"), default=list, blank=True, editable=False)
     auth_time = models.DateTimeField(_("authenticated at"), null=True, blank=True, editable=False)
+    #: RFC 9396 §6: what was granted; a refresh request may only ask for a part of it.
+    authorization_details = models.JSONField(
+        _("granted authorization details"), default=list, blank=True, editable=False
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
 
     class Meta:

@@ -90,6 +90,13 @@ class AuthenticationRequest(models.Model):
         editable=False,
         help_text=_("The thumbprint of the TLS client certificate presented at bc-authorize."),
     )
+    authorization_details = models.JSONField(
+        _("authorization details"),
+        default=list,
+        blank=True,
+        editable=False,
+        help_text=_("The validated authorization_details the client sent (RFC 9396), as data."),
+    )
     granted_scope = models.TextField(_("granted scope"), blank=True)
     acr = models.CharField(_("acr"), max_length=255, blank=True)
     amr = models.JSONField(_("amr"), default=list, blank=True)

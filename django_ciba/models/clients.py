@@ -185,6 +185,15 @@ class CibaClient(models.Model):
             "Require a DPoP proof at the token endpoint; tokens are bound to its key (RFC 9449 §5.2)."
         ),
     )
+    authorization_details_types = models.JSONField(
+        _("authorization details types"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "authorization_details_types (RFC 9396 §10): a JSON list of the types of "
+            "CIBA['AUTHORIZATION_DETAILS']['TYPES'] this client may request; empty: every configured type."
+        ),
+    )
     profile = models.CharField(
         _("security profile"),
         max_length=16,
@@ -266,6 +275,34 @@ class CibaClient(models.Model):
             raise ValidationError({"request_signing_alg": _("'none' is not a signing algorithm.")})
         self._clean_id_token_alg()
         self._clean_keys()
+        self._clean_authorization_details_types()
+
+    def _clean_authorization_details_types(self) -> None:
+        """RFC 9396 §10: a list of configured type names."""
+        from django_ciba.core.authorization_types import supported_types
+
+        types = self.authorization_details_types
+        if types in (None, ""):
+            self.authorization_details_types = []
+            return
+        if not isinstance(types, list) or not all(isinstance(name, str) for name in types):
+            raise ValidationError({"authorization_details_types": _("Must be a JSON list of type names.")})
+        unknown = [name for name in types if name not in supported_types()]
+        if unknown:
+            raise ValidationError(
+                {
+                    "authorization_details_types": _(
+                        "Not a type of CIBA['AUTHORIZATION_DETAILS']['TYPES']: %(name)s."
+                    )
+                    % {"name": unknown[0][:64]}
+                }
+            )
+        self.authorization_details_types = list(dict.fromkeys(types))
+
+    @property
+    def allowed_authorization_details_types(self) -> list[str] | None:
+        """The types this client may request; None: every configured type (an empty list)."""
+        return list(self.authorization_details_types) if self.authorization_details_types else None
 
     def _clean_id_token_alg(self) -> None:
         """IDT-06: an ID token algorithm the OP has a key for (RS256 with DOT's, or

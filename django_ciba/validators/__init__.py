@@ -25,6 +25,7 @@ from django_ciba.core.identifiers import hash_auth_req_id
 from django_ciba.models import AuthenticationRequest, AuthMethod, CibaClient, DeliveryMode
 from django_ciba.tokens import polling
 from django_ciba.tokens import rules as grant_rules
+from django_ciba.validators.authorization_details import AuthorizationDetailsValidatorMixin
 from django_ciba.validators.id_tokens import IdTokenValidatorMixin, token_hash
 from django_ciba.validators.sender_constraint import SenderConstraintValidatorMixin
 
@@ -61,7 +62,9 @@ def basic_client_id(credentials: str) -> str | None:
     return unquote_plus(client_id) if separator else None
 
 
-class CibaValidatorMixin(IdTokenValidatorMixin, SenderConstraintValidatorMixin, _ValidatorBase):
+class CibaValidatorMixin(
+    IdTokenValidatorMixin, AuthorizationDetailsValidatorMixin, SenderConstraintValidatorMixin, _ValidatorBase
+):
     def _prefetch_client(self, client_id: Any, request: Request) -> None:
         """Load the application with its CIBA registration joined, into ``request.client``.
 

@@ -15,6 +15,7 @@ from oauth2_provider.views import ConnectDiscoveryInfoView
 from django_ciba.checks.serving import guarded
 from django_ciba.clients.keys import supported_algorithms
 from django_ciba.clients.tls_metadata import discovery_metadata as mtls_metadata
+from django_ciba.core.authorization_types import supported_types
 from django_ciba.core.conf import ciba_settings
 from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.core.id_token_keys import configured_algorithms
@@ -67,6 +68,9 @@ def ciba_metadata(request: Any, base: dict[str, Any]) -> dict[str, Any]:
     ]
     if ciba_settings.ACR_VALUES_SUPPORTED:
         data["acr_values_supported"] = list(ciba_settings.ACR_VALUES_SUPPORTED)
+    types = supported_types()
+    if types:  # RFC 9396 §10
+        data["authorization_details_types_supported"] = types
     if ciba_settings.DPOP_ENABLED:  # RFC 9449 §5.1
         data["dpop_signing_alg_values_supported"] = list(ciba_settings.DPOP_SIGNING_ALGORITHMS)
     return data

@@ -166,6 +166,16 @@ class Command(BaseCommand):
             help="dpop_bound_access_tokens: the client must prove a DPoP key at the token endpoint, and a "
             "push client must name it in dpop_jkt (RFC 9449 §5.2) (default: off).",
         )
+        parser.add_argument(
+            "--authorization-details-type",
+            metavar="TYPE",
+            action="append",
+            dest="authorization_details_types",
+            default=[],
+            help="authorization_details_types (RFC 9396 §10): a type of "
+            "CIBA['AUTHORIZATION_DETAILS']['TYPES'] "
+            "this client may request; repeat for several (default: every configured type).",
+        )
 
         parser.add_argument(
             "--rate-limit",
@@ -227,6 +237,7 @@ class Command(BaseCommand):
                 profile=options["profile"],
                 tls_client_certificate_bound_access_tokens=options["certificate_bound_tokens"],
                 dpop_bound_access_tokens=options["dpop_bound_tokens"],
+                authorization_details_types=list(options["authorization_details_types"]),
                 **{f"tls_client_auth_{kind}": options[f"tls_client_auth_{kind}"] for kind in TLS_OPTIONS},
             )
             if options["rate_limit"] is not None:
@@ -270,6 +281,7 @@ class Command(BaseCommand):
                     },
                     "tls_client_certificate_bound_access_tokens": bound,
                     "dpop_bound_access_tokens": ciba.dpop_bound_access_tokens,
+                    "authorization_details_types": ciba.authorization_details_types,
                 }
             )
         )
