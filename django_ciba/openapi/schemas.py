@@ -53,6 +53,11 @@ class BackchannelRequest(ClientAuthenticationFields):
         required=False,
         help_text="The RFC 7638 thumbprint of the client's DPoP key: the tokens are bound to it.",
     )
+    authorization_details = serializers.CharField(
+        required=False,
+        help_text="RFC 9396: a JSON array of objects with a type offered in "
+        "authorization_details_types_supported (a JSON array claim in a signed request).",
+    )
     request = serializers.CharField(
         required=False, help_text="A signed request object carrying the parameters above (CIBA §7.1.1)."
     )
@@ -86,6 +91,9 @@ class TokenResponse(serializers.Serializer):
         help_text="Carries urn:openid:params:jwt:claim:auth_req_id (and at_hash, rt_hash in pushes)."
     )
     scope = serializers.CharField(required=False)
+    authorization_details = serializers.ListField(
+        child=serializers.DictField(), required=False, help_text="RFC 9396 §7: the granted details."
+    )
 
 
 class PingCallback(serializers.Serializer):
@@ -133,6 +141,11 @@ class ClientMetadata(serializers.Serializer):
     backchannel_authentication_request_signing_alg = serializers.CharField(required=False)
     backchannel_user_code_parameter = serializers.BooleanField(required=False)
     contacts = serializers.ListField(child=serializers.EmailField(), required=False)
+    authorization_details_types = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="RFC 9396 §10: the types the client may request; none: every offered type.",
+    )
 
 
 class ClientInformation(ClientMetadata):
@@ -156,6 +169,7 @@ BACKCHANNEL_ERRORS = [
     "missing_user_code",
     "invalid_user_code",
     "invalid_binding_message",
+    "invalid_authorization_details",
     "invalid_client",
     "access_denied",
     "temporarily_unavailable",
@@ -172,6 +186,7 @@ TOKEN_ERRORS = [
     "unsupported_grant_type",
     "invalid_dpop_proof",
     "use_dpop_nonce",
+    "invalid_authorization_details",
     "temporarily_unavailable",
 ]
 REGISTRATION_ERRORS = [

@@ -522,6 +522,7 @@ def test_create_client_help_states_every_options_default(capsys):
         *("--tls-subject-dn", "--tls-san-dns", "--tls-san-uri", "--tls-san-ip", "--tls-san-email"),
         "--certificate-bound-tokens",
         "--dpop-bound-tokens",
+        "--authorization-details-type",  # RFC 9396 §10
     }
     assert set(blocks) == expected
     assert [option for option, block in blocks.items() if "(default:" not in block] == []
