@@ -8,7 +8,6 @@ response is kept sealed on the outbox row so that a retried push resends the ver
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from typing import Any
@@ -23,6 +22,7 @@ from django_ciba import lifecycle
 from django_ciba.core.constants import CIBA_GRANT_TYPE
 from django_ciba.core.sealing import seal, unseal
 from django_ciba.models import AuthenticationRequest, Delivery
+from django_ciba.tokens import issued
 from django_ciba.tokens import rules as grant_rules
 
 
@@ -91,8 +91,7 @@ def mint_for_push(delivery: Delivery) -> bool:
             body = {**token, "auth_req_id": auth_req_id}
             delivery.payload_sealed = seal(json.dumps(body, separators=(",", ":")))
             Delivery.objects.filter(pk=delivery.pk).update(payload_sealed=delivery.payload_sealed)
-            checksum = hashlib.sha256(token["access_token"].encode("utf-8")).hexdigest()
-            access_token = get_access_token_model().objects.filter(token_checksum=checksum).first()
+            access_token = issued.access_token_of(token, request)
             AuthenticationRequest.objects.filter(pk=auth_request.pk).update(access_token=access_token)
             auth_request.access_token = access_token
     except Exception as exc:

@@ -17,16 +17,15 @@ Two steps, registered by :class:`~django_ciba.server.CibaServerMixin` and the va
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from oauth2_provider.models import get_access_token_model
 from oauthlib.oauth2.rfc6749 import errors
 
 from django_ciba import assurance
 from django_ciba.core.authorization_details import PARAMETER, enabled, narrow
 from django_ciba.exceptions import InvalidAuthorizationDetails
 from django_ciba.models import TokenAuthorizationDetails
+from django_ciba.tokens import issued
 
 
 class InvalidAuthorizationDetailsError(errors.OAuth2Error):
@@ -63,12 +62,10 @@ def issued_details(request: Any) -> list[dict[str, Any]]:
 def record_issued(token: dict[str, Any], request: Any) -> None:
     """Add the details to the token response and keep them with the access token just stored."""
     details = issued_details(request)
-    access_value = token.get("access_token")
-    if not details or not isinstance(access_value, str):
+    if not details or not isinstance(token.get("access_token"), str):
         return
     token[PARAMETER] = details
-    checksum = hashlib.sha256(access_value.encode("utf-8")).hexdigest()
-    access_token = get_access_token_model().objects.filter(token_checksum=checksum).first()
+    access_token = issued.access_token_of(token, request)
     if access_token is not None:
         TokenAuthorizationDetails.objects.update_or_create(
             access_token=access_token, defaults={"details": details}

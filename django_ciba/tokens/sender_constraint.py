@@ -23,13 +23,12 @@ validator:
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from django.core.cache import caches
-from oauth2_provider.models import get_access_token_model, get_refresh_token_model
+from oauth2_provider.models import get_refresh_token_model
 from oauthlib.oauth2.rfc6749 import errors
 
 from django_ciba.core import profiles
@@ -37,7 +36,7 @@ from django_ciba.core.certificates import ClientCertificate, presented_certifica
 from django_ciba.core.conf import ciba_settings
 from django_ciba.core.constants import ABSOLUTE_URL_HEADER
 from django_ciba.models import CibaClient, TokenBinding
-from django_ciba.tokens import dpop, dpop_nonces
+from django_ciba.tokens import dpop, dpop_nonces, issued
 
 
 DPOP_TOKEN_TYPE = "DPoP"
@@ -188,24 +187,19 @@ def _check_refresh_binding(request: Any, jkt: str) -> None:
             )
 
 
-def _checksum(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()
-
-
 def bind_issued(token: dict[str, Any], request: Any) -> None:
     """Record what the tokens just stored are bound to; ``token_type: DPoP`` for a DPoP key."""
     auth = getattr(request, "ciba_request", None)
     jkt = getattr(request, "ciba_dpop_jkt", "") or (auth.binding_jkt if auth is not None else "")
     x5t = getattr(request, "ciba_bound_x5t", "") or (auth.binding_x5t if auth is not None else "")
-    access_value = token.get("access_token")
-    if not isinstance(access_value, str):
-        return
     if not (jkt or x5t):
         if getattr(request, "grant_type", None) == "refresh_token":
             # DOT may reuse the access token row on refresh: a binding of the old token must go.
-            TokenBinding.objects.filter(access_token__token_checksum=_checksum(access_value)).delete()
+            access_token = issued.access_token_of(token, request)
+            if access_token is not None:
+                TokenBinding.objects.filter(access_token=access_token).delete()
         return
-    access_token = get_access_token_model().objects.filter(token_checksum=_checksum(access_value)).first()
+    access_token = issued.access_token_of(token, request)
     if access_token is None:
         return
     TokenBinding.objects.update_or_create(access_token=access_token, defaults={"jkt": jkt, "x5t_s256": x5t})
