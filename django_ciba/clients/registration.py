@@ -13,7 +13,6 @@ SHA-256 hash is stored. None of them is ever logged, rendered by ``__str__`` or 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import secrets
@@ -33,6 +32,7 @@ from django_ciba.clients.metadata import field_error, validate_metadata
 from django_ciba.clients.profile_rules import check_registration
 from django_ciba.clients.secrets import generate_client_secret, id_token_algorithm
 from django_ciba.clients.sectors import check_sector_identifier
+from django_ciba.core import strict_json
 from django_ciba.core.conf import ciba_settings
 from django_ciba.exceptions import InvalidClientMetadata, InvalidToken
 from django_ciba.models import CibaClient, InitialAccessToken
@@ -80,19 +80,6 @@ def bearer_token(django_request: Any) -> str | None:
 # Request bodies
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError("duplicate member")
-        result[key] = value
-    return result
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_json_body(django_request: Any) -> dict[str, Any]:
     """The JSON object of a registration request; :class:`InvalidClientMetadata` if malformed."""
     media_type, *params = (django_request.META.get("CONTENT_TYPE") or "").split(";")
@@ -115,9 +102,7 @@ def parse_json_body(django_request: Any) -> dict[str, Any]:
     if len(body) > MAX_BODY_BYTES:
         raise InvalidClientMetadata(f"The request body is larger than {MAX_BODY_BYTES} bytes.")
     try:
-        data = json.loads(
-            body.decode("utf-8"), object_pairs_hook=_unique_members, parse_constant=_no_constants
-        )
+        data = strict_json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidClientMetadata("The request body is not valid UTF-8.")
     except (ValueError, RecursionError):

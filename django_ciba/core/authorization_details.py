@@ -25,6 +25,7 @@ import json
 from collections.abc import Collection
 from typing import Any
 
+from django_ciba.core import strict_json
 from django_ciba.core.authorization_types import DetailRefused, check_detail, configured_types
 from django_ciba.core.conf import ciba_settings
 from django_ciba.exceptions import InvalidAuthorizationDetails
@@ -41,22 +42,9 @@ def _refuse(message: str) -> InvalidAuthorizationDetails:
     return InvalidAuthorizationDetails(f"{PARAMETER}: {message}")
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError("repeated member")
-        result[key] = value
-    return result
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError("not JSON")
-
-
 def _decode(raw: str) -> Any:
     try:
-        return json.loads(raw, object_pairs_hook=_unique_members, parse_constant=_no_constants)
+        return strict_json.loads(raw)
     except RecursionError:
         raise _refuse("nested too deeply.") from None
     except ValueError:
