@@ -45,6 +45,7 @@ CIBA_CLIENT_FIELDS = (
     "sector_identifier_uri",
     "rate_limit_requests",
     "rate_limit_period",
+    "max_requested_expiry",
 )
 
 #: Mutual TLS (RFC 8705): tls_client_auth's registered certificate value, certificate-bound tokens.

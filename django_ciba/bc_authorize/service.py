@@ -79,8 +79,10 @@ def _check_scopes(scopes: list[str], application: Any, ciba: CibaClient, oauthli
         raise InvalidScope("Unknown or unauthorized scope requested.")
 
 
-def _expires_in(requested: int | None) -> int:
-    cap = int(ciba_settings.MAX_EXPIRES_IN)
+def _expires_in(requested: int | None, ciba: CibaClient) -> int:
+    """BC-11: ``requested_expiry``, capped by the client's own limit (``max_requested_expiry``, for
+    clients such as agents whose users may answer hours later), else by ``MAX_EXPIRES_IN``."""
+    cap = ciba.max_requested_expiry or int(ciba_settings.MAX_EXPIRES_IN)
     return max(1, min(requested or int(ciba_settings.DEFAULT_EXPIRES_IN), cap))
 
 
@@ -114,7 +116,7 @@ def start_authentication(
     decision = policies.decide(application=application, ciba=ciba, user=user, scopes=scopes, request=request)
 
     now = timezone.now()
-    expires_in = _expires_in(requested_expiry)
+    expires_in = _expires_in(requested_expiry, ciba)
     interval = int(ciba_settings.INTERVAL)
     auth_req_id = new_auth_req_id()
     callbacks = ciba.delivery_mode in (DeliveryMode.PING, DeliveryMode.PUSH)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 from oauth2_provider.settings import oauth2_settings
@@ -14,6 +15,9 @@ from django_ciba.models.choices import AuthMethod, DeliveryMode, Profile, Subjec
 from django_ciba.models.querysets import CibaClientQuerySet
 from django_ciba.models.sectors import SECTOR_FIELDS, legacy_sector, proven_sector, sector_problem
 
+
+#: The longest ``max_requested_expiry`` a client may be given: 7 days, in seconds.
+MAX_REQUESTED_EXPIRY = 7 * 24 * 3600
 
 # The choices are re-exported: callers name them from this module too.
 __all__ = ["AuthMethod", "CibaClient", "CibaClientManager", "DeliveryMode", "Profile", "SubjectType"]
@@ -148,6 +152,16 @@ class CibaClient(models.Model):
         null=True,
         blank=True,
         help_text=_("The period of this client's rate limit, in seconds."),
+    )
+    max_requested_expiry = models.PositiveIntegerField(
+        _("longest requested expiry (s)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_REQUESTED_EXPIRY)],
+        help_text=_(
+            "The longest requested_expiry granted to this client, in seconds, up to 7 days (an agent "
+            "waiting hours for its user). Empty: CIBA['MAX_EXPIRES_IN']."
+        ),
     )
     id_token_signed_response_alg = models.CharField(
         _("ID token signing algorithm"),

@@ -248,6 +248,32 @@ def test_requested_expiry_is_capped(ok, ciba_settings):
     assert assert_ack(ok(requested_expiry="120"))["expires_in"] == 60
 
 
+def test_a_clients_own_longest_expiry_replaces_the_global_cap(ok, app, ciba_settings):
+    # BC-11 for agents whose users answer hours later: max_requested_expiry caps this client only,
+    # above MAX_EXPIRES_IN (and below it as well); other clients keep the global cap.
+    ciba_settings.set(MAX_EXPIRES_IN=60)
+    CibaClient.objects.filter(application=app).update(max_requested_expiry=6 * 3600)
+    app.refresh_from_db()
+    assert assert_ack(ok(requested_expiry="14400"))["expires_in"] == 14400
+    assert assert_ack(ok(requested_expiry="86400"))["expires_in"] == 6 * 3600
+    CibaClient.objects.filter(application=app).update(max_requested_expiry=30)
+    app.refresh_from_db()
+    assert assert_ack(ok(requested_expiry="45"))["expires_in"] == 30
+    CibaClient.objects.filter(application=app).update(max_requested_expiry=None)
+    app.refresh_from_db()
+    assert assert_ack(ok(requested_expiry="120"))["expires_in"] == 60
+
+
+def test_a_clients_longest_expiry_is_at_most_seven_days(app):
+    from django.core.exceptions import ValidationError
+
+    ciba = CibaClient.objects.get(application=app)
+    ciba.max_requested_expiry = 7 * 24 * 3600 + 1
+    with pytest.raises(ValidationError) as raised:
+        ciba.full_clean(exclude=["application"])
+    assert "max_requested_expiry" in raised.value.message_dict
+
+
 def test_empty_requested_expiry_counts_as_omitted(ok):
     # BC-11 / RFC 6749 §3.1: a parameter without a value is treated as omitted.
     assert assert_ack(ok(requested_expiry=""))["expires_in"] == 300

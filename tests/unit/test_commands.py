@@ -523,6 +523,7 @@ def test_create_client_help_states_every_options_default(capsys):
         "--certificate-bound-tokens",
         "--dpop-bound-tokens",
         "--authorization-details-type",  # RFC 9396 §10
+        "--max-requested-expiry",
     }
     assert set(blocks) == expected
     assert [option for option, block in blocks.items() if "(default:" not in block] == []

@@ -178,6 +178,14 @@ class Command(BaseCommand):
         )
 
         parser.add_argument(
+            "--max-requested-expiry",
+            metavar="SECONDS",
+            type=int,
+            default=None,
+            help="The longest requested_expiry granted to this client, up to 604800 (7 days) "
+            "(default: CIBA['MAX_EXPIRES_IN']).",
+        )
+        parser.add_argument(
             "--rate-limit",
             metavar="N/SECONDS",
             type=_rate_limit,
@@ -240,6 +248,7 @@ class Command(BaseCommand):
                 authorization_details_types=list(options["authorization_details_types"]),
                 **{f"tls_client_auth_{kind}": options[f"tls_client_auth_{kind}"] for kind in TLS_OPTIONS},
             )
+            ciba.max_requested_expiry = options["max_requested_expiry"]
             if options["rate_limit"] is not None:
                 ciba.rate_limit_requests, ciba.rate_limit_period = options["rate_limit"]
             try:
@@ -273,6 +282,7 @@ class Command(BaseCommand):
                     "sector_identifier_uri": ciba.sector_identifier_uri,
                     "scope": ciba.scope,
                     "rate_limit": _shown_rate_limit(ciba),
+                    "max_requested_expiry": ciba.max_requested_expiry,
                     "profile": ciba.profile or None,
                     **{
                         f"tls_client_auth_{kind}": getattr(ciba, f"tls_client_auth_{kind}")
