@@ -184,7 +184,7 @@ def remember_for_refresh(auth_request: Any, token: dict[str, Any]) -> None:
         acr=auth_request.acr,
         amr=list(auth_request.amr or []),
         auth_time=auth_request.auth_time,
-        authorization_details=list(auth_request.authorization_details or []),  # RFC 9396 §6
+        authorization_details=auth_request.granted_details,  # RFC 9396 §6
     )
 
 

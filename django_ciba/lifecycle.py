@@ -95,12 +95,17 @@ def approve(
     amr: list[str],
     auth_time: datetime | None,
     now: datetime,
+    granted_authorization_details: list[dict[str, Any]] | None = None,
 ) -> bool:
-    """pending (not expired) -> approved; ``auth_time`` is when the user authenticated (None: nobody)."""
+    """pending (not expired) -> approved; ``auth_time`` is when the user authenticated (None: nobody).
+    ``granted_authorization_details``: the part of the request's details approved (None: all)."""
+    if granted_authorization_details is None:
+        granted_authorization_details = list(auth_request.authorization_details or [])
     with _atomic():
         done = _requests(auth_request.pk, (Status.PENDING,), expires_at__gt=now).update(
             status=Status.APPROVED,
             granted_scope=granted_scope,
+            granted_authorization_details=granted_authorization_details,
             acr=acr,
             amr=amr,
             auth_time=auth_time,

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from django_ciba import assurance, audit, lifecycle
 from django_ciba.assurance import AuthenticationContext
+from django_ciba.core import authorization_types
 from django_ciba.exceptions import (
     InsufficientAssurance,
     InvalidDecision,
@@ -61,10 +62,14 @@ def approve(
     *,
     user: Any,
     scopes: Iterable[str] | None = None,
+    details: Iterable[int] | None = None,
     context: AuthenticationContext | None = None,
     actor: str | None = None,
 ) -> AuthenticationRequest:
     """Approve as ``user`` (the hinted user), optionally granting only a subset of the scopes.
+
+    ``details`` are the positions, in the request's ``authorization_details``, of the details the
+    user approves (None: all of them); :func:`granted_details` says which subsets are allowed.
 
     ``context`` is how the approving session authenticated, from the server's own knowledge
     (:func:`django_ciba.assurance.context_for`); the recorded ``acr``, ``amr`` and ``auth_time``
@@ -82,6 +87,7 @@ def approve(
         raise InvalidDecision("Only requested scopes can be granted.")
     if "openid" not in granted:
         raise InvalidDecision("The openid scope cannot be removed.")
+    granted_details = choose_details(auth_request, details)
     now = timezone.now()
     try:
         achieved = assurance.settle(auth_request.acr_values, context)
@@ -94,6 +100,7 @@ def approve(
         auth_request,
         actor=actor or audit.user_actor(user),
         granted_scope=" ".join(granted),
+        granted_authorization_details=granted_details,
         acr=achieved.acr,
         amr=list(achieved.amr),
         auth_time=achieved.auth_time,
@@ -102,6 +109,26 @@ def approve(
     if not done:
         raise _refusal(auth_request, now)
     return auth_request
+
+
+def choose_details(auth_request: AuthenticationRequest, chosen: Iterable[int] | None) -> list[dict[str, Any]]:
+    """The authorization details (RFC 9396) an approval grants: all of the request's, or those at the
+    positions ``chosen``, in the request's order. A detail may be left out only when its type allows
+    it (``SUBSET``), and at least one must stay (approving none is a denial)."""
+    requested = list(auth_request.authorization_details or [])
+    if chosen is None:
+        return requested
+    positions = list(chosen)
+    if not all(isinstance(index, int) and not isinstance(index, bool) for index in positions):
+        raise InvalidDecision("Authorization details are chosen by their position (an integer).")
+    if not set(positions) <= set(range(len(requested))):
+        raise InvalidDecision("Only requested authorization details can be approved.")
+    if requested and not positions:
+        raise InvalidDecision("Approve at least one of the authorization details, or deny the request.")
+    for index, detail in enumerate(requested):
+        if index not in positions and not authorization_types.allows_subset(detail.get("type", "")):
+            raise InvalidDecision("This request must be approved with all of its authorization details.")
+    return [detail for index, detail in enumerate(requested) if index in set(positions)]
 
 
 def deny(

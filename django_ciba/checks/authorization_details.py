@@ -83,6 +83,22 @@ def _types() -> list[checks.CheckMessage]:
                     id="django_ciba.E243",
                 )
             )
+        elif problem.startswith("SUBSET"):
+            errors.append(
+                checks.Error(
+                    f"CIBA['AUTHORIZATION_DETAILS']['TYPES'][{name!r}]: {problem}",
+                    hint=HINT,
+                    id="django_ciba.E248",
+                )
+            )
+        elif problem.startswith("has unknown keys"):
+            errors.append(
+                checks.Error(
+                    f"CIBA['AUTHORIZATION_DETAILS']['TYPES'][{name!r}] {problem}",
+                    hint=HINT,
+                    id="django_ciba.E247",
+                )
+            )
         else:
             errors.append(
                 checks.Error(

@@ -27,8 +27,11 @@ from django_ciba.core.conf import ciba_settings
 
 logger = logging.getLogger(__name__)
 
-#: The keys one type's entry may hold; exactly one of them.
+#: The keys that say how a detail of a type is checked; an entry holds exactly one of them.
 TYPE_KEYS = ("VALIDATOR", "SCHEMA")
+#: Keys an entry may hold besides: ``SUBSET`` (bool, default False) lets the user approve a request
+#: without some of its details of this type.
+OPTIONAL_KEYS = ("SUBSET",)
 #: Longest validator message passed on to the client.
 MAX_MESSAGE = 200
 
@@ -50,8 +53,13 @@ def supported_types() -> list[str]:
 
 def entry_problem(entry: Any) -> str | None:
     """What is wrong with one type's entry, or None (the system checks and :func:`check_detail`)."""
-    if not isinstance(entry, dict) or len(entry) != 1 or next(iter(entry)) not in TYPE_KEYS:
+    if not isinstance(entry, dict) or sum(key in entry for key in TYPE_KEYS) != 1:
         return 'must be a dict with exactly one of "VALIDATOR" (an import string) and "SCHEMA" (a dict).'
+    unknown = sorted(str(key) for key in entry if key not in TYPE_KEYS + OPTIONAL_KEYS)
+    if unknown:
+        return f"has unknown keys: {', '.join(unknown)}."
+    if not isinstance(entry.get("SUBSET", False), bool):
+        return "SUBSET must be True or False."
     if "VALIDATOR" in entry:
         path = entry["VALIDATOR"]
         if not isinstance(path, str):
@@ -74,6 +82,12 @@ def entry_problem(entry: Any) -> str | None:
     except SchemaError:
         return "SCHEMA is not a valid JSON Schema."
     return None
+
+
+def allows_subset(type_name: str) -> bool:
+    """Whether the user may approve a request while leaving out its details of ``type_name``."""
+    entry = configured_types().get(type_name)
+    return isinstance(entry, dict) and entry.get("SUBSET") is True
 
 
 def check_detail(type_name: str, detail: dict[str, Any]) -> None:

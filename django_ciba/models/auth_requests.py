@@ -24,6 +24,7 @@ class AuthenticationRequest(models.Model):
         EXPIRED = "expired", _("Expired")
         CONSUMED = "consumed", _("Tokens issued")
         FAILED = "failed", _("Failed")
+        CANCELLED = "cancelled", _("Cancelled by the client")
 
     auth_req_id_hash = models.CharField(_("auth_req_id hash"), max_length=64, editable=False)
     client = models.ForeignKey(
@@ -97,6 +98,32 @@ class AuthenticationRequest(models.Model):
         editable=False,
         help_text=_("The validated authorization_details the client sent (RFC 9396), as data."),
     )
+    granted_authorization_details = models.JSONField(
+        _("granted authorization details"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_(
+            "The part of the authorization details the user approved; empty until a decision (RFC 9396)."
+        ),
+    )
+    approval_receipt = models.TextField(
+        _("approval receipt"),
+        blank=True,
+        editable=False,
+        help_text=_("The signed approval receipt (a JWS) issued when the request was approved."),
+    )
+    approval_receipt_id = models.CharField(
+        _("approval receipt id"),
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text=_("The jti of the approval receipt; the tokens issued for the approval name it."),
+    )
+    reminders_sent = models.PositiveSmallIntegerField(
+        _("reminders sent"), default=0, editable=False, help_text=_("Reminders sent to the user's device.")
+    )
+    reminded_at = models.DateTimeField(_("last reminded at"), null=True, blank=True, editable=False)
     granted_scope = models.TextField(_("granted scope"), blank=True)
     acr = models.CharField(_("acr"), max_length=255, blank=True)
     amr = models.JSONField(_("amr"), default=list, blank=True)
@@ -111,6 +138,7 @@ class AuthenticationRequest(models.Model):
         help_text=_("When the request was approved, by anyone; kept if the approval is later undone."),
     )
     tokens_issued_at = models.DateTimeField(_("tokens issued at"), null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("cancelled at"), null=True, blank=True, editable=False)
 
     objects = AuthenticationRequestQuerySet.as_manager()
 
@@ -140,6 +168,13 @@ class AuthenticationRequest(models.Model):
     @property
     def granted_scopes(self) -> list[str]:
         return self.granted_scope.split()
+
+    @property
+    def granted_details(self) -> list[dict]:
+        """The authorization details the approval grants: the part the user approved, or, for a
+        request approved before a part could be chosen, everything requested."""
+        granted = self.granted_authorization_details
+        return list(self.authorization_details or []) if granted is None else list(granted)
 
     def get_client_notification_token(self) -> str:
         """The client_notification_token in clear ("" when none was sent)."""

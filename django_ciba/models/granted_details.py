@@ -22,6 +22,13 @@ class TokenAuthorizationDetails(models.Model):
         verbose_name=_("access token"),
     )
     details = models.JSONField(_("authorization details"), default=list, editable=False)
+    receipt_id = models.CharField(
+        _("approval receipt id"),
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text=_("The jti of the approval receipt this token was issued for; a single-use reference."),
+    )
     created_at = models.DateTimeField(_("created"), default=timezone.now, editable=False)
 
     class Meta:

@@ -1,6 +1,6 @@
 """Granted authorization details (RFC 9396) in token responses, and their narrowing on refresh.
 
-What the approval granted (for now: everything the client requested at bc-authorize) goes, as
+What the approval granted (the details the user approved, all of them or a part) goes, as
 ``authorization_details``, into the token response of the CIBA grant and of push (RFC 9396 §7), is
 kept with the access token for introspection (§9.2) and with the refresh-token family
 (:class:`~django_ciba.models.TokenAssurance`), so that the refresh grant answers with it too. A
@@ -55,7 +55,7 @@ def issued_details(request: Any) -> list[dict[str, Any]]:
     details = getattr(request, "ciba_authorization_details", None)
     if details is None:
         auth = getattr(request, "ciba_request", None)
-        details = getattr(auth, "authorization_details", None) or []
+        details = auth.granted_details if auth is not None else []
     return list(details)
 
 
