@@ -32,7 +32,15 @@ from django_ciba.models import CibaClient
 from .receiver import CallbackReceiver
 
 
-MODES = ("poll", "ping", "push")
+#: The three delivery modes, and the demo's flows: one per mode and the agent's.
+DELIVERY_MODES = ("poll", "ping", "push")
+MODES = (*DELIVERY_MODES, "agent")
+#: The agent is a poll client allowed the types of the agent flow and waits of up to eight hours.
+AGENT = {
+    "mode": "poll",
+    "authorization_details_types": ["agent_action", "payment_initiation"],
+    "max_requested_expiry": 8 * 3600,
+}
 CLIENT_SCOPE = "openid profile email offline_access"
 LOOPBACK = "127.0.0.0/8"
 LOCMEM_BACKEND = {"BACKEND": "django_ciba.backends.locmem.LocmemBackend", "OPTIONS": {}}
@@ -120,17 +128,20 @@ def ensure_client(mode: str, notification_endpoint: str = "") -> DemoClient:
     """The demo's client of ``mode``: registered with ``manage.py ciba_create_client`` on the first
     run; later runs give it a new secret (only its hash is stored) and this run's callback URL."""
     name = f"Demo {mode} client"
+    options = AGENT if mode == "agent" else {"mode": mode}
     Application = get_application_model()
-    application = Application.objects.filter(name=name, ciba__delivery_mode=mode).order_by("pk").first()
+    application = (
+        Application.objects.filter(name=name, ciba__delivery_mode=options["mode"]).order_by("pk").first()
+    )
     if application is None:
         out = StringIO()
         call_command(
             "ciba_create_client",
             name=name,
-            mode=mode,
             notification_endpoint=notification_endpoint,
             scope=CLIENT_SCOPE,
             stdout=out,
+            **options,
         )
         created = json.loads(out.getvalue())
         return DemoClient(

@@ -1,4 +1,5 @@
-"""Complete CIBA flows in poll, ping and push modes against this example OP, printed step by step.
+"""Complete CIBA flows in poll, ping and push modes against this example OP, and an agent asking
+to approve a payment with authorization_details, printed step by step.
 
 The OP is served over real HTTP on the issuer's host and port; the clients use ``requests`` and
 PyJWT only, as independent clients would, and receive their ping and push callbacks on a built-in
@@ -13,19 +14,20 @@ from oauth2_provider.settings import oauth2_settings
 
 from django_ciba.core.constants import CIBA_GRANT_TYPE
 from example_project.demo.environment import MODES, demo_settings, ensure_client, ensure_user, serve_op
-from example_project.demo.flows import Demo, callback_path, run_mode
+from example_project.demo.agent import agent_flow
+from example_project.demo.flows import FLOWS, Demo, callback_path, run_mode
 from example_project.demo.output import Printer, short
 from example_project.demo.receiver import CallbackReceiver
 
 
 class Command(BaseCommand):
     help = (
-        "Run complete CIBA flows (poll, ping and push) against the example OP and print each step; "
-        "exits non-zero if any mode fails."
+        "Run complete CIBA flows (poll, ping, push, and an agent's payment approval with "
+        "authorization_details) against the example OP and print each step; exits non-zero if any fails."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--mode", choices=[*MODES, "all"], default="all", help="Default: all three.")
+        parser.add_argument("--mode", choices=[*MODES, "all"], default="all", help="Default: all four.")
         parser.add_argument("--username", default="demo", help="The demo end user (created if missing).")
 
     def handle(self, *args, **options):
@@ -37,7 +39,8 @@ class Command(BaseCommand):
             with serve_op(issuer), demo_settings(receiver) as ciba:
                 demo = self.setup(out, issuer, receiver, ciba, options["username"])
                 clients = self.register(out, receiver, modes)
-                results = [run_mode(demo, mode, clients[mode]) for mode in modes]
+                flows = {**FLOWS, "agent": agent_flow}
+                results = [run_mode(demo, mode, clients[mode], flows[mode]) for mode in modes]
         finally:
             receiver.close()
         out.summary(results)
@@ -80,7 +83,7 @@ class Command(BaseCommand):
         out.step("The clients: registered by manage.py ciba_create_client on the first run")
         clients = {}
         for mode in modes:
-            endpoint = receiver.url(callback_path(mode)) if mode != "poll" else ""
+            endpoint = receiver.url(callback_path(mode)) if mode in ("ping", "push") else ""
             client = clients[mode] = ensure_client(mode, endpoint)
             out.show(
                 f"{mode} client ({client.action})",

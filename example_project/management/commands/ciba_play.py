@@ -32,7 +32,7 @@ from oauth2_provider.settings import oauth2_settings
 
 from example_project.console import state
 from example_project.console.receiver import ConsoleReceiver
-from example_project.demo.environment import MODES, ensure_client, ensure_user
+from example_project.demo.environment import DELIVERY_MODES, ensure_client, ensure_user
 from example_project.demo.flows import callback_path
 
 
@@ -122,7 +122,7 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save(update_fields=["password"])
         clients = {}
-        for mode in MODES:
+        for mode in DELIVERY_MODES:
             endpoint = receiver.url(callback_path(mode)) if mode != "poll" else ""
             client = ensure_client(mode, endpoint)
             clients[mode] = {
