@@ -2,8 +2,9 @@
 
 openid-client (Node.js) runs CIBA poll mode against the example project served over real HTTP on
 loopback with a PostgreSQL database of its own, with two authorization details types configured
-(tests/integration/rar.py). It sends ``authorization_details`` (a JSON string form parameter, RFC
-9396 §3); the user approves only part of them (the approval service, ``details=[positions]``);
+(tests/integration/rar.py). It sends ``authorization_details``, as a JSON string form parameter
+(RFC 9396 §3, client_secret_basic) or as an array claim of a signed request it builds itself
+(private_key_jwt); the user approves only part of them (the approval service, ``details=[positions]``);
 openid-client reads back exactly that part in the token response (§7), a resource server reads it
 at introspection (§9.2), and a refresh narrowed to one granted detail (§6.1) carries that one.
 """
@@ -14,10 +15,12 @@ import json
 
 import pytest
 
+from django_ciba.testing import make_client_key
 from tests.integration import rar
 from tests.integration import test_node_client as poll_check
 from tests.integration.services import Deadline, ServedProject
 from tests.integration.test_node_client import NodeScript
+from tests.integration.test_node_signed import private_jwk
 
 
 node_project = poll_check.node_project  # the poll check's fixture, used here by name
@@ -32,8 +35,9 @@ APPROVED = [1, 2]  # the first payment is left out: payments allow SUBSET
 GRANTED = [rar.SCRIPTED_PAYMENT, rar.ACCOUNTS]
 
 
+@pytest.mark.parametrize("signed", [False, True], ids=["form", "signed_request"])
 def test_openid_client_sends_authorization_details_and_reads_back_the_approved_subset(
-    node_tools, node_project, tmp_path
+    node_tools, node_project, tmp_path, signed
 ):
     deadline = Deadline(TEST_BUDGET, "the RAR independent-client check")
     project = ServedProject(tmp_path / "op", broker_url="", env=rar.ENV)
@@ -41,7 +45,19 @@ def test_openid_client_sends_authorization_details_and_reads_back_the_approved_s
     try:
         project.migrate(timeout=deadline.left(60))
         project.create_user(USERNAME, "rar@example.com", "pw")
-        client = project.create_client("--name", "node-rar", "--mode", "poll", "--scope", SCOPE)
+        if signed:
+            private_key, public_jwk = make_client_key("PS256", kid="node-rar-1")
+            jwks_file = tmp_path / "jwks.json"
+            jwks_file.write_text(json.dumps({"keys": [public_jwk]}))
+            client = project.create_client(
+                *("--name", "node-rar", "--mode", "poll", "--scope", SCOPE),
+                *("--auth-method", "private_key_jwt", "--jwks-file", str(jwks_file)),
+                *("--signing-alg", "PS256", "--auth-signing-alg", "PS256"),
+            )
+            credentials = {"CIBA_PRIVATE_JWK": json.dumps(private_jwk(private_key, public_jwk))}
+        else:
+            client = project.create_client("--name", "node-rar", "--mode", "poll", "--scope", SCOPE)
+            credentials = {"CIBA_CLIENT_SECRET": client["client_secret"]}
         resource_server = project.create_client("--name", "Resource server", "--mode", "poll")
         project.start_web(timeout=deadline.left(30))
         node = NodeScript(
@@ -51,7 +67,7 @@ def test_openid_client_sends_authorization_details_and_reads_back_the_approved_s
             {
                 "CIBA_ISSUER": project.issuer,
                 "CIBA_CLIENT_ID": client["client_id"],
-                "CIBA_CLIENT_SECRET": client["client_secret"],
+                **credentials,
                 "CIBA_LOGIN_HINT": USERNAME,
                 "CIBA_SCOPE": SCOPE,
                 "CIBA_BINDING_MESSAGE": "Pay 2 of 3",

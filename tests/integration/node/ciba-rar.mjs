@@ -2,7 +2,12 @@
 // sends authorization_details at bc-authorize and reads the granted ones back from the token
 // response, from a refresh (optionally narrowed) and from introspection.
 //
-// Environment: CIBA_ISSUER, CIBA_CLIENT_ID, CIBA_CLIENT_SECRET, CIBA_LOGIN_HINT,
+// With CIBA_PRIVATE_JWK (the client's private PS256 key as a JWK) instead of CIBA_CLIENT_SECRET, the
+// client authenticates with private_key_jwt and sends the request as a signed Request Object built
+// by openid-client (buildAuthorizationUrlWithJAR), which carries authorization_details as a JSON
+// array claim.
+//
+// Environment: CIBA_ISSUER, CIBA_CLIENT_ID, CIBA_CLIENT_SECRET or CIBA_PRIVATE_JWK, CIBA_LOGIN_HINT,
 // CIBA_AUTHORIZATION_DETAILS (a JSON array), CIBA_REFRESH_DETAILS (optional JSON array: the details
 // the refresh asks for), CIBA_RS_CLIENT_ID and CIBA_RS_CLIENT_SECRET (a resource server that
 // introspects), CIBA_BINDING_MESSAGE, CIBA_SCOPE, CIBA_TIMEOUT_SECONDS (optional).
@@ -15,19 +20,23 @@
 import {
   ClientSecretBasic,
   Configuration,
+  PrivateKeyJwt,
   allowInsecureRequests,
+  buildAuthorizationUrlWithJAR,
+  discovery,
+  enableNonRepudiationChecks,
   initiateBackchannelAuthentication,
   pollBackchannelAuthenticationGrant,
   refreshTokenGrant,
   tokenIntrospection,
 } from 'openid-client'
 
-import { connect, emit, required, run, tokensEvent } from './common.mjs'
+import { connect, emit, importSigningKey, required, run, tokensEvent } from './common.mjs'
 
 async function main() {
   const issuer = required('CIBA_ISSUER')
   const clientId = required('CIBA_CLIENT_ID')
-  const clientSecret = required('CIBA_CLIENT_SECRET')
+  const privateJwk = process.env.CIBA_PRIVATE_JWK
   const loginHint = required('CIBA_LOGIN_HINT')
   const details = required('CIBA_AUTHORIZATION_DETAILS')
   const refreshDetails = process.env.CIBA_REFRESH_DETAILS
@@ -37,15 +46,29 @@ async function main() {
   const bindingMessage = process.env.CIBA_BINDING_MESSAGE || 'RAR check'
   const timeoutSeconds = Number(process.env.CIBA_TIMEOUT_SECONDS || 40)
 
-  const { config, metadata } = await connect(issuer, clientId, clientSecret)
-
-  // RFC 9396 §3: the parameter is a JSON string in the form.
-  const response = await initiateBackchannelAuthentication(config, {
+  const parameters = {
     scope,
     login_hint: loginHint,
     binding_message: bindingMessage,
     authorization_details: details,
-  })
+  }
+  let config, metadata, response
+  if (privateJwk) {
+    const signingKey = await importSigningKey(JSON.parse(privateJwk))
+    config = await discovery(new URL(issuer), clientId, undefined, PrivateKeyJwt(signingKey), {
+      execute: [allowInsecureRequests],
+      timeout: 10,
+    })
+    enableNonRepudiationChecks(config)
+    metadata = config.serverMetadata()
+    // Every parameter inside the Request Object; authorization_details becomes an array claim.
+    const jar = await buildAuthorizationUrlWithJAR(config, parameters, signingKey)
+    response = await initiateBackchannelAuthentication(config, { request: jar.searchParams.get('request') })
+  } else {
+    ;({ config, metadata } = await connect(issuer, clientId, required('CIBA_CLIENT_SECRET')))
+    // RFC 9396 §3: the parameter is a JSON string in the form.
+    response = await initiateBackchannelAuthentication(config, parameters)
+  }
   emit({
     event: 'initiated',
     auth_req_id: response.auth_req_id,
