@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 MODULE_BUDGET = 240  # seconds for the module's served project
 USERNAME = "rar-hostile"
 SCOPE = "openid"
+REFRESH_SCOPE = "openid offline_access"
 MARK = "zq-hostile-7"  # in every hostile value: never in an answer
 QUICK = 5.0  # seconds: the most any refusal may take
 SESSION = requests.Session()
@@ -115,7 +116,9 @@ def op(tmp_path_factory) -> Iterator[Op]:
         project.migrate()
         project.create_user(USERNAME, "hostile@example.com", "pw")
         only_payments = ("--authorization-details-type", "payment_initiation")
-        form_client = project.create_client("--name", "form", "--mode", "poll", *only_payments)
+        form_client = project.create_client(
+            *("--name", "form", "--mode", "poll", "--scope", REFRESH_SCOPE, *only_payments)
+        )
         kid = "rar-hostile-1"
         private_key, public_jwk = make_client_key("PS256", kid=kid)
         jwks_file = directory / "jwks.json"
@@ -168,9 +171,9 @@ def jwt_auth(op: Op) -> dict[str, str]:
     return client_assertion(client, op.private_key, audience=op.project.issuer, alg="PS256", kid=op.kid)
 
 
-def post_form(op: Op, raw: str) -> requests.Response:
+def post_form(op: Op, raw: str, scope: str = SCOPE) -> requests.Response:
     data = {
-        "scope": SCOPE,
+        "scope": scope,
         "login_hint": USERNAME,
         "binding_message": "Hostile 1",
         "authorization_details": raw,
@@ -253,3 +256,71 @@ def test_markup_in_strings_is_data_returned_unchanged(op, signed):
     assert stored == details
     tokens = redeem(op, auth_req_id, signed=signed)
     assert tokens["authorization_details"] == details
+
+
+SECOND_PAYMENT = {**rar.PAYMENT, "instructedAmount": {"currency": "EUR", "amount": "2.00"}}
+
+
+@pytest.fixture(scope="module")
+def granted(op) -> dict[str, Any]:
+    """Tokens of a request for two payments of which the user approved the second only."""
+    response = post_form(op, json.dumps([rar.PAYMENT, SECOND_PAYMENT]), scope=REFRESH_SCOPE)
+    assert response.status_code == 200, response.text
+    auth_req_id = response.json()["auth_req_id"]
+    assert json.loads(rar.approve_subset(op.project, auth_req_id, [1])) == [SECOND_PAYMENT]
+    client = op.form_client
+    issued = SESSION.post(
+        f"{op.project.issuer}/token/",
+        data={"grant_type": CIBA_GRANT_TYPE, "auth_req_id": auth_req_id},
+        auth=(client["client_id"], client["client_secret"]),
+        timeout=15,
+    )
+    assert issued.status_code == 200, issued.text
+    assert issued.json()["authorization_details"] == [SECOND_PAYMENT]
+    return issued.json()
+
+
+def refresh(op: Op, refresh_token: str, raw: str) -> requests.Response:
+    client = op.form_client
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token, "authorization_details": raw}
+    return SESSION.post(
+        f"{op.project.issuer}/token/",
+        data=data,
+        auth=(client["client_id"], client["client_secret"]),
+        timeout=30,
+    )
+
+
+#: A refresh may only ask for details granted, as granted (RFC 9396 §6.1); hostile values too.
+REFRESH_CASES: dict[str, tuple[str, str]] = {
+    "the_detail_left_out": (json.dumps([rar.PAYMENT]), "was not granted"),
+    "a_granted_detail_changed": (json.dumps([{**SECOND_PAYMENT, "creditorName": MARK}]), "was not granted"),
+    "granted_and_more": (json.dumps([SECOND_PAYMENT, rar.PAYMENT]), "element 1 was not granted"),
+    **{
+        name: CASES[name]
+        for name in (
+            "nested_beyond_max_depth",
+            "nested_beyond_the_parser",
+            "array_beyond_max_items",
+            "two_megabytes",
+            "not_an_array",
+            "repeated_member",
+            "nan",
+            "nul_in_a_string",
+        )
+    },
+    "not_json": FORM_ONLY["not_json"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(REFRESH_CASES))
+def test_a_refresh_asks_only_within_the_grant(op, granted, name):
+    raw, fragment = REFRESH_CASES[name]
+    assert_refused(refresh(op, granted["refresh_token"], raw), "invalid_authorization_details", fragment)
+
+
+def test_a_refresh_asking_for_the_granted_detail_gets_it(op, granted):
+    # After the refusals above (which leave the refresh token usable), the granted detail is given.
+    response = refresh(op, granted["refresh_token"], json.dumps([SECOND_PAYMENT]))
+    assert response.status_code == 200, response.text
+    assert response.json()["authorization_details"] == [SECOND_PAYMENT]
