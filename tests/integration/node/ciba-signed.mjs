@@ -17,18 +17,7 @@ import {
   enableNonRepudiationChecks,
 } from 'openid-client'
 
-import { initiateAndPoll, required, run } from './common.mjs'
-
-async function importSigningKey(jwk) {
-  const key = await crypto.subtle.importKey(
-    'jwk',
-    jwk,
-    { name: 'RSA-PSS', hash: 'SHA-256' },
-    false,
-    ['sign'],
-  )
-  return { key, kid: jwk.kid }
-}
+import { importSigningKey, initiateAndPoll, required, run } from './common.mjs'
 
 async function main() {
   const issuer = required('CIBA_ISSUER')

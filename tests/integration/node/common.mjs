@@ -1,5 +1,6 @@
-// Shared by the independent-client checks (ciba-poll.mjs, ciba-ping.mjs): environment, output,
-// discovery, and the JSON events printed on stdout (one object per line).
+// Shared by the independent-client checks (ciba-poll.mjs, ciba-ping.mjs, ciba-signed.mjs,
+// ciba-rar.mjs): environment, output, discovery, signing keys, and the JSON events printed on
+// stdout (one object per line).
 import {
   ClientSecretBasic,
   allowInsecureRequests,
@@ -19,6 +20,12 @@ export function required(name) {
 
 export function emit(object) {
   process.stdout.write(`${JSON.stringify(object)}\n`)
+}
+
+// The client's private signing key (an RSA JWK, for PS256) for PrivateKeyJwt and signed requests.
+export async function importSigningKey(jwk) {
+  const key = await crypto.subtle.importKey('jwk', jwk, { name: 'RSA-PSS', hash: 'SHA-256' }, false, ['sign'])
+  return { key, kid: jwk.kid }
 }
 
 // Discovery only: every endpoint and the JWKS come from the OP's metadata. The OP is plain http on
