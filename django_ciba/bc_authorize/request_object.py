@@ -19,6 +19,7 @@ carry a ``binding_message`` unless it holds another unique authorization context
 
 from __future__ import annotations
 
+import base64
 import math
 import time
 from datetime import UTC, datetime
@@ -28,9 +29,9 @@ from oauth2_provider.settings import oauth2_settings
 
 from django_ciba.clients.keys import ClientJwtError, supported_algorithms, verify_client_jwt
 from django_ciba.clients.replay import use_jti
-from django_ciba.core import profiles
+from django_ciba.core import profiles, strict_json
 from django_ciba.core.conf import ciba_settings
-from django_ciba.exceptions import InvalidRequest
+from django_ciba.exceptions import InvalidAuthorizationDetails, InvalidRequest
 from django_ciba.models import CibaClient, JwtUse
 
 
@@ -105,6 +106,7 @@ def unpack_signed_request(
         raise InvalidRequest(f"Invalid signed authentication request: {exc}") from exc
     _check_type(header)
     _check_claims(claims, application, request, ciba)
+    _check_unique_members(token)  # SR-12: the JSON claims read as strictly as the form
     if (
         profiles.fapi_applies(ciba)
         and not claims.get("binding_message")
@@ -197,6 +199,24 @@ def _string(name: str, value: Any) -> str:
     if "\x00" in value:
         raise InvalidRequest(f"The {name} claim of the signed request contains a NUL character.")
     return value
+
+
+def _check_unique_members(token: str) -> None:
+    """The payload as the form's JSON parameters are read (no repeated member): PyJWT keeps the last
+    of repeated members, so the same document could mean two things to two parsers."""
+    segment = token.split(".")[1]
+    try:
+        text = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)).decode("utf-8")
+        repeating = strict_json.members_repeating(text)
+    except (ValueError, RecursionError):  # PyJWT read it: cannot happen, refused all the same
+        raise InvalidRequest("The signed authentication request is malformed.") from None
+    if "authorization_details" in repeating:
+        raise InvalidAuthorizationDetails(
+            "authorization_details: must be a JSON array (valid JSON, no repeated member)."
+        )
+    if repeating:
+        where = "the payload" if "" in repeating else f"the claim {sorted(repeating)[0]}"
+        raise InvalidRequest(f"The signed authentication request repeats a member in {where}.")
 
 
 def _parameters(claims: dict[str, Any], form: dict[str, str], application: Any) -> dict[str, Any]:

@@ -29,3 +29,34 @@ def loads(text: str) -> Any:
     """``json.loads`` without repeated members or ``NaN``/``Infinity`` (``ValueError``; a too deeply
     nested document raises ``RecursionError``, as with ``json.loads``)."""
     return json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constants)
+
+
+class _Repeating(dict):  # type: ignore[type-arg]
+    """An object of the document that repeated one of its members (the last one kept)."""
+
+
+def _marking(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    return _Repeating(result) if len(result) < len(pairs) else result
+
+
+def members_repeating(text: str) -> list[str]:
+    """Read a JSON object that another parser already accepted (a JWT payload decoded by PyJWT,
+    which keeps the last of repeated members) and name where it repeats a member: ``""`` for the
+    object itself, else each of its members whose value holds an object that does. Raises
+    ``ValueError`` when ``text`` is not a JSON object."""
+    document = json.loads(text, object_pairs_hook=_marking)
+    if not isinstance(document, dict):
+        raise ValueError("not a JSON object")
+    found = [""] if isinstance(document, _Repeating) else []
+    for name, value in document.items():
+        pending = [value]
+        while pending:
+            node = pending.pop()
+            if isinstance(node, _Repeating):
+                found.append(name)
+                break
+            pending.extend(
+                node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+            )
+    return found

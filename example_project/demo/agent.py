@@ -128,7 +128,9 @@ def verify_receipt(demo: Demo, receipt: str, approved: list[dict[str, Any]]) -> 
         jwks_file.write_text(json.dumps(jwks))
         receipt_file.write_text(receipt)
         out.show("receipt", short(receipt) + f" ({len(receipt)} characters, kept by the agent)")
-        out.show("JWKS", f"{len(jwks.get('keys', []))} key(s), downloaded once from {demo.metadata['jwks_uri']}")
+        out.show(
+            "JWKS", f"{len(jwks.get('keys', []))} key(s), downloaded once from {demo.metadata['jwks_uri']}"
+        )
         printed = StringIO()
         try:
             call_command("ciba_verify_receipt", str(receipt_file), jwks=str(jwks_file), stdout=printed)

@@ -90,11 +90,6 @@ JWT_ONLY: dict[str, tuple[str, str]] = {
 JWT_INVALID_REQUEST = {"nested_beyond_the_parser": "malformed", "two_megabytes": "malformed"}
 #: In the form only: refused with the request as a whole.
 FORM_INVALID_REQUEST = {"three_megabytes"}
-JWT_REPEATED_MEMBER = pytest.mark.xfail(
-    strict=True,
-    reason="a signed request's payload is read by PyJWT (json.loads: the last repeated member wins), "
-    "so a repeated member inside the authorization_details claim is not refused as in the form",
-)
 
 
 class Op(types.SimpleNamespace):
@@ -209,13 +204,7 @@ def test_hostile_details_in_the_form(op, name):
     assert_refused(post_form(op, raw), error, fragment)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=[JWT_REPEATED_MEMBER] if name == "repeated_member" else [])
-        for name in sorted({**CASES, **JWT_ONLY})
-    ],
-)
+@pytest.mark.parametrize("name", sorted({**CASES, **JWT_ONLY}))
 def test_hostile_details_in_a_signed_request(op, name):
     raw, fragment = {**CASES, **JWT_ONLY}[name]
     if name in JWT_INVALID_REQUEST:

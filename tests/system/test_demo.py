@@ -1,4 +1,5 @@
-"""``manage.py ciba_demo`` (the README's ``make demo``): poll, ping and push end to end.
+"""``manage.py ciba_demo`` (the README's ``make demo``): poll, ping and push end to end, and an agent's
+payment approval with authorization_details, a partial approval and a verified approval receipt.
 
 Each run is a subprocess on the example project's settings with a fresh SQLite file, its own
 signing key and a free port, with tasks in-process (no broker), as a newcomer runs it. A small
@@ -96,7 +97,7 @@ finally:
 sys.exit(code)
 """
 
-SUMMARY_LINE = re.compile(r"^(poll|ping|push)\s+(ok|FAILED)\s+(\d+\.\d)\s+(.*)$", re.MULTILINE)
+SUMMARY_LINE = re.compile(r"^(poll|ping|push|agent)\s+(ok|FAILED)\s+(\d+\.\d)\s+(.*)$", re.MULTILINE)
 
 
 def _free_port() -> int:
@@ -156,7 +157,7 @@ def assert_no_secret_printed(done, seen):
     assert not leaked, f"secrets printed in full: {leaked}"
 
 
-def test_demo_runs_poll_ping_and_push_and_exits_0(demo_env):
+def test_demo_runs_poll_ping_push_and_the_agent_and_exits_0(demo_env):
     done, seen, summary = run_demo(demo_env)
 
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -165,16 +166,25 @@ def test_demo_runs_poll_ping_and_push_and_exits_0(demo_env):
         "poll": ("ok", "ID token verified"),
         "ping": ("ok", "ID token verified"),
         "push": ("ok", "ID token verified"),
+        "agent": ("ok", "receipt verified"),
     }
-    assert "All 3 mode(s) completed." in done.stdout
-    # Poll mode shows a pending poll before the approval; every mode verified its ID token.
+    assert "All 4 mode(s) completed." in done.stdout
+    # Poll mode shows a pending poll before the approval; every flow verified its ID token.
     poll_part = done.stdout.split("=== Poll mode ===")[1].split("=== Ping mode ===")[0]
     assert poll_part.index('"error": "authorization_pending"') < poll_part.index("the user approves")
-    assert done.stdout.count("urn:openid:params:jwt:claim:auth_req_id: matches the auth_req_id") == 3
-    push_part = done.stdout.split("=== Push mode ===")[1]
+    assert done.stdout.count("urn:openid:params:jwt:claim:auth_req_id: matches the auth_req_id") == 4
+    push_part = done.stdout.split("=== Push mode ===")[1].split("=== Agent mode ===")[0]
     assert "at_hash: matches the access_token" in push_part
     # The device notifications, as the console backend prints them.
-    assert done.stdout.count("| CIBA authentication request #") == 3
+    assert done.stdout.count("| CIBA authentication request #") == 4
+    # The agent: the approval rendered per locale, a partial approval, the receipt verified offline.
+    agent_part = done.stdout.split("=== Agent mode ===")[1].split("=== Summary ===")[0]
+    rendered_en = agent_part.split("the approval shows (en):")[1].split("the approval shows (de):")[0]
+    rendered_de = agent_part.split("the approval shows (de):")[1]
+    assert "1,234.56" in rendered_en and "Müller GmbH" in rendered_en
+    assert "1.234,56" in rendered_de
+    assert "exactly the two approved details, not the insurance" in agent_part
+    assert "verified claims:" in agent_part
     # The receiver got exactly one ping and one push, with the right bearer token, and took them.
     assert sorted(seen["callbacks"], key=lambda c: c["path"]) == [
         {"path": "/cb/ping", "status": 204, "bearer_ok": True},
