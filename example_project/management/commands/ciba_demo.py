@@ -13,8 +13,8 @@ from django.core.management.base import BaseCommand, CommandError
 from oauth2_provider.settings import oauth2_settings
 
 from django_ciba.core.constants import CIBA_GRANT_TYPE
-from example_project.demo.environment import MODES, demo_settings, ensure_client, ensure_user, serve_op
 from example_project.demo.agent import agent_flow
+from example_project.demo.environment import MODES, demo_settings, ensure_client, ensure_user, serve_op
 from example_project.demo.flows import FLOWS, Demo, callback_path, run_mode
 from example_project.demo.output import Printer, short
 from example_project.demo.receiver import CallbackReceiver
