@@ -5,7 +5,6 @@ notification backend."""
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import pytest
