@@ -52,6 +52,8 @@ REQUIRED_SCOPES = frozenset({"openid"})
 MAX_LOGO_URL_LENGTH = 2000
 #: From this many seconds left on, the pages show the expiry's date as well as its time.
 SHOW_EXPIRY_DATE_AFTER = 3600
+#: Longest summary of a request's authorization details on the list page.
+LIST_SUMMARY = 300
 
 Status = AuthenticationRequest.Status
 
@@ -119,6 +121,11 @@ class RequestSummary:
     def long_wait(self) -> bool:
         """Whether the request lives long enough for its expiry date to matter."""
         return self.seconds_left >= SHOW_EXPIRY_DATE_AFTER
+
+    @property
+    def details_summary(self) -> str:
+        """The details as one bounded line of text (the list page)."""
+        return details_rendering.text_summary(self.auth_request.authorization_details, limit=LIST_SUMMARY)
 
     @property
     def any_optional_detail(self) -> bool:

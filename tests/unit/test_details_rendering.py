@@ -243,6 +243,15 @@ def test_the_page_uses_the_requests_language_for_amounts(client, user, asked, se
 
 
 @pytest.mark.django_db
+def test_the_list_summarises_the_details_escaped(client, user, asked):
+    client.force_login(user)
+    with translation.override("en"):
+        page = client.get("/o/ciba/requests/").content.decode()
+    assert "Payment 1,234.56 EUR to Müller GmbH" in page
+    assert SCRIPT not in page and "&lt;script&gt;" in page
+
+
+@pytest.mark.django_db
 def test_approving_a_ticked_subset(client, user, asked):
     client.force_login(user)
     response = client.post(detail_url(asked.pk), {"action": "approve", "authorization_detail": ["1"]})
