@@ -39,6 +39,9 @@ class DeviceNotification:
     acr_values: tuple[str, ...]
     expires_at: datetime  # aware
     approval_url: str  # "" when the OP configured none
+    # The request's authorization_details (RFC 9396) as the client sent them: client input, so
+    # render them with django_ciba.core.details_rendering (bounded, escaped), never raw into HTML.
+    authorization_details: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         if self.expires_at.tzinfo is None or self.expires_at.utcoffset() is None:
@@ -46,6 +49,7 @@ class DeviceNotification:
         # Lists are accepted for convenience but stored as tuples, so the object stays immutable.
         object.__setattr__(self, "scopes", tuple(self.scopes))
         object.__setattr__(self, "acr_values", tuple(self.acr_values))
+        object.__setattr__(self, "authorization_details", tuple(self.authorization_details or ()))
         object.__setattr__(self, "binding_message", self.binding_message or "")
         object.__setattr__(self, "approval_url", self.approval_url or "")
 

@@ -8,6 +8,7 @@ from datetime import UTC
 from typing import Any, TextIO
 
 from django_ciba.backends.base import BaseNotificationBackend, DeviceNotification
+from django_ciba.core import details_rendering
 
 
 # One lock for all instances: get_backend() builds a new backend per call, and blocks written by
@@ -43,6 +44,10 @@ class ConsoleBackend(BaseNotificationBackend):
             f"Binding message: {notification.binding_message or '(none)'}",
             f"Scopes: {' '.join(notification.scopes)}",
         ]
+        lines.extend(
+            f"Detail: {line}"
+            for line in details_rendering.render_details(list(notification.authorization_details), text=True)
+        )
         if notification.acr_values:
             lines.append(f"ACR values: {' '.join(notification.acr_values)}")
         expires_at = notification.expires_at.astimezone(UTC).isoformat(timespec="seconds")

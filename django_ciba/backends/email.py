@@ -9,6 +9,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.mail import EmailMessage
 from django.template.loader import render_to_string
+from django.utils import translation
 
 
 if TYPE_CHECKING:
@@ -20,6 +21,7 @@ from django_ciba.backends.base import (
     NotificationError,
     PermanentNotificationError,
 )
+from django_ciba.core import details_rendering
 
 
 SUBJECT_TEMPLATE = "django_ciba/notification/email_subject.txt"
@@ -37,7 +39,10 @@ class EmailBackend(BaseNotificationBackend):
     """Sends an e-mail with the binding message and the approval link to ``user.email``.
 
     The subject and body are rendered from ``django_ciba/notification/email_subject.txt`` and
-    ``email_body.txt``; override the templates to change the wording.
+    ``email_body.txt``; override the templates to change the wording. The body lists the request's
+    authorization details as plain text (``details``: one line each, from their types' text
+    templates) and is a ``text/plain`` e-mail, so markup in a detail stays inert text. It is written
+    in :func:`django_ciba.core.details_rendering.user_language` (amounts formatted for it).
     """
 
     def __init__(
@@ -83,6 +88,7 @@ class EmailBackend(BaseNotificationBackend):
             "scopes": notification.scopes,
             "expires_at": notification.expires_at,
             "approval_url": notification.approval_url,
+            "details": details_rendering.render_details(list(notification.authorization_details), text=True),
         }
 
     def build_message(self, notification: DeviceNotification) -> EmailMessage:
@@ -91,10 +97,11 @@ class EmailBackend(BaseNotificationBackend):
             raise PermanentNotificationError(
                 f"User pk={notification.user.pk} has no e-mail address; cannot notify by e-mail."
             )
-        context = self.get_context(notification)
-        subject: str = render_to_string(SUBJECT_TEMPLATE, context)
+        with translation.override(details_rendering.user_language(notification.user)):
+            context = self.get_context(notification)
+            subject: str = render_to_string(SUBJECT_TEMPLATE, context)
+            body = render_to_string(BODY_TEMPLATE, context).rstrip() + "\n"
         subject = " ".join(f"{self.subject_prefix}{subject}".split())  # one line: no header injection
-        body = render_to_string(BODY_TEMPLATE, context).rstrip() + "\n"
         return EmailMessage(subject, body, self.from_email, [address])
 
     def notify(self, notification: DeviceNotification) -> None:

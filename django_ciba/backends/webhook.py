@@ -16,6 +16,7 @@ from datetime import UTC
 from typing import Any
 
 from django.core import checks
+from django.utils import translation
 
 from django_ciba.backends.base import (
     BaseNotificationBackend,
@@ -23,6 +24,7 @@ from django_ciba.backends.base import (
     NotificationError,
     PermanentNotificationError,
 )
+from django_ciba.core import details_rendering
 from django_ciba.exceptions import CibaConfigurationError
 
 
@@ -94,10 +96,16 @@ def verify_signature(
 
 
 def build_payload(notification: DeviceNotification) -> dict[str, Any]:
-    """The JSON object sent for ``notification`` (it never carries the auth_req_id)."""
+    """The JSON object sent for ``notification`` (it never carries the auth_req_id).
+
+    ``authorization_details`` are the request's details as the client sent them (data: a receiver
+    that shows them must escape them) and ``authorization_details_summary`` their plain-text
+    rendering (at most :data:`~django_ciba.core.details_rendering.MAX_SUMMARY` characters, in
+    :func:`~django_ciba.core.details_rendering.user_language`); both are left out without details.
+    """
     expires_at = notification.expires_at.astimezone(UTC).isoformat(timespec="seconds")
     user = notification.user
-    return {
+    payload: dict[str, Any] = {
         "type": EVENT_TYPE,
         "id": notification.auth_request_pk,
         "user": {"pk": str(user.pk), "username": user.get_username()},
@@ -108,6 +116,12 @@ def build_payload(notification: DeviceNotification) -> dict[str, Any]:
         "expires_at": expires_at.replace("+00:00", "Z"),
         "approval_url": notification.approval_url,
     }
+    details = list(notification.authorization_details)
+    if details:
+        with translation.override(details_rendering.user_language(user)):
+            payload["authorization_details_summary"] = details_rendering.text_summary(details)
+        payload["authorization_details"] = details
+    return payload
 
 
 def encode_payload(payload: dict[str, Any]) -> bytes:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core import checks
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext
 
 from django_ciba.backends.base import (
@@ -62,6 +62,7 @@ from django_ciba.backends.webpush_keys import (
     vapid_public_key,
     vapid_values,
 )
+from django_ciba.core import details_rendering
 from django_ciba.core.conf import ciba_settings
 from django_ciba.exceptions import CibaConfigurationError
 
@@ -97,6 +98,8 @@ URGENCIES = ("very-low", "low", "normal", "high")
 MAX_PLAINTEXT = 3993
 #: The plaintext is padded with spaces to a multiple of this, hiding its exact length.
 PAD_TO = 256
+#: Longest summary of the authorization details in a notification's body.
+MAX_DETAILS_SUMMARY = 500
 _TRANSIENT_STATUSES = frozenset({408, 429})
 _EXPIRED_STATUSES = frozenset({404, 410})
 
@@ -200,15 +203,27 @@ class WebPushBackend(BaseNotificationBackend):
     # --- what is sent ---------------------------------------------------------------------
 
     def build_payload(self, notification: DeviceNotification) -> dict[str, Any]:
-        """The JSON object the service worker receives; never the auth_req_id or any secret."""
-        if self.include_details:
-            body = notification.client_name
-            if notification.binding_message:
-                body = f"{body}: {notification.binding_message}" if body else notification.binding_message
-        else:
-            body = gettext("A request awaits your approval.")
+        """The JSON object the service worker receives; never the auth_req_id or any secret.
+
+        With ``include_details`` the body ends with the plain-text summary of the authorization
+        details (at most :data:`MAX_DETAILS_SUMMARY` characters; notifications show text, never
+        markup). The texts are in :func:`django_ciba.core.details_rendering.user_language`.
+        """
+        with translation.override(details_rendering.user_language(notification.user)):
+            if self.include_details:
+                body = notification.client_name
+                if notification.binding_message:
+                    body = f"{body}: {notification.binding_message}" if body else notification.binding_message
+                summary = details_rendering.text_summary(
+                    list(notification.authorization_details), limit=MAX_DETAILS_SUMMARY
+                )
+                if summary:
+                    body = f"{body}\n{summary}" if body else summary
+            else:
+                body = gettext("A request awaits your approval.")
+            title = self.title or gettext("Authentication request")
         return {
-            "title": self.title or gettext("Authentication request"),
+            "title": title,
             "body": body,
             "url": notification.approval_url,
             "request_id": notification.auth_request_pk,

@@ -1,10 +1,12 @@
-"""System checks of the authorization details settings, RFC 9396 (E240-E246)."""
+"""System checks of the authorization details settings, RFC 9396 (E240-E248, E250, E251)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.core import checks
+from django.template import TemplateDoesNotExist, TemplateSyntaxError
+from django.template.loader import get_template
 
 from django_ciba.checks.values import positive_int
 from django_ciba.core.authorization_types import entry_problem
@@ -22,7 +24,7 @@ def check_authorization_details_settings(app_configs: Any = None, **kwargs: Any)
         _ = ciba_settings.user_settings
     except CibaConfigurationError:
         return []  # reported as E010 / E182
-    errors = _types()
+    errors = _types() + _templates()
     if not positive_int(ciba_settings.AUTHORIZATION_DETAILS_MAX_BYTES):
         errors.append(
             checks.Error(
@@ -105,6 +107,46 @@ def _types() -> list[checks.CheckMessage]:
                     f"CIBA['AUTHORIZATION_DETAILS']['TYPES'][{name!r}] {problem}",
                     hint=HINT,
                     id="django_ciba.E241",
+                )
+            )
+    return errors
+
+
+def _template_problem(name: Any) -> bool:
+    if not isinstance(name, str) or not name:
+        return True
+    try:
+        get_template(name)
+    except (TemplateDoesNotExist, TemplateSyntaxError):
+        return True
+    return False
+
+
+def _templates() -> list[checks.CheckMessage]:
+    """E250 / E251: a type's ``TEMPLATE`` / ``TEXT_TEMPLATE`` that names no loadable template."""
+    types = ciba_settings.AUTHORIZATION_DETAILS_TYPES
+    if not isinstance(types, dict):
+        return []  # E240
+    errors: list[checks.CheckMessage] = []
+    for name, entry in types.items():
+        if not isinstance(entry, dict):
+            continue
+        if "TEMPLATE" in entry and _template_problem(entry["TEMPLATE"]):
+            errors.append(
+                checks.Error(
+                    f"CIBA['AUTHORIZATION_DETAILS']['TYPES'][{name!r}]['TEMPLATE'] does not name a template "
+                    "that can be loaded.",
+                    hint=HINT,
+                    id="django_ciba.E250",
+                )
+            )
+        if "TEXT_TEMPLATE" in entry and _template_problem(entry["TEXT_TEMPLATE"]):
+            errors.append(
+                checks.Error(
+                    f"CIBA['AUTHORIZATION_DETAILS']['TYPES'][{name!r}]['TEXT_TEMPLATE'] does not name a "
+                    "template that can be loaded.",
+                    hint=HINT,
+                    id="django_ciba.E251",
                 )
             )
     return errors

@@ -30,8 +30,10 @@ logger = logging.getLogger(__name__)
 #: The keys that say how a detail of a type is checked; an entry holds exactly one of them.
 TYPE_KEYS = ("VALIDATOR", "SCHEMA")
 #: Keys an entry may hold besides: ``SUBSET`` (bool, default False) lets the user approve a request
-#: without some of its details of this type.
-OPTIONAL_KEYS = ("SUBSET",)
+#: without some of its details of this type; ``TEMPLATE`` and ``TEXT_TEMPLATE`` name the templates
+#: that show a detail of this type as HTML and as text (:mod:`django_ciba.core.details_rendering`;
+#: checks E250, E251).
+OPTIONAL_KEYS = ("SUBSET", "TEMPLATE", "TEXT_TEMPLATE")
 #: Longest validator message passed on to the client.
 MAX_MESSAGE = 200
 

@@ -145,6 +145,7 @@ def build_notification(auth_request: AuthenticationRequest) -> DeviceNotificatio
         acr_values=tuple(auth_request.acr_values.split()),
         expires_at=auth_request.expires_at,
         approval_url=template.format(pk=auth_request.pk) if template else "",
+        authorization_details=tuple(auth_request.authorization_details or ()),
     )
 
 

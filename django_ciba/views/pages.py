@@ -34,6 +34,7 @@ from oauth2_provider.scopes import get_scopes_backend
 
 from django_ciba import assurance
 from django_ciba.approval import decisions, page_settings
+from django_ciba.core import authorization_types, details_rendering
 from django_ciba.exceptions import (
     InsufficientAssurance,
     InvalidDecision,
@@ -49,6 +50,10 @@ WEBPUSH_TEMPLATE = "django_ciba/pages/_webpush.html"
 REQUIRED_SCOPES = frozenset({"openid"})
 #: Longest logo URL rendered (registered metadata is client-controlled).
 MAX_LOGO_URL_LENGTH = 2000
+#: From this many seconds left on, the pages show the expiry's date as well as its time.
+SHOW_EXPIRY_DATE_AFTER = 3600
+#: Longest summary of a request's authorization details on the list page.
+LIST_SUMMARY = 300
 
 Status = AuthenticationRequest.Status
 
@@ -81,6 +86,17 @@ class ScopeChoice:
 
 
 @dataclass
+class DetailChoice:
+    """One requested authorization detail (RFC 9396) as the user sees it: ``html`` is its rendering
+    (:mod:`django_ciba.core.details_rendering`, autoescaped); ``optional`` when its type lets the
+    user leave it out (``SUBSET``)."""
+
+    position: int
+    html: str
+    optional: bool
+
+
+@dataclass
 class RequestSummary:
     """What the templates show about one request (``auth_request`` is the model instance)."""
 
@@ -89,6 +105,7 @@ class RequestSummary:
     logo_url: str
     binding_message: str
     scopes: list[ScopeChoice] = field(default_factory=list)
+    details: list[DetailChoice] = field(default_factory=list)
     seconds_left: int = 0
     time_left: str = ""
     expires_at: datetime | None = None
@@ -99,6 +116,20 @@ class RequestSummary:
     @property
     def pk(self) -> int:
         return self.auth_request.pk
+
+    @property
+    def long_wait(self) -> bool:
+        """Whether the request lives long enough for its expiry date to matter."""
+        return self.seconds_left >= SHOW_EXPIRY_DATE_AFTER
+
+    @property
+    def details_summary(self) -> str:
+        """The details as one bounded line of text (the list page)."""
+        return details_rendering.text_summary(self.auth_request.authorization_details, limit=LIST_SUMMARY)
+
+    @property
+    def any_optional_detail(self) -> bool:
+        return any(detail.optional for detail in self.details)
 
 
 def client_logo_url(application: Any) -> str:
@@ -142,6 +173,25 @@ def format_time_left(seconds: int) -> str:
     return f"{hours_text} {minutes_text}" if minutes else hours_text
 
 
+def describe_details(details: Any) -> list[DetailChoice]:
+    """Each requested authorization detail rendered, and whether the user may leave it out."""
+    if not isinstance(details, list):
+        return []
+    return [
+        DetailChoice(
+            position=index,
+            html=details_rendering.render_detail(detail, position=index),
+            optional=detail_is_optional(detail),
+        )
+        for index, detail in enumerate(details)
+    ]
+
+
+def detail_is_optional(detail: Any) -> bool:
+    """Whether the user may approve without this detail (its type's ``SUBSET``)."""
+    return isinstance(detail, dict) and authorization_types.allows_subset(str(detail.get("type", "")))
+
+
 def summarize(auth_request: AuthenticationRequest) -> RequestSummary:
     client = auth_request.client
     seconds = auth_request.seconds_left()
@@ -152,6 +202,7 @@ def summarize(auth_request: AuthenticationRequest) -> RequestSummary:
         logo_url=client_logo_url(client),
         binding_message=auth_request.binding_message,
         scopes=describe_scopes(auth_request.scopes),
+        details=describe_details(auth_request.authorization_details),
         seconds_left=seconds,
         time_left=format_time_left(seconds),
         expires_at=auth_request.expires_at,
@@ -230,10 +281,16 @@ class RequestDetailView(ApprovalPageMixin, View):
             return self.render_page(auth_request, error=_("Choose Approve, Deny or I did not request this."))
         try:
             if action == "approve":
+                details = self.granted_details(auth_request)
+                if details is not None and not details:
+                    return self.render_page(
+                        auth_request, error=_("Tick at least one of the details, or deny the request.")
+                    )
                 decisions.approve(
                     auth_request,
                     user=request.user,
                     scopes=self.granted_scopes(auth_request),
+                    details=details,
                     **self.get_decision_kwargs(),
                 )
             elif action == "deny":
@@ -255,6 +312,19 @@ class RequestDetailView(ApprovalPageMixin, View):
         :func:`decisions.approve` refuses a scope that was not requested)."""
         required = [scope for scope in auth_request.scopes if scope in REQUIRED_SCOPES]
         return list(dict.fromkeys([*required, *self.request.POST.getlist("scope")]))
+
+    def granted_details(self, auth_request: AuthenticationRequest) -> list[int] | None:
+        """The positions of the authorization details approved: those the user cannot leave out,
+        then the ticked ``authorization_detail`` values; None when the request has no details. A
+        value that is not a position is kept as -1, which :func:`decisions.approve` refuses."""
+        details = auth_request.authorization_details
+        if not isinstance(details, list) or not details:
+            return None
+        required = [index for index, detail in enumerate(details) if not detail_is_optional(detail)]
+        ticked = []
+        for value in self.request.POST.getlist("authorization_detail"):
+            ticked.append(int(value) if value.isascii() and value.isdigit() and len(value) < 6 else -1)
+        return list(dict.fromkeys([*required, *ticked]))
 
     def get_decision_kwargs(self) -> dict[str, Any]:
         """Extra arguments of :func:`decisions.approve`: the session's ``context``, from
