@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlparse
 
+from django_ciba.core import authorization_schemas
 from django_ciba.openapi import SPECTACULAR_SETTINGS as CIBA_OPENAPI_SETTINGS
 from django_ciba.tasks import beat_schedule
 
@@ -152,6 +153,23 @@ CIBA = {
     # Device notifications link to the approval page of the request (django_ciba:request), which is
     # served under the issuer's path like every django_ciba URL.
     "APPROVAL_URL": f"{ISSUER}/ciba/requests/{{pk}}/",
+    # Rich authorization requests (docs/authorization-details.rst): the two shipped types, rendered
+    # by their shipped templates; the user may approve some payments of a request and not others.
+    "AUTHORIZATION_DETAILS": {
+        "TYPES": {
+            "payment_initiation": {
+                "SCHEMA": authorization_schemas.PAYMENT,
+                "TEMPLATE": "django_ciba/authorization_details/payment.html",
+                "TEXT_TEMPLATE": "django_ciba/authorization_details/payment.txt",
+                "SUBSET": True,
+            },
+            "agent_action": {
+                "SCHEMA": authorization_schemas.AGENT_ACTION,
+                "TEMPLATE": "django_ciba/authorization_details/agent_action.html",
+                "TEXT_TEMPLATE": "django_ciba/authorization_details/agent_action.txt",
+            },
+        },
+    },
 }
 # CIBA_EXAMPLE_SETTINGS: a section given there (e.g. {"OUTBOUND": {"READ_TIMEOUT": 3}}) is merged into
 # the one above; any other key replaces the value above.

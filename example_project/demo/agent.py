@@ -24,6 +24,7 @@ from django.utils import timezone, translation
 
 from django_ciba.approval import decisions
 from django_ciba.assurance import AuthenticationContext
+from django_ciba.core import details_rendering
 
 from .environment import DemoClient
 from .flows import Demo, DemoFailure, answer, device_notified, token_request, verify_id_token
@@ -60,6 +61,7 @@ def details(client: DemoClient) -> list[dict[str, Any]]:
             "type": "payment_initiation",
             "instructedAmount": {"currency": "EUR", "amount": "39.90"},
             "creditorName": "Travel Insurance AG",
+            "creditorAccount": {"iban": "DE02120300000000202051"},
             "remittanceInformationUnstructured": "Cancellation cover, booking 4711",
         },
     ]
@@ -111,12 +113,10 @@ def agent_flow(demo: Demo, client: DemoClient) -> str:
 
 def show_rendered(demo: Demo, request: Any) -> None:
     """The details as the approval page and the notifications render them, in two locales."""
-    from django_ciba.approval.rendering import render_text  # noqa: PLC0415 - demo only
-
     for language in ("en", "de"):
         with translation.override(language):
-            text = render_text(request.authorization_details)
-        demo.out.block(f"the approval shows ({language})", text.splitlines())
+            lines = details_rendering.render_details(request.authorization_details, text=True)
+        demo.out.block(f"the approval shows ({language})", lines)
 
 
 def verify_receipt(demo: Demo, receipt: str, approved: list[dict[str, Any]]) -> None:
