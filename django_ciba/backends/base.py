@@ -39,6 +39,7 @@ class DeviceNotification:
     acr_values: tuple[str, ...]
     expires_at: datetime  # aware
     approval_url: str  # "" when the OP configured none
+    reminder: int = 0  # 0: the first notification; n: the n-th reminder (CIBA["REMINDERS"])
 
     def __post_init__(self) -> None:
         if self.expires_at.tzinfo is None or self.expires_at.utcoffset() is None:

@@ -107,6 +107,7 @@ def build_payload(notification: DeviceNotification) -> dict[str, Any]:
         "acr_values": list(notification.acr_values),
         "expires_at": expires_at.replace("+00:00", "Z"),
         "approval_url": notification.approval_url,
+        **({"reminder": notification.reminder} if notification.reminder else {}),
     }
 
 

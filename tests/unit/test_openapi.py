@@ -72,7 +72,9 @@ def test_every_protocol_error_code_of_the_code_is_in_the_description():
         for cls in vars(exceptions).values()
         if isinstance(cls, type) and issubclass(cls, exceptions.CibaError)
     }
-    described = set(schemas.BACKCHANNEL_ERRORS) | set(schemas.REGISTRATION_ERRORS)
+    described = (
+        set(schemas.BACKCHANNEL_ERRORS) | set(schemas.REGISTRATION_ERRORS) | set(schemas.CANCEL_ERRORS)
+    )
     assert sorted(codes - described) == []
     decision_codes = {
         cls.code
