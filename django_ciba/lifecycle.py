@@ -14,16 +14,15 @@ the workers, the admin); these functions only change the state.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from django_ciba import audit, outbox, signals
 from django_ciba.core import hot_path
-from django_ciba.core.conf import ciba_settings
 from django_ciba.models import AbuseReport, AuthenticationRequest, Delivery, DeliveryMode
 
 
@@ -331,30 +330,14 @@ def resend_notification(auth_request: AuthenticationRequest, *, actor: str) -> b
     return True
 
 
-def reminders_due(now: datetime) -> Any:
-    """The pending, unexpired requests due for a reminder under ``CIBA["REMINDERS"]`` at ``now``."""
-    if int(ciba_settings.REMINDER_MAX) <= 0:
-        return AuthenticationRequest.objects.none()
-    first = Q(
-        reminded_at__isnull=True, created_at__lte=now - timedelta(seconds=int(ciba_settings.REMINDER_AFTER))
-    )
-    next_one = Q(reminded_at__lte=now - timedelta(seconds=int(ciba_settings.REMINDER_EVERY)))
-    return AuthenticationRequest.objects.pending(now).filter(
-        first | next_one, reminders_sent__lt=int(ciba_settings.REMINDER_MAX)
-    )
-
-
 def remind(pk: int, *, now: datetime) -> bool:
     """A reminder to the user's device for a request still pending (not expired) and due for one
-    (:func:`reminders_due`): counted and dated on the request in one conditional update, so that two
+    (``due_for_reminder``): counted and dated on the request in one conditional update, so that two
     concurrent sweeps send one. Its device notification (``error`` :data:`outbox.REMINDER`)
     replaces the request's device deliveries still pending. Audited as :data:`REMINDED`."""
     with _atomic():
-        if (
-            not reminders_due(now)
-            .filter(pk=pk)
-            .update(reminders_sent=F("reminders_sent") + 1, reminded_at=now, updated_at=now)
-        ):
+        due = AuthenticationRequest.objects.due_for_reminder(now).filter(pk=pk)
+        if not due.update(reminders_sent=F("reminders_sent") + 1, reminded_at=now, updated_at=now):
             return False
         auth_request = AuthenticationRequest.objects.select_related("client").get(pk=pk)
         replaced = _cancel_deliveries(auth_request, now, "Replaced by a reminder.", kinds=(Kind.DEVICE,))

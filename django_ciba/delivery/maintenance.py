@@ -54,7 +54,7 @@ def remind_due(*, now: datetime | None = None, batch_size: int | None = None) ->
     reminded, seen = 0, 0
     while True:
         pks = list(
-            lifecycle.reminders_due(now)
+            AuthenticationRequest.objects.due_for_reminder(now)
             .filter(pk__gt=seen)
             .order_by("pk")
             .values_list("pk", flat=True)[:size]

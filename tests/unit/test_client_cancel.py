@@ -321,3 +321,19 @@ def test_the_admin_shows_the_cancelled_status(admin_client, poll_client, user):
     page = admin_client.get(f"/admin/django_ciba/authenticationrequest/{auth_request.pk}/change/")
     assert page.status_code == 200 and b"Cancelled by the client" in page.content
     assert get_user_model().objects.filter(pk=user.pk).exists()
+
+
+def test_a_cancelled_request_is_purged_after_the_retention(client, poll_client, user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from django_ciba.delivery import maintenance
+
+    app, secret = poll_client
+    auth_req_id, auth_request = start(client, app, secret)
+    assert_cancelled(cancel(client, app, secret, auth_req_id))
+    later = timezone.now() + timedelta(seconds=3601)
+    assert maintenance.purge_finished(now=later - timedelta(seconds=2), retention=3600) == 0
+    assert maintenance.purge_finished(now=later, retention=3600) == 1
+    assert not AuthenticationRequest.objects.filter(pk=auth_request.pk).exists()
