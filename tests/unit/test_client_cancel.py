@@ -337,3 +337,22 @@ def test_a_cancelled_request_is_purged_after_the_retention(client, poll_client, 
     assert maintenance.purge_finished(now=later - timedelta(seconds=2), retention=3600) == 0
     assert maintenance.purge_finished(now=later, retention=3600) == 1
     assert not AuthenticationRequest.objects.filter(pk=auth_request.pk).exists()
+
+
+def test_with_the_hot_path_cache_a_cancelled_request_is_not_answered_pending(
+    client, poll_client, user, ciba_settings
+):
+    from django.core.cache import cache
+
+    from django_ciba.core import hot_path
+
+    ciba_settings.set(HOT_PATH_CACHE=True)
+    app, secret = poll_client
+    auth_req_id, auth_request = start(client, app, secret)
+    key = hot_path.pending_key(auth_request.auth_req_id_hash)
+    assert hot_path.entry_from(cache.get(key)) is not None  # polls are answered from the cache
+    assert_error(poll(client, app, secret, auth_req_id), "authorization_pending")
+    assert_cancelled(cancel(client, app, secret, auth_req_id))
+    assert hot_path.entry_from(cache.get(key)) is None  # the entry left with the transition
+    body = assert_error(poll(client, app, secret, auth_req_id), "invalid_grant")
+    assert body["error_description"] == "The client cancelled the request."
