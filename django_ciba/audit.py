@@ -36,6 +36,7 @@ EVENT_NAMES: dict[Signal, str] = {
     signals.auth_request_denied: "denied",
     signals.auth_request_expired: "expired",
     signals.auth_request_failed: "failed",
+    signals.auth_request_cancelled: "cancelled",
     signals.tokens_issued: "tokens_issued",
     signals.delivered: "delivered",
     signals.delivery_failed: "delivery_failed",

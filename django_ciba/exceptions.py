@@ -104,6 +104,13 @@ class InvalidAuthorizationDetails(CibaError):
     error = "invalid_authorization_details"
 
 
+class InvalidGrant(CibaError):
+    """The auth_req_id sent to the cancel endpoint is unknown, another client's, or no longer
+    cancellable (decided, expired, or its tokens issued)."""
+
+    error = "invalid_grant"
+
+
 class InvalidClient(CibaError):
     """AERR-09: client authentication failed (HTTP 401)."""
 

@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from django_ciba import audit, outbox, signals
@@ -32,6 +33,8 @@ Kind = Delivery.Kind
 UNREDEEMED = (Status.PENDING, Status.APPROVED)
 #: The audit event of a resent device notification (it has no signal of its own).
 RESENT = "device_notification_resent"
+#: The audit event of a reminder sent to the user's device (no signal of its own either).
+REMINDED = "reminder_sent"
 
 
 def _atomic() -> Any:
@@ -319,20 +322,55 @@ def resend_notification(auth_request: AuthenticationRequest, *, actor: str) -> b
         live = AuthenticationRequest.objects.pending().select_for_update().filter(pk=auth_request.pk)
         if not list(live.values_list("pk", flat=True)):
             return False
-        now = timezone.now()
-        superseded = (
-            Delivery.objects.pending()
-            .filter(auth_request=auth_request, kind=Kind.DEVICE)
-            .update(
-                status=Delivery.Status.CANCELLED,
-                finished_at=now,
-                updated_at=now,
-                last_error="Superseded by a resend.",
-            )
+        superseded = _cancel_deliveries(
+            auth_request, timezone.now(), "Superseded by a resend.", kinds=(Kind.DEVICE,)
         )
         delivery = notify_device(auth_request)
         audit.record(auth_request, RESENT, actor=actor, delivery=delivery.pk, superseded=superseded)
     return True
+
+
+def remind(pk: int, *, now: datetime) -> bool:
+    """A reminder to the user's device for a request still pending (not expired) and due for one
+    (``due_for_reminder``): counted and dated on the request in one conditional update, so that two
+    concurrent sweeps send one. Its device notification (``error`` :data:`outbox.REMINDER`)
+    replaces the request's device deliveries still pending. Audited as :data:`REMINDED`."""
+    with _atomic():
+        due = AuthenticationRequest.objects.due_for_reminder(now).filter(pk=pk)
+        if not due.update(reminders_sent=F("reminders_sent") + 1, reminded_at=now, updated_at=now):
+            return False
+        auth_request = AuthenticationRequest.objects.select_related("client").get(pk=pk)
+        replaced = _cancel_deliveries(auth_request, now, "Replaced by a reminder.", kinds=(Kind.DEVICE,))
+        delivery = outbox.record(auth_request, Kind.DEVICE, error=outbox.REMINDER)
+        number = auth_request.reminders_sent
+        audit.record(auth_request, REMINDED, delivery=delivery.pk, reminder=number, replaced=replaced)
+    return True
+
+
+def cancel(auth_request: AuthenticationRequest, *, actor: str, now: datetime) -> bool:
+    """pending, or approved with no tokens issued yet (neither expired) -> cancelled by its client.
+    Its deliveries not sent yet (device notifications, pings, pushes) are cancelled; no callback
+    tells the client, which asked for it."""
+    with _atomic():
+        if not _requests(auth_request.pk, UNREDEEMED, expires_at__gt=now).update(
+            status=Status.CANCELLED, cancelled_at=now, updated_at=now
+        ):
+            return False
+        auth_request.refresh_from_db()
+        _left_pending(auth_request)
+        _cancel_deliveries(auth_request, now, "The client cancelled the request.")
+        audit.transition(auth_request, signals.auth_request_cancelled, actor=actor)
+    return True
+
+
+def _cancel_deliveries(
+    auth_request: AuthenticationRequest, now: datetime, why: str, *, kinds: Iterable[str] = tuple(Kind)
+) -> int:
+    return (
+        Delivery.objects.pending()
+        .filter(auth_request=auth_request, kind__in=list(kinds))
+        .update(status=Delivery.Status.CANCELLED, finished_at=now, updated_at=now, last_error=why)
+    )
 
 
 def retry_deliveries(delivery_pks: Iterable[int]) -> list[int]:

@@ -38,6 +38,10 @@ PUSH_ERRORS: dict[str, str] = {
 }
 
 
+#: The ``error`` of a device delivery that is a reminder (device deliveries carry no error code).
+REMINDER = "reminder"
+
+
 def record(auth_request: AuthenticationRequest, kind: str, *, error: str = "") -> Delivery:
     """Write one delivery in the current transaction; it is dispatched once that commits and, inside
     a request, once the response has been sent (:mod:`django_ciba.core.after_response`)."""

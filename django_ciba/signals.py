@@ -29,6 +29,8 @@ auth_request_denied = Signal()
 auth_request_expired = Signal()
 #: The request failed: tokens could not be minted, or a push never reached the client.
 auth_request_failed = Signal()
+#: The client cancelled the request (pending, or approved with no tokens issued yet).
+auth_request_cancelled = Signal()
 #: Tokens were issued for the request (at the token endpoint, or minted for a push).
 tokens_issued = Signal()
 #: A ping or push callback reached the client (it answered 2xx).

@@ -50,6 +50,14 @@ def expire_requests() -> int:
     return maintenance.expire_overdue()
 
 
+@shared_task(name="django_ciba.remind_requests", **TASK_OPTIONS)
+def remind_requests() -> int:
+    """Remind users of requests still waiting for them (``CIBA["REMINDERS"]``)."""
+    from django_ciba.delivery import maintenance
+
+    return maintenance.remind_due()
+
+
 @shared_task(name="django_ciba.purge_finished", **TASK_OPTIONS)
 def purge_finished() -> int:
     """Delete finished requests older than ``CIBA["MAINTENANCE"]["RETENTION"]``."""
@@ -106,10 +114,13 @@ def _close_old_connections(sender: Any = None, **kwargs: Any) -> None:
     close_old_connections()
 
 
-def beat_schedule(*, sweep: float = 10.0, expire: float = 30.0, purge: float = 3600.0) -> dict[str, Any]:
+def beat_schedule(
+    *, sweep: float = 10.0, expire: float = 30.0, remind: float = 60.0, purge: float = 3600.0
+) -> dict[str, Any]:
     """A ``CELERY_BEAT_SCHEDULE`` fragment for the housekeeping tasks (intervals in seconds)."""
     return {
         "django-ciba-sweep-outbox": {"task": "django_ciba.sweep_outbox", "schedule": sweep},
         "django-ciba-expire-requests": {"task": "django_ciba.expire_requests", "schedule": expire},
+        "django-ciba-remind-requests": {"task": "django_ciba.remind_requests", "schedule": remind},
         "django-ciba-purge-finished": {"task": "django_ciba.purge_finished", "schedule": purge},
     }

@@ -13,6 +13,8 @@ app_name = "django_ciba"
 
 urlpatterns = [
     path("bc-authorize", views.BackchannelAuthenticationView.as_view(), name="bc-authorize"),
+    # A django-ciba extension: the client cancels one of its requests (docs/authorization-details.rst).
+    path("bc-authorize/cancel", views.BackchannelCancelView.as_view(), name="bc-cancel"),
     path("token/", views.TokenView.as_view(), name="token"),
     path("introspect/", views.IntrospectTokenView.as_view(), name="introspect"),
     path("register", views.ClientRegistrationView.as_view(), name="register"),

@@ -42,6 +42,7 @@ class DeviceNotification:
     # The request's authorization_details (RFC 9396) as the client sent them: client input, so
     # render them with django_ciba.core.details_rendering (bounded, escaped), never raw into HTML.
     authorization_details: tuple[Any, ...] = ()
+    reminder: int = 0  # 0: the first notification; n: the n-th reminder (CIBA["REMINDERS"])
 
     def __post_init__(self) -> None:
         if self.expires_at.tzinfo is None or self.expires_at.utcoffset() is None:

@@ -115,6 +115,7 @@ def build_payload(notification: DeviceNotification) -> dict[str, Any]:
         "acr_values": list(notification.acr_values),
         "expires_at": expires_at.replace("+00:00", "Z"),
         "approval_url": notification.approval_url,
+        **({"reminder": notification.reminder} if notification.reminder else {}),
     }
     details = list(notification.authorization_details)
     if details:

@@ -227,6 +227,7 @@ class WebPushBackend(BaseNotificationBackend):
             "body": body,
             "url": notification.approval_url,
             "request_id": notification.auth_request_pk,
+            **({"reminder": notification.reminder} if notification.reminder else {}),
         }
 
     @staticmethod

@@ -43,8 +43,9 @@ def _limit(value: Any) -> tuple[int, int] | None:
 
 def unapproved_prompts(user: Any, *, since: datetime, now: datetime) -> QuerySet:
     """The user's prompts created after ``since`` that ended without approval (denied, reported,
-    expired or superseded, or pending past their expiry) and that no later approval of a request of
-    the same client followed. Prompts a decision policy decided are not prompts."""
+    expired, superseded or cancelled by the client, or pending past their expiry) and that no later
+    approval of a request of the same client followed. Prompts a decision policy decided are not
+    prompts."""
     Status = AuthenticationRequest.Status
     approved_since = AuthenticationRequest.objects.filter(
         client=OuterRef("client"), user=user, approved_at__gte=OuterRef("created_at")
@@ -53,7 +54,10 @@ def unapproved_prompts(user: Any, *, since: datetime, now: datetime) -> QuerySet
         AuthenticationRequest.objects.filter(
             user=user, asked_user=True, approved_at__isnull=True, created_at__gt=since
         )
-        .filter(Q(status__in=(Status.DENIED, Status.EXPIRED)) | Q(status=Status.PENDING, expires_at__lte=now))
+        .filter(
+            Q(status__in=(Status.DENIED, Status.EXPIRED, Status.CANCELLED))
+            | Q(status=Status.PENDING, expires_at__lte=now)
+        )
         .exclude(Exists(approved_since))
         .order_by()
     )

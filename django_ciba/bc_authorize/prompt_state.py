@@ -9,7 +9,8 @@ and column names, and every value is a parameter. One pass over the user's recen
 every count; the abuse reports are a scalar subquery of the same statement.
 
 A prompt is *unapproved* when the user was asked (``asked_user``), it was never approved, it ended
-denied or expired (superseded requests are expired), or it is still pending past its expiry, and no
+denied, expired (superseded requests are expired) or cancelled by its client (a client cannot
+escape the limits by cancelling its prompts), or it is still pending past its expiry, and no
 request of the same client that the user approved was approved after it was created.
 """
 
@@ -68,7 +69,7 @@ def _statement(vendor: str, reports: bool, mine: bool, every: bool, pending: boo
     # %(name)s placeholders are filled positionally below, in the order they appear.
     unapproved = (
         f"req.{r['asked_user']} = %(true)s AND req.{approved} IS NULL"
-        f" AND (req.{status} IN (%(denied)s, %(expired)s)"
+        f" AND (req.{status} IN (%(denied)s, %(expired)s, %(cancelled)s)"
         f" OR (req.{status} = %(pending)s AND req.{expires} <= %(now)s))"
         f" AND NOT EXISTS (SELECT 1 FROM {table} later WHERE later.{client} = req.{client}"
         f" AND later.{user} = %(user)s AND later.{approved} >= req.{created})"
@@ -160,6 +161,7 @@ def read(application: Any, user: Any, *, now: datetime, periods: Periods) -> Pro
         "false": False,
         "denied": Status.DENIED.value,
         "expired": Status.EXPIRED.value,
+        "cancelled": Status.CANCELLED.value,
         "pending": Status.PENDING.value,
         "now": moment(now),
         "user": user.pk,

@@ -50,7 +50,12 @@ logger = logging.getLogger(__name__)
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 PARAMETERS = ("client_assertion_type", "client_assertion")
 # Endpoints whose URL an assertion may name as its audience, besides the issuer (BC-04).
-AUDIENCE_ENDPOINTS = ("django_ciba:token", "oauth2_provider:token", "django_ciba:bc-authorize")
+AUDIENCE_ENDPOINTS = (
+    "django_ciba:token",
+    "oauth2_provider:token",
+    "django_ciba:bc-authorize",
+    "django_ciba:bc-cancel",
+)
 
 LoadApplication = Callable[[str, Any], Any]
 

@@ -212,6 +212,11 @@ DEFAULTS: dict[str, Any] = {
     "AUTHORIZATION_DETAILS_MAX_BYTES": 8192,
     "AUTHORIZATION_DETAILS_MAX_DEPTH": 8,
     "AUTHORIZATION_DETAILS_MAX_ITEMS": 32,
+    # Reminders of requests still waiting for the user (seconds): the first once a request has been
+    # pending AFTER seconds, the next ones EVERY seconds later, at most MAX per request (0: none).
+    "REMINDER_AFTER": 3600,
+    "REMINDER_EVERY": 3600,
+    "REMINDER_MAX": 2,
 }
 
 IMPORT_STRINGS = ("USER_RESOLVERS", "USER_CODE_VERIFIER", "DECISION_POLICIES", "AUTHENTICATION_CONTEXT")
@@ -287,6 +292,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "MAX_DEPTH": "AUTHORIZATION_DETAILS_MAX_DEPTH",
         "MAX_ITEMS": "AUTHORIZATION_DETAILS_MAX_ITEMS",
     },
+    "REMINDERS": {"AFTER": "REMINDER_AFTER", "EVERY": "REMINDER_EVERY", "MAX": "REMINDER_MAX"},
 }
 
 #: Flat name -> (section, key) for every setting that moved into a section.

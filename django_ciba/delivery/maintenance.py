@@ -1,7 +1,8 @@
-"""Periodic housekeeping: expire overdue requests, re-enqueue overdue deliveries, delete old rows.
+"""Periodic housekeeping: expire overdue requests, remind users of requests waiting long, re-enqueue
+overdue deliveries, delete old rows.
 
 Run by the Celery beat tasks in :mod:`django_ciba.tasks` and by ``manage.py ciba_cleanup``. They
-work in batches of ``CIBA["MAINTENANCE"]["BATCH_SIZE"]`` rows (expiry and purge loop until done;
+work in batches of ``CIBA["MAINTENANCE"]["BATCH_SIZE"]`` rows (expiry, reminders and purge loop until done;
 the sweep takes one batch per run, as it runs every few seconds) and are safe to run concurrently
 with themselves and with live traffic (every change is an atomic conditional update, made through
 :mod:`django_ciba.lifecycle`).
@@ -43,6 +44,27 @@ def expire_overdue(*, now: datetime | None = None, batch_size: int | None = None
                 expired += 1
         if len(pks) < size:
             return expired
+
+
+def remind_due(*, now: datetime | None = None, batch_size: int | None = None) -> int:
+    """Send the reminders due under ``CIBA["REMINDERS"]`` (:func:`django_ciba.lifecycle.remind`);
+    returns how many were sent. A request reminded by a concurrent run is not reminded again."""
+    now = now or timezone.now()
+    size = _batch_size(batch_size)
+    reminded, seen = 0, 0
+    while True:
+        pks = list(
+            AuthenticationRequest.objects.due_for_reminder(now)
+            .filter(pk__gt=seen)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:size]
+        )
+        for pk in pks:
+            if lifecycle.remind(pk, now=now):
+                reminded += 1
+        if len(pks) < size:
+            return reminded
+        seen = pks[-1]
 
 
 def sweep_outbox(*, now: datetime | None = None, batch_size: int | None = None) -> int:

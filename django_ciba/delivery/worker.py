@@ -132,8 +132,9 @@ def _attempt(delivery: Delivery) -> Outcome:
         return Outcome(delivered=False, error="Stored secrets cannot be unsealed (SEALING_KEYS changed?).")
 
 
-def build_notification(auth_request: AuthenticationRequest) -> DeviceNotification:
-    """What the authentication device is told; never the auth_req_id or any other secret."""
+def build_notification(auth_request: AuthenticationRequest, *, reminder: int = 0) -> DeviceNotification:
+    """What the authentication device is told; never the auth_req_id or any other secret.
+    ``reminder``: 0 for the first notification, n for the request's n-th reminder."""
     template = ciba_settings.APPROVAL_URL
     return DeviceNotification(
         auth_request_pk=auth_request.pk,
@@ -146,12 +147,15 @@ def build_notification(auth_request: AuthenticationRequest) -> DeviceNotificatio
         expires_at=auth_request.expires_at,
         approval_url=template.format(pk=auth_request.pk) if template else "",
         authorization_details=tuple(auth_request.authorization_details or ()),
+        reminder=reminder,
     )
 
 
 def _notify_device(delivery: Delivery) -> Outcome:
     try:
-        get_backend().notify(build_notification(delivery.auth_request))
+        auth_request = delivery.auth_request
+        reminder = auth_request.reminders_sent if delivery.error == outbox.REMINDER else 0
+        get_backend().notify(build_notification(auth_request, reminder=reminder))
     except (PermanentNotificationError, CibaConfigurationError) as exc:
         if isinstance(exc, CibaConfigurationError):
             logger.error("The notification backend is misconfigured: %s", exc)

@@ -5,14 +5,15 @@ A request's state changes only through :mod:`django_ciba.lifecycle`; these query
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from django_ciba.core import hot_path
+from django_ciba.core.conf import ciba_settings
 from django_ciba.core.identifiers import hash_auth_req_id
 
 
@@ -39,12 +40,23 @@ class AuthenticationRequestQuerySet(models.QuerySet[Any]):
             expires_at__lte=now or timezone.now(),
         )
 
+    def due_for_reminder(self, now: datetime) -> AuthenticationRequestQuerySet:
+        """Pending, unexpired requests due for a reminder under ``CIBA["REMINDERS"]`` at ``now``."""
+        most = int(ciba_settings.REMINDER_MAX)
+        if most <= 0:
+            return self.none()
+        after, every = (
+            timedelta(seconds=int(seconds))
+            for seconds in (ciba_settings.REMINDER_AFTER, ciba_settings.REMINDER_EVERY)
+        )
+        first = Q(reminded_at__isnull=True, created_at__lte=now - after)
+        return self.pending(now).filter(first | Q(reminded_at__lte=now - every), reminders_sent__lt=most)
+
     def finished_before(self, cutoff: datetime) -> AuthenticationRequestQuerySet:
         """Requests in a final state whose last change is older than ``cutoff`` (for cleanup)."""
         Status = self.model.Status
-        return self.filter(
-            status__in=(Status.DENIED, Status.EXPIRED, Status.CONSUMED, Status.FAILED), updated_at__lt=cutoff
-        )
+        final = (Status.DENIED, Status.EXPIRED, Status.CONSUMED, Status.FAILED, Status.CANCELLED)
+        return self.filter(status__in=final, updated_at__lt=cutoff)
 
 
 class DeliveryQuerySet(models.QuerySet[Any]):

@@ -66,6 +66,36 @@ class BackchannelAuthenticationSchema(OpenApiViewExtension):
         )
 
 
+class BackchannelCancelSchema(OpenApiViewExtension):
+    target_class = "django_ciba.views.bc_authorize.BackchannelCancelView"
+
+    def view_replacement(self) -> Any:
+        return replace(
+            self,
+            post=extend_schema(
+                operation_id="bc_cancel",
+                tags=["ciba"],
+                summary="Cancel a backchannel authentication (django-ciba extension)",
+                description="The client that started a request cancels it while it is pending, or "
+                "approved with no tokens issued yet. Cancelling a cancelled request succeeds again; "
+                "an unknown auth_req_id and another client's get the same invalid_grant answer.",
+                request={FORM: schemas.CancelRequest},
+                responses={
+                    200: OpenApiResponse(schemas.CancelAnswer, description="Cancelled (or was already)."),
+                    **errors(
+                        schemas.CancelError,
+                        s400="invalid_request: no auth_req_id; invalid_grant: unknown, another "
+                        "client's, decided, expired or redeemed.",
+                        s401="invalid_client: client authentication failed.",
+                        s405="invalid_request: only POST.",
+                        s503=UNAVAILABLE,
+                    ),
+                },
+                auth=CLIENT_AUTH,  # type: ignore[arg-type]  # drf-spectacular takes security requirements, not only names
+            ),
+        )
+
+
 class ClientRegistrationSchema(OpenApiViewExtension):
     target_class = "django_ciba.views.registration.ClientRegistrationView"
 

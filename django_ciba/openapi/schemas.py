@@ -148,6 +148,16 @@ class ClientMetadata(serializers.Serializer):
     )
 
 
+class CancelRequest(ClientAuthenticationFields):
+    """A django-ciba extension: the client cancels one of its requests."""
+
+    auth_req_id = serializers.CharField(help_text="The auth_req_id of the request to cancel.")
+
+
+class CancelAnswer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["cancelled"])
+
+
 class ClientInformation(ClientMetadata):
     """RFC 7591 §3.2.1 / RFC 7592 §3: the metadata as registered, with the credentials."""
 
@@ -189,6 +199,13 @@ TOKEN_ERRORS = [
     "invalid_authorization_details",
     "temporarily_unavailable",
 ]
+CANCEL_ERRORS = [
+    "invalid_request",
+    "invalid_grant",
+    "invalid_client",
+    "unauthorized_client",
+    "temporarily_unavailable",
+]
 REGISTRATION_ERRORS = [
     "invalid_client_metadata",
     "invalid_redirect_uri",
@@ -213,5 +230,6 @@ DEVICE_ERRORS = [
 
 BackchannelError = error_serializer("BackchannelError", BACKCHANNEL_ERRORS)
 TokenError = error_serializer("TokenError", TOKEN_ERRORS)
+CancelError = error_serializer("CancelError", CANCEL_ERRORS)
 RegistrationError = error_serializer("RegistrationError", REGISTRATION_ERRORS)
 DeviceError = error_serializer("DeviceError", DEVICE_ERRORS)

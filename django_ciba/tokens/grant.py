@@ -29,6 +29,7 @@ STATUS_ERRORS: dict[str, type[errors.OAuth2Error]] = {
     "expired_token": rfc8628_errors.ExpiredTokenError,
     "access_denied": rfc8628_errors.AccessDenied,
     "invalid_grant": errors.InvalidGrantError,
+    "cancelled": errors.InvalidGrantError,
 }
 
 STATUS_DESCRIPTIONS = {
@@ -37,6 +38,7 @@ STATUS_DESCRIPTIONS = {
     "expired_token": "The auth_req_id has expired.",
     "access_denied": "The user denied the request.",
     "invalid_grant": "The auth_req_id is unknown, spent, or was issued to another client.",
+    "cancelled": "The client cancelled the request.",
 }
 
 # Headers of every token response, errors included (RFC 6749 §5.1).

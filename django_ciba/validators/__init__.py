@@ -292,8 +292,9 @@ class CibaValidatorMixin(
         self, client: AbstractApplication, auth_req_id: str, request: Request
     ) -> str:
         """Classify a poll: ``approved``, ``authorization_pending``, ``slow_down``, ``expired_token``,
-        ``access_denied`` or ``invalid_grant``. On ``approved`` the request is prepared for minting
-        (user, scopes, the CIBA request); :meth:`claim_ciba_request` then spends it."""
+        ``access_denied``, ``cancelled`` (by the client) or ``invalid_grant``. On ``approved`` the
+        request is prepared for minting (user, scopes, the CIBA request); :meth:`claim_ciba_request`
+        then spends it."""
         now = timezone.now()
         pending = self._pending_from_cache(client, auth_req_id, request, now)
         if pending is not None:
@@ -315,6 +316,8 @@ class CibaValidatorMixin(
             return "expired_token"  # TOK-09
         if auth.status == Status.DENIED:
             return "access_denied"  # TOK-10
+        if auth.status == Status.CANCELLED:
+            return "cancelled"  # invalid_grant, said so in its description
         if auth.status == Status.PENDING:
             if whole and auth.delivery_mode in lifecycle.POLLED:
                 # Its entry had expired (or was lost): back in, unless a transition left its tombstone.

@@ -1,5 +1,5 @@
 from django_ciba.views.automation import AutomatedApprovalView
-from django_ciba.views.bc_authorize import BackchannelAuthenticationView
+from django_ciba.views.bc_authorize import BackchannelAuthenticationView, BackchannelCancelView
 from django_ciba.views.device_api import (
     DeviceRequestApproveView,
     DeviceRequestDenyView,
@@ -19,6 +19,7 @@ from django_ciba.views.webpush import ServiceWorkerView, WebPushSubscribeView, W
 __all__ = [
     "AutomatedApprovalView",
     "BackchannelAuthenticationView",
+    "BackchannelCancelView",
     "CibaConnectDiscoveryInfoView",
     "CibaJwksInfoView",
     "ClientConfigurationView",

@@ -16,6 +16,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from django_ciba.bc_authorize.cancel import cancel_request
 from django_ciba.bc_authorize.params import parse_form
 from django_ciba.bc_authorize.service import acknowledge, start_authentication
 from django_ciba.checks.serving import misconfigured_response
@@ -120,3 +121,19 @@ class BackchannelAuthenticationView(ProtocolErrorMixin, APIView):
         return AcknowledgedResponse(
             ack.as_dict(), status=200, headers=NO_STORE, on_close=lambda: acknowledge(auth_request)
         )
+
+
+@method_decorator(
+    sensitive_post_parameters("client_secret", "client_assertion", "auth_req_id"), name="dispatch"
+)
+class BackchannelCancelView(ProtocolErrorMixin, APIView):
+    """Authenticate the client as at bc-authorize, cancel its request, answer ``{"status": "cancelled"}``."""
+
+    http_method_names = ["post"]
+
+    def post(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        django_request = self.http_request
+        form = parse_form(django_request.META.get("CONTENT_TYPE", ""), django_request.body)
+        application, _ciba, _oauthlib_request = authenticate_client(django_request, form)
+        cancel_request(application, form)
+        return Response({"status": "cancelled"}, status=200, headers=NO_STORE)

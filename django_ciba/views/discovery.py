@@ -50,6 +50,8 @@ def ciba_metadata(request: Any, base: dict[str, Any]) -> dict[str, Any]:
     algorithms = supported_algorithms()
     data: dict[str, Any] = {
         "backchannel_authentication_endpoint": absolute_url(request, reverse("django_ciba:bc-authorize")),
+        # A django-ciba extension (no standard name yet): where a client cancels its request.
+        "backchannel_authentication_cancel_endpoint": absolute_url(request, reverse("django_ciba:bc-cancel")),
         "backchannel_token_delivery_modes_supported": list(ciba_settings.DELIVERY_MODES),
         "backchannel_user_code_parameter_supported": bool(ciba_settings.USER_CODE_SUPPORTED),
         # DISC-03 (signed requests, SR-*) and DISC-06 (private_key_jwt at both endpoints).

@@ -369,7 +369,7 @@ class RequestResultView(ApprovalPageMixin, View):
         return render(request, self.template_name, context)
 
     def outcome(self, auth_request: AuthenticationRequest) -> str:
-        """``pending``, ``approved``, ``denied``, ``reported``, ``expired`` or ``failed``."""
+        """``pending``, ``approved``, ``denied``, ``reported``, ``expired``, ``cancelled`` or ``failed``."""
         status = auth_request.status
         if status == Status.PENDING:
             return "expired" if auth_request.is_expired() else "pending"
@@ -379,6 +379,6 @@ class RequestResultView(ApprovalPageMixin, View):
             user = self.request.user  # signed in (LoginRequiredMixin)
             reported = AbuseReport.objects.filter(auth_request=auth_request, user=user).exists()  # type: ignore[misc]
             return "reported" if reported else "denied"
-        if status == Status.EXPIRED:
-            return "expired"
+        if status in (Status.EXPIRED, Status.CANCELLED):
+            return status
         return "failed"

@@ -365,7 +365,7 @@ def test_ciba_cleanup_expires_sweeps_purges_and_prints_counts(poll_client, user)
 
     output = run_cleanup("--retention", "3600", "--batch-size", "10")
 
-    assert output.strip() == "expired=1 re-enqueued=1 deleted=1"
+    assert output.strip() == "expired=1 reminded=0 re-enqueued=1 deleted=1"
     assert statuses([overdue, lost]) == [Status.EXPIRED, Status.PENDING]
     assert not AuthenticationRequest.objects.filter(pk=old.pk).exists()
     assert [n.auth_request_pk for n in locmem.outbox] == [lost.pk]
@@ -375,7 +375,7 @@ def test_ciba_cleanup_no_sweep(poll_client, user):
     app, _ = poll_client
     lost = make_request(app, user)
     row = add_delivery(lost, status=Delivery.Status.PENDING, due_in=-60)
-    assert run_cleanup("--no-sweep").strip() == "expired=0 re-enqueued=0 deleted=0"
+    assert run_cleanup("--no-sweep").strip() == "expired=0 reminded=0 re-enqueued=0 deleted=0"
     row.refresh_from_db()
     assert row.status == Delivery.Status.PENDING and locmem.outbox == []
 
@@ -456,16 +456,22 @@ def test_housekeeping_tasks_run_the_maintenance_functions(poll_client, user, cib
 def test_beat_schedule_names_registered_tasks():
     from example_project.celery import app as celery_app
 
-    schedule = tasks.beat_schedule(sweep=5, expire=15, purge=600)
-    assert len(schedule) == 3
+    schedule = tasks.beat_schedule(sweep=5, expire=15, remind=120, purge=600)
+    assert len(schedule) == 4
     names = {entry["task"] for entry in schedule.values()}
-    assert names == {"django_ciba.sweep_outbox", "django_ciba.expire_requests", "django_ciba.purge_finished"}
+    assert names == {
+        "django_ciba.sweep_outbox",
+        "django_ciba.expire_requests",
+        "django_ciba.remind_requests",
+        "django_ciba.purge_finished",
+    }
     for name in names:
         assert name in celery_app.tasks
     by_task = {entry["task"]: entry["schedule"] for entry in schedule.values()}
     assert by_task == {
         "django_ciba.sweep_outbox": 5,
         "django_ciba.expire_requests": 15,
+        "django_ciba.remind_requests": 120,
         "django_ciba.purge_finished": 600,
     }
     assert {entry["task"] for entry in tasks.beat_schedule().values()} == names

@@ -65,6 +65,19 @@ def test_bc_authorize_is_described_as_a_form_post_with_its_answer_and_errors(sch
     assert op["security"][0] == {"clientSecretBasic": []}
 
 
+def test_the_cancel_endpoint_is_described(schema):
+    op = operation(schema, "/o/bc-authorize/cancel", "post")
+    form = body_schema(schema, op, "application/x-www-form-urlencoded")
+    assert form["required"] == ["auth_req_id"]
+    answer = answer_schema(schema, op, "200")
+    assert component(schema, answer["properties"]["status"]["$ref"])["enum"] == ["cancelled"]
+    error = answer_schema(schema, op, "400")
+    assert {"invalid_grant", "invalid_request"} <= set(
+        component(schema, error["properties"]["error"]["$ref"])["enum"]
+    )
+    assert set(op["responses"]) == {"200", "400", "401", "405", "503"}
+
+
 def test_every_protocol_error_code_of_the_code_is_in_the_description():
     # A new CibaError subclass must be added to the endpoint's error enum.
     codes = {
@@ -72,7 +85,9 @@ def test_every_protocol_error_code_of_the_code_is_in_the_description():
         for cls in vars(exceptions).values()
         if isinstance(cls, type) and issubclass(cls, exceptions.CibaError)
     }
-    described = set(schemas.BACKCHANNEL_ERRORS) | set(schemas.REGISTRATION_ERRORS)
+    described = (
+        set(schemas.BACKCHANNEL_ERRORS) | set(schemas.REGISTRATION_ERRORS) | set(schemas.CANCEL_ERRORS)
+    )
     assert sorted(codes - described) == []
     decision_codes = {
         cls.code

@@ -438,3 +438,36 @@ def test_unapproved_prompt_counts_and_ceiling_defaults():
         assert ciba_settings.UNAPPROVED_PROMPT_CEILING == [30, 3600]
         assert ciba_settings.MAX_PENDING_PER_CLIENT_USER == 3
         assert ciba_settings.MAX_PENDING_PER_USER is None
+
+
+def test_prompts_the_client_cancelled_count_as_unapproved(client, user, controls):
+    # SEC-07: a client that prompts and cancels (POST bc-authorize/cancel) before the user
+    # answers is refused like one whose prompts the user denied; an approved request that the
+    # client cancelled before redeeming it does not count.
+    from urllib.parse import urlencode
+
+    from django_ciba.testing import FORM, basic_auth
+
+    controls(UNAPPROVED_PROMPT_LIMIT=[3, 3600])
+    (bomber,) = make_clients(1)
+    app, secret = bomber
+
+    def cancel(response):
+        auth_req_id = response.json()["auth_req_id"]
+        answer = client.post(
+            "/o/bc-authorize/cancel",
+            data=urlencode({"auth_req_id": auth_req_id}),
+            content_type=FORM,
+            HTTP_AUTHORIZATION=basic_auth(app.client_id, secret),
+        )
+        assert answer.status_code == 200, answer.content
+
+    approved = ask(client, *bomber)
+    approve(started(approved), user)
+    cancel(approved)
+    for _ in range(3):
+        response = ask(client, *bomber)
+        started(response)
+        cancel(response)
+    assert AuthenticationRequest.objects.filter(status=Status.CANCELLED).count() == 4
+    refused(ask(client, *bomber))

@@ -5,7 +5,8 @@ from django_ciba.delivery import maintenance
 
 class Command(BaseCommand):
     help = (
-        "Expire overdue CIBA requests (pushing expired_token to push clients), re-enqueue overdue "
+        "Expire overdue CIBA requests (pushing expired_token to push clients), send the reminders due "
+        "(CIBA['REMINDERS']), re-enqueue overdue "
         "deliveries, and delete finished requests older than the retention period, in batches."
     )
 
@@ -32,6 +33,7 @@ class Command(BaseCommand):
         if batch_size is not None and batch_size < 1:
             raise CommandError("--batch-size must be at least 1.")
         expired = maintenance.expire_overdue(batch_size=batch_size)
+        reminded = maintenance.remind_due(batch_size=batch_size)
         swept = 0 if options["no_sweep"] else maintenance.sweep_outbox(batch_size=batch_size)
         deleted = maintenance.purge_finished(retention=retention, batch_size=batch_size)
-        self.stdout.write(f"expired={expired} re-enqueued={swept} deleted={deleted}")
+        self.stdout.write(f"expired={expired} reminded={reminded} re-enqueued={swept} deleted={deleted}")

@@ -191,12 +191,14 @@ class Command(BaseCommand):
 
 
 def run_housekeeping(stop):
-    """What beat does with a broker: sweep the outbox (retries) and expire requests (push errors)."""
-    from django_ciba.tasks import expire_requests, sweep_outbox
+    """What beat does with a broker: sweep the outbox (retries), expire requests (push errors) and
+    remind users of requests waiting long."""
+    from django_ciba.tasks import expire_requests, remind_requests, sweep_outbox
 
     while not stop.wait(HOUSEKEEPING_SECONDS):
         try:
             expire_requests()
+            remind_requests()
             sweep_outbox()
         except Exception as exc:  # keep serving; the next round tries again
             print(f"[housekeeping] {type(exc).__name__}: {exc}")
