@@ -333,7 +333,7 @@ def resend_notification(auth_request: AuthenticationRequest, *, actor: str) -> b
 def remind(pk: int, *, now: datetime) -> bool:
     """A reminder to the user's device for a request still pending (not expired) and due for one
     (``due_for_reminder``): counted and dated on the request in one conditional update, so that two
-    concurrent sweeps send one. Its device notification (``error`` :data:`outbox.REMINDER`)
+    concurrent sweeps send one. Its device notification (``Delivery.reminder``: its number)
     replaces the request's device deliveries still pending. Audited as :data:`REMINDED`."""
     with _atomic():
         due = AuthenticationRequest.objects.due_for_reminder(now).filter(pk=pk)
@@ -341,8 +341,8 @@ def remind(pk: int, *, now: datetime) -> bool:
             return False
         auth_request = AuthenticationRequest.objects.select_related("client").get(pk=pk)
         replaced = _cancel_deliveries(auth_request, now, "Replaced by a reminder.", kinds=(Kind.DEVICE,))
-        delivery = outbox.record(auth_request, Kind.DEVICE, error=outbox.REMINDER)
         number = auth_request.reminders_sent
+        delivery = outbox.record(auth_request, Kind.DEVICE, reminder=number)
         audit.record(auth_request, REMINDED, delivery=delivery.pk, reminder=number, replaced=replaced)
     return True
 

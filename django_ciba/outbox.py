@@ -38,16 +38,20 @@ PUSH_ERRORS: dict[str, str] = {
 }
 
 
-#: The ``error`` of a device delivery that is a reminder (device deliveries carry no error code).
-REMINDER = "reminder"
-
-
-def record(auth_request: AuthenticationRequest, kind: str, *, error: str = "") -> Delivery:
+def record(auth_request: AuthenticationRequest, kind: str, *, error: str = "", reminder: int = 0) -> Delivery:
     """Write one delivery in the current transaction; it is dispatched once that commits and, inside
-    a request, once the response has been sent (:mod:`django_ciba.core.after_response`)."""
+    a request, once the response has been sent (:mod:`django_ciba.core.after_response`).
+    ``reminder``: for a device notification, which reminder of the request it is (0: the first
+    notification)."""
     now = timezone.now()
     delivery = Delivery.objects.create(
-        auth_request=auth_request, kind=kind, error=error, next_attempt_at=now, created_at=now, updated_at=now
+        auth_request=auth_request,
+        kind=kind,
+        error=error,
+        reminder=reminder,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
     )
     transaction.on_commit(lambda: after_response.defer(lambda: dispatch(delivery.pk)))
     return delivery

@@ -31,7 +31,7 @@ def loads(text: str) -> Any:
     return json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constants)
 
 
-class _Repeating(dict):  # type: ignore[type-arg]
+class _Repeating(dict):
     """An object of the document that repeated one of its members (the last one kept)."""
 
 

@@ -154,8 +154,7 @@ def build_notification(auth_request: AuthenticationRequest, *, reminder: int = 0
 def _notify_device(delivery: Delivery) -> Outcome:
     try:
         auth_request = delivery.auth_request
-        reminder = auth_request.reminders_sent if delivery.error == outbox.REMINDER else 0
-        get_backend().notify(build_notification(auth_request, reminder=reminder))
+        get_backend().notify(build_notification(auth_request, reminder=delivery.reminder))
     except (PermanentNotificationError, CibaConfigurationError) as exc:
         if isinstance(exc, CibaConfigurationError):
             logger.error("The notification backend is misconfigured: %s", exc)

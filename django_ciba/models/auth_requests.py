@@ -226,6 +226,11 @@ class Delivery(models.Model):
     error = models.CharField(
         _("pushed error"), max_length=32, blank=True, help_text=_("The error code of a push error payload.")
     )
+    reminder = models.PositiveSmallIntegerField(
+        _("reminder"),
+        default=0,
+        help_text=_("For a device notification: 0 for the first one, n for the request's n-th reminder."),
+    )
     payload_sealed = models.TextField(_("sealed payload"), blank=True, editable=False)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)

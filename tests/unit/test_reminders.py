@@ -128,7 +128,7 @@ def test_a_reminder_is_a_device_delivery_marked_and_audited(poll_client, user, c
     first.refresh_from_db()
     assert first.status == Delivery.Status.CANCELLED  # replaced: the user is not notified twice
     reminder = Delivery.objects.exclude(pk=first.pk).get(auth_request=old)
-    assert reminder.kind == Delivery.Kind.DEVICE and reminder.error == outbox.REMINDER
+    assert reminder.kind == Delivery.Kind.DEVICE and reminder.reminder == 1
     assert reminder.status == Delivery.Status.DELIVERED
     event = RequestEvent.objects.get(auth_request=old, event=lifecycle.REMINDED)
     assert event.actor == "system"
