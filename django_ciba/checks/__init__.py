@@ -19,6 +19,7 @@ from django_ciba.checks import (
     pages,
     profiles,
     protocol,
+    receipts,
     settings,
     signed_requests,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "pages",
     "profiles",
     "protocol",
+    "receipts",
     "settings",
     "signed_requests",
 ]

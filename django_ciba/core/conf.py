@@ -212,6 +212,10 @@ DEFAULTS: dict[str, Any] = {
     "AUTHORIZATION_DETAILS_MAX_BYTES": 8192,
     "AUTHORIZATION_DETAILS_MAX_DEPTH": 8,
     "AUTHORIZATION_DETAILS_MAX_ITEMS": 32,
+    # Signed approval receipts: "details" (requests with authorization_details), "always", "never".
+    "RECEIPTS_ISSUE": "details",
+    # The receipts' JWS algorithm; "" = the client's id_token_signed_response_alg, else RS256.
+    "RECEIPTS_ALGORITHM": "",
 }
 
 IMPORT_STRINGS = ("USER_RESOLVERS", "USER_CODE_VERIFIER", "DECISION_POLICIES", "AUTHENTICATION_CONTEXT")
@@ -287,6 +291,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "MAX_DEPTH": "AUTHORIZATION_DETAILS_MAX_DEPTH",
         "MAX_ITEMS": "AUTHORIZATION_DETAILS_MAX_ITEMS",
     },
+    "RECEIPTS": {"ISSUE": "RECEIPTS_ISSUE", "ALGORITHM": "RECEIPTS_ALGORITHM"},
 }
 
 #: Flat name -> (section, key) for every setting that moved into a section.
