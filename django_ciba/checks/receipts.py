@@ -46,7 +46,8 @@ def check_receipt_settings(app_configs: Any = None, **kwargs: Any) -> list[check
     if issue != NEVER and key_for_algorithm(wanted) is None:
         errors.append(
             checks.Error(
-                f"Approval receipts are issued, and no key signs {wanted}: approvals would get no receipt.",
+                f"CIBA['RECEIPTS']['ISSUE'] issues approval receipts and no key signs {wanted} "
+                "(CIBA['RECEIPTS']['ALGORITHM'], or RS256 when it is empty): approvals would get none.",
                 hint="Add a key of that algorithm to CIBA['ID_TOKEN_SIGNING_KEYS'] (RS256: or set "
                 "OAUTH2_PROVIDER['OIDC_RSA_PRIVATE_KEY']), or set CIBA['RECEIPTS']['ISSUE'] to \"never\". "
                 + HINT,

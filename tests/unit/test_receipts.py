@@ -7,7 +7,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import textwrap
 from io import StringIO
+from pathlib import Path
 
 import jwt
 import pytest
@@ -380,3 +382,21 @@ def test_command_refuses_another_issuer_and_a_bad_jwks(receipt_and_jwks, tmp_pat
         run_verify(auth_request.approval_receipt, "--jwks", str(bad))
     with pytest.raises(CommandError, match="Give the receipt"):
         run_verify("--jwks", jwks_file)
+
+
+def test_the_documented_pyjwt_procedure_verifies_a_receipt(receipt_and_jwks, monkeypatch):
+    # The snippet of docs/authorization-details.rst, run as written (its file name and issuer aside).
+    auth_request, jwks_file = receipt_and_jwks
+    page = (Path(__file__).resolve().parents[2] / "docs" / "authorization-details.rst").read_text()
+    snippet = textwrap.dedent(
+        page.split("in Python with PyJWT::\n", 1)[1].split("\nChoose the algorithm", 1)[0]
+    )
+    snippet = snippet.replace('"jwks.json"', repr(jwks_file)).replace(
+        '"https://op.example.com/o"', repr(ISSUER)
+    )
+    printed = StringIO()
+    monkeypatch.setattr("sys.stdout", printed)
+    exec(snippet, {"receipt": auth_request.approval_receipt})  # noqa: S102  (the docs' own text)
+    assert printed.getvalue().split()[0] == auth_request.approval_receipt_id
+    with pytest.raises(jwt.InvalidSignatureError):
+        exec(snippet, {"receipt": tampered(auth_request.approval_receipt)})  # noqa: S102
