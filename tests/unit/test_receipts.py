@@ -400,3 +400,25 @@ def test_the_documented_pyjwt_procedure_verifies_a_receipt(receipt_and_jwks, mon
     assert printed.getvalue().split()[0] == auth_request.approval_receipt_id
     with pytest.raises(jwt.InvalidSignatureError):
         exec(snippet, {"receipt": tampered(auth_request.approval_receipt)})  # noqa: S102
+
+
+def test_an_operator_approval_by_command_says_so(client, user, poll_client, rar):
+    app, secret = poll_client
+    auth_req_id, auth_request = auth_requests.start(
+        client, app, secret, authorization_details=json.dumps([PAYMENT])
+    )
+    call_command("ciba_approve", auth_req_id, stdout=StringIO())
+    auth_request.refresh_from_db()
+    claims = verify(auth_request.approval_receipt, jwks_of(client))
+    assert claims["approved_by"] == "operator"
+    assert "amr" not in claims and "auth_time" not in claims
+    assert set(
+        RequestEvent.objects.filter(event__in=["approved", "receipt_issued"]).values_list("actor", flat=True)
+    ) == {"operator"}
+
+
+def test_an_operator_denial_by_command_is_audited_as_the_operators(client, user, poll_client, rar):
+    app, secret = poll_client
+    auth_req_id, _ = auth_requests.start(client, app, secret)
+    call_command("ciba_deny", auth_req_id, stdout=StringIO())
+    assert RequestEvent.objects.get(event="denied").actor == "operator"
