@@ -30,6 +30,15 @@ class ReceiptInvalid(ValueError):
         self.kind = kind
 
 
+def is_receipt_type(typ: Any) -> bool:
+    """Whether a ``typ`` header names a receipt: compared without case, ``application/`` optional
+    (RFC 7515 §4.1.9)."""
+    if not isinstance(typ, str):
+        return False
+    typ = typ.lower()
+    return typ.removeprefix("application/") == RECEIPT_TYPE if "/" in typ else typ == RECEIPT_TYPE
+
+
 def _header(receipt: str) -> dict[str, Any]:
     try:
         return dict(jwt.get_unverified_header(receipt))
@@ -63,7 +72,7 @@ def verify(receipt: str, jwks: Any, *, issuer: str | None = None) -> dict[str, A
     if not isinstance(receipt, str) or receipt.count(".") != 2:
         raise ReceiptInvalid("malformed", "not a compact JWS (three base64url parts).")
     header = _header(receipt.strip())
-    if header.get("typ") != RECEIPT_TYPE:
+    if not is_receipt_type(header.get("typ")):
         raise ReceiptInvalid(
             "typ", f"typ is {header.get('typ')!r}, not {RECEIPT_TYPE!r}: not an approval receipt."
         )
@@ -101,4 +110,12 @@ def read_jwks(text: str) -> Any:
         raise ReceiptInvalid("jwks", "the JWK set is not JSON.") from exc
 
 
-__all__ = ["ALGORITHMS", "RECEIPT_TYPE", "REQUIRED_CLAIMS", "ReceiptInvalid", "read_jwks", "verify"]
+__all__ = [
+    "ALGORITHMS",
+    "RECEIPT_TYPE",
+    "REQUIRED_CLAIMS",
+    "ReceiptInvalid",
+    "is_receipt_type",
+    "read_jwks",
+    "verify",
+]

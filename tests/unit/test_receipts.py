@@ -422,3 +422,22 @@ def test_an_operator_denial_by_command_is_audited_as_the_operators(client, user,
     auth_req_id, _ = auth_requests.start(client, app, secret)
     call_command("ciba_deny", auth_req_id, stdout=StringIO())
     assert RequestEvent.objects.get(event="denied").actor == "operator"
+
+
+@pytest.mark.parametrize(
+    ("typ", "expected"),
+    [
+        ("ciba-approval-receipt+jwt", True),
+        ("application/ciba-approval-receipt+jwt", True),
+        ("CIBA-Approval-Receipt+JWT", True),
+        ("JWT", False),
+        ("text/ciba-approval-receipt+jwt", False),
+        ("application/jwt", False),
+        (None, False),
+        (["ciba-approval-receipt+jwt"], False),
+    ],
+)
+def test_typ_is_compared_as_rfc7515_says(typ, expected):
+    from django_ciba.core.receipt_jws import is_receipt_type
+
+    assert is_receipt_type(typ) is expected
