@@ -8,7 +8,8 @@ Neither the row, the log line nor the signal carries a secret (no auth_req_id, t
 client_notification_token or user_code).
 
 Event names are stable: ``created``, ``device_notified``, ``approved``, ``denied``, ``expired``,
-``failed``, ``tokens_issued``, ``delivered``, ``delivery_failed``, ``abuse_reported``.
+``failed``, ``tokens_issued``, ``delivered``, ``delivery_failed``, ``abuse_reported``,
+``receipt_issued`` (the signed approval receipt, :mod:`django_ciba.receipts`).
 Actors: ``client:<client_id>``, ``user:<pk>``, ``operator:<pk>``, ``policy:<name>``,
 ``test-automation`` (the conformance suite's approval URL), ``system``.
 """

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from django_ciba import audit, outbox, signals
+from django_ciba import audit, outbox, receipts, signals
 from django_ciba.core import hot_path
 from django_ciba.models import AbuseReport, AuthenticationRequest, Delivery, DeliveryMode
 
@@ -101,7 +101,8 @@ def approve(
     granted_authorization_details: list[dict[str, Any]] | None = None,
 ) -> bool:
     """pending (not expired) -> approved; ``auth_time`` is when the user authenticated (None: nobody).
-    ``granted_authorization_details``: the part of the request's details approved (None: all)."""
+    ``granted_authorization_details``: the part of the request's details approved (None: all).
+    The approval receipt (:mod:`django_ciba.receipts`) is signed and audited in the same transaction."""
     if granted_authorization_details is None:
         granted_authorization_details = list(auth_request.authorization_details or [])
     with _atomic():
@@ -122,6 +123,9 @@ def approve(
         _left_pending(auth_request)
         outbox.record_outcome(auth_request)  # PING-01, PUSH-01, PERR-01
         audit.transition(auth_request, signals.auth_request_approved, actor=actor)
+        if receipts.issue(auth_request, actor=actor, now=now):  # signed, kept in the audit trail
+            receipt_id, receipt = auth_request.approval_receipt_id, auth_request.approval_receipt
+            audit.record(auth_request, receipts.ISSUED, actor=actor, receipt_id=receipt_id, receipt=receipt)
     return True
 
 

@@ -217,6 +217,10 @@ DEFAULTS: dict[str, Any] = {
     "REMINDER_AFTER": 3600,
     "REMINDER_EVERY": 3600,
     "REMINDER_MAX": 2,
+    # Signed approval receipts: "details" (requests with authorization_details), "always", "never".
+    "RECEIPTS_ISSUE": "details",
+    # The receipts' JWS algorithm; "" = the client's id_token_signed_response_alg, else RS256.
+    "RECEIPTS_ALGORITHM": "",
 }
 
 IMPORT_STRINGS = ("USER_RESOLVERS", "USER_CODE_VERIFIER", "DECISION_POLICIES", "AUTHENTICATION_CONTEXT")
@@ -293,6 +297,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "MAX_ITEMS": "AUTHORIZATION_DETAILS_MAX_ITEMS",
     },
     "REMINDERS": {"AFTER": "REMINDER_AFTER", "EVERY": "REMINDER_EVERY", "MAX": "REMINDER_MAX"},
+    "RECEIPTS": {"ISSUE": "RECEIPTS_ISSUE", "ALGORITHM": "RECEIPTS_ALGORITHM"},
 }
 
 #: Flat name -> (section, key) for every setting that moved into a section.

@@ -11,7 +11,8 @@ from oauth2_provider.settings import oauth2_settings
 class TokenAuthorizationDetails(models.Model):
     """What one access token grants in ``authorization_details`` (RFC 9396 §7), for introspection
     (§9.2). DOT's token models are swappable and are not changed: this row sits next to the token
-    and is deleted with it. A token issued without details has no row. Holds no secret.
+    and is deleted with it. ``receipt_id`` refers to the approval receipt the token was issued for.
+    A token issued with neither details nor a receipt has no row. Holds no secret.
     """
 
     access_token = models.OneToOneField(

@@ -94,6 +94,11 @@ class TokenResponse(serializers.Serializer):
     authorization_details = serializers.ListField(
         child=serializers.DictField(), required=False, help_text="RFC 9396 §7: the granted details."
     )
+    approval_receipt = serializers.CharField(
+        required=False,
+        help_text="Extension: the signed approval receipt (a JWS, typ ciba-approval-receipt+jwt) of the "
+        "approval, when the OP issues one; CIBA grant only (not refresh).",
+    )
 
 
 class PingCallback(serializers.Serializer):

@@ -13,6 +13,10 @@ Two steps, registered by :class:`~django_ciba.server.CibaServerMixin` and the va
    tokens carry, on ``request.ciba_authorization_details``;
 2. :func:`record_issued` (from the validator's ``save_bearer_token``, for every grant) adds them to
    the token response and records them next to the access token just stored.
+
+The approval receipt (:mod:`django_ciba.receipts`) travels the same way: ``approval_receipt`` in
+the CIBA grant's token response (poll, ping, push), and its id next to the access token (also a
+refreshed one), reported at introspection as ``approval_receipt_id``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,10 @@ from django_ciba.models import TokenAuthorizationDetails
 from django_ciba.tokens import issued
 
 
+#: The token response member of the approval receipt (an extension of CIBA Core §10.1.1).
+RECEIPT_MEMBER = "approval_receipt"
+
+
 class InvalidAuthorizationDetailsError(errors.OAuth2Error):
     """RFC 9396 §6: the token request asks for details the grant does not hold (HTTP 400)."""
 
@@ -36,9 +44,12 @@ class InvalidAuthorizationDetailsError(errors.OAuth2Error):
 
 
 def check_refresh(request: Any) -> None:
-    """``post_token`` of the refresh grant: the family's granted details, or the part asked for."""
+    """``post_token`` of the refresh grant: the family's granted details, or the part asked for; and
+    the id of the family's approval receipt, while its request is kept."""
     kept = assurance.for_refresh(request)
     granted: list[dict[str, Any]] = list(kept.authorization_details or []) if kept is not None else []
+    source = kept.auth_request if kept is not None else None
+    request.ciba_receipt_id = (source.approval_receipt_id or "") if source is not None else ""
     raw = getattr(request, PARAMETER, None)
     if raw is None or raw == "" or (not granted and not enabled()):
         request.ciba_authorization_details = granted
@@ -59,16 +70,32 @@ def issued_details(request: Any) -> list[dict[str, Any]]:
     return list(details)
 
 
+def issued_receipt(request: Any) -> tuple[str, str]:
+    """The approval receipt given with the tokens being issued, and the receipt id the access token
+    refers to: both at the CIBA grant (poll, ping, push); at the refresh grant only the id, from the
+    refresh-token family's request while it is kept (the approval is single-use: its receipt is
+    given once)."""
+    auth = getattr(request, "ciba_request", None)
+    if auth is not None:
+        return auth.approval_receipt or "", auth.approval_receipt_id or ""
+    return "", getattr(request, "ciba_receipt_id", "")  # settled by check_refresh
+
+
 def record_issued(token: dict[str, Any], request: Any) -> None:
-    """Add the details to the token response and keep them with the access token just stored."""
+    """Add the details and the approval receipt to the token response, and keep the details and the
+    receipt id with the access token just stored."""
     details = issued_details(request)
-    if not details or not isinstance(token.get("access_token"), str):
+    receipt, receipt_id = issued_receipt(request)
+    if not (details or receipt_id) or not isinstance(token.get("access_token"), str):
         return
-    token[PARAMETER] = details
+    if details:
+        token[PARAMETER] = details
+    if receipt:
+        token[RECEIPT_MEMBER] = receipt
     access_token = issued.access_token_of(token, request)
     if access_token is not None:
         TokenAuthorizationDetails.objects.update_or_create(
-            access_token=access_token, defaults={"details": details}
+            access_token=access_token, defaults={"details": details, "receipt_id": receipt_id}
         )
 
 
@@ -76,3 +103,9 @@ def for_access_token(access_token: Any) -> list[dict[str, Any]] | None:
     """The details an access token was issued with (introspection), or None."""
     row = getattr(access_token, "ciba_authorization_details", None)
     return list(row.details) if isinstance(row, TokenAuthorizationDetails) and row.details else None
+
+
+def receipt_id_of(access_token: Any) -> str | None:
+    """The id (``jti``) of the approval receipt an access token was issued for (introspection), or None."""
+    row = getattr(access_token, "ciba_authorization_details", None)
+    return row.receipt_id if isinstance(row, TokenAuthorizationDetails) and row.receipt_id else None

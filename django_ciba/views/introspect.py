@@ -9,7 +9,9 @@ them (the admin, or DOT's revocation endpoint).
 A sender-constrained token is reported with its ``cnf`` claim (``jkt`` for a DPoP key,
 ``x5t#S256`` for a TLS client certificate) and, when DPoP-bound, ``token_type: DPoP``, so that the
 resource server can hold the presenter to it. A token issued with authorization details
-(RFC 9396 §9.2) is reported with them.
+(RFC 9396 §9.2) is reported with them, and one issued for an approval with a signed receipt with
+``approval_receipt_id`` (the receipt's ``jti``), so that a resource server can refuse a second use
+of one approval.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from oauth2_provider.views import IntrospectTokenView as DOTIntrospectTokenView
 
 from django_ciba.models import TokenBinding
 from django_ciba.tokens.authorization_details import for_access_token as granted_details
+from django_ciba.tokens.authorization_details import receipt_id_of
 from django_ciba.tokens.rules import is_disabled
 from django_ciba.tokens.sender_constraint import DPOP_TOKEN_TYPE
 
@@ -45,7 +48,8 @@ class IntrospectTokenView(DOTIntrospectTokenView):
             return response
         binding = getattr(token, "ciba_binding", None)
         details = granted_details(token)
-        if not isinstance(binding, TokenBinding) and details is None:
+        receipt_id = receipt_id_of(token)
+        if not isinstance(binding, TokenBinding) and details is None and receipt_id is None:
             return response
         body = json.loads(response.content)
         if not body.get("active"):
@@ -57,4 +61,6 @@ class IntrospectTokenView(DOTIntrospectTokenView):
                 body["token_type"] = DPOP_TOKEN_TYPE
         if details is not None:
             body["authorization_details"] = details  # RFC 9396 §9.2
+        if receipt_id is not None:
+            body["approval_receipt_id"] = receipt_id  # the approval it spends: single-use
         return JsonResponse(body, status=200)

@@ -22,6 +22,7 @@ from django.db import IntegrityError
 from oauth2_provider.models import get_application_model
 from oauthlib.common import Request as OAuthlibRequest
 
+from django_ciba import pairwise
 from django_ciba.approval import decisions
 from django_ciba.clients import subjects
 from django_ciba.core import outbound
@@ -356,7 +357,7 @@ def test_default_key_follows_secret_key(alice, rp_one, settings):
 def test_concurrent_creation_uses_the_row_stored_first(alice, rp_one, monkeypatch):
     # Another request stored (sector, user) between our read and our insert.
     PairwiseSubject.objects.create(sector=SECTOR_ONE, user=alice, subject="stored-by-the-other-request")
-    real = subjects._stored_subject
+    real = pairwise._stored_subject  # where subjects are made (re-exported by clients.subjects)
     reads: list[str | None] = []
 
     def stale_first_read(sector, user_pk, using=None):
@@ -364,7 +365,7 @@ def test_concurrent_creation_uses_the_row_stored_first(alice, rp_one, monkeypatc
         reads.append(value)
         return value
 
-    monkeypatch.setattr(subjects, "_stored_subject", stale_first_read)
+    monkeypatch.setattr(pairwise, "_stored_subject", stale_first_read)
     assert subjects.subject_for(alice, rp_one[0]) == "stored-by-the-other-request"
     assert reads == [None, "stored-by-the-other-request"]
     # The failed insert was confined to its savepoint: the transaction is still usable.

@@ -2,6 +2,7 @@ import argparse
 
 from django.core.management.base import CommandError
 
+from django_ciba import audit
 from django_ciba.approval import decisions
 from django_ciba.management.commands._decide import DecisionCommand
 
@@ -29,4 +30,6 @@ class Command(DecisionCommand):
 
     def decide(self, auth_request, options):
         scopes = options["scope"].split() if options.get("scope") else None
-        decisions.approve(auth_request, user=auth_request.user, scopes=scopes)
+        # Audited (and stated in an approval receipt) as an operator's decision, not the user's.
+        actor = audit.operator_actor(None)
+        decisions.approve(auth_request, user=auth_request.user, scopes=scopes, actor=actor)

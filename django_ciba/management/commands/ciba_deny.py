@@ -1,3 +1,4 @@
+from django_ciba import audit
 from django_ciba.approval import decisions
 from django_ciba.management.commands._decide import DecisionCommand
 
@@ -7,4 +8,4 @@ class Command(DecisionCommand):
     verb = "denied"
 
     def decide(self, auth_request, options):
-        decisions.deny(auth_request, user=auth_request.user)
+        decisions.deny(auth_request, user=auth_request.user, actor=audit.operator_actor(None))
