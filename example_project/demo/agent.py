@@ -10,6 +10,7 @@ offline with ``manage.py ciba_verify_receipt`` against the JWKS the agent downlo
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import tempfile
@@ -133,10 +134,31 @@ def verify_receipt(demo: Demo, receipt: str, approved: list[dict[str, Any]]) -> 
         )
         printed = StringIO()
         try:
-            call_command("ciba_verify_receipt", str(receipt_file), jwks=str(jwks_file), stdout=printed)
+            call_command(
+                "ciba_verify_receipt", receipt_file=str(receipt_file), jwks=str(jwks_file), stdout=printed
+            )
         except CommandError as exc:
             raise DemoFailure(f"the receipt does not verify: {exc}")
-    claims = json.loads(printed.getvalue())
-    out.show("verified claims", claims)
-    if claims.get("authorization_details") != approved:
-        raise DemoFailure("the receipt does not state exactly the approved details")
+        claims = json.loads(printed.getvalue())
+        out.show("verified claims", claims)
+        if claims.get("authorization_details") != approved:
+            raise DemoFailure("the receipt does not state exactly the approved details")
+        out.step("The same check refuses the receipt with its amount changed (12.34 instead of 1234.56)")
+        receipt_file.write_text(tampered(receipt))
+        try:
+            call_command(
+                "ciba_verify_receipt", receipt_file=str(receipt_file), jwks=str(jwks_file), stdout=printed
+            )
+        except CommandError as exc:
+            out.show("ciba_verify_receipt", str(exc))
+        else:
+            raise DemoFailure("a tampered receipt verified")
+
+
+def tampered(receipt: str) -> str:
+    """``receipt`` with its payload edited and its signature kept."""
+    header, payload, signature = receipt.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    claims["authorization_details"][1]["instructedAmount"]["amount"] = "12.34"
+    edited = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode("ascii")
+    return f"{header}.{edited}.{signature}"

@@ -185,6 +185,8 @@ def test_demo_runs_poll_ping_push_and_the_agent_and_exits_0(demo_env):
     assert "1.234,56" in rendered_de
     assert "exactly the two approved details, not the insurance" in agent_part
     assert "verified claims:" in agent_part
+    assert '"approved_by": "user"' in agent_part
+    assert "The receipt does not verify (signature)" in agent_part  # the tampered copy
     # The receiver got exactly one ping and one push, with the right bearer token, and took them.
     assert sorted(seen["callbacks"], key=lambda c: c["path"]) == [
         {"path": "/cb/ping", "status": 204, "bearer_ok": True},
