@@ -1,10 +1,11 @@
-"""System checks of the approval receipt settings (E255-E257)."""
+"""System checks of the approval receipt settings (E255-E257, W258)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.core import checks
+from oauth2_provider.settings import oauth2_settings
 
 from django_ciba.core.conf import ciba_settings
 from django_ciba.core.receipt_jws import ALGORITHMS
@@ -52,6 +53,15 @@ def check_receipt_settings(app_configs: Any = None, **kwargs: Any) -> list[check
                 "OAUTH2_PROVIDER['OIDC_RSA_PRIVATE_KEY']), or set CIBA['RECEIPTS']['ISSUE'] to \"never\". "
                 + HINT,
                 id="django_ciba.E257",
+            )
+        )
+    if issue != NEVER and not oauth2_settings.OIDC_ISS_ENDPOINT:
+        errors.append(
+            checks.Warning(
+                "CIBA['RECEIPTS']['ISSUE'] issues approval receipts and OAUTH2_PROVIDER['OIDC_ISS_ENDPOINT'] "
+                "is not set: receipts are made outside any HTTP request, so their iss would be empty.",
+                hint="Set OAUTH2_PROVIDER['OIDC_ISS_ENDPOINT'] to the OP's issuer identifier. " + HINT,
+                id="django_ciba.W258",
             )
         )
     return errors

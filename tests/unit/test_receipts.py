@@ -13,7 +13,9 @@ from pathlib import Path
 
 import jwt
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
+from django.test import override_settings
 
 from django_ciba.approval import decisions
 from django_ciba.checks.receipts import check_receipt_settings
@@ -233,6 +235,14 @@ def test_without_a_key_the_approval_stands_without_a_receipt_and_e257_says_so(us
 def test_each_setting_problem_has_its_check(ciba_settings, section, expected):
     ciba_settings.set(RECEIPTS=section)
     assert [message.id for message in check_receipt_settings(None)] == expected
+
+
+@pytest.mark.parametrize(("issue", "expected"), [("details", ["django_ciba.W258"]), ("never", [])])
+def test_w258_warns_when_receipts_would_have_no_issuer(ciba_settings, issue, expected):
+    ciba_settings.set(RECEIPTS={"ISSUE": issue})
+    without_issuer = {**django_settings.OAUTH2_PROVIDER, "OIDC_ISS_ENDPOINT": ""}
+    with override_settings(OAUTH2_PROVIDER=without_issuer):  # undone before ciba_settings' override
+        assert [message.id for message in check_receipt_settings(None)] == expected
 
 
 # --------------------------------------------------------------------------------------------

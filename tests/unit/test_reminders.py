@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from django_ciba import lifecycle, outbox, tasks
+from django_ciba import lifecycle, tasks
 from django_ciba.backends import webhook
 from django_ciba.backends.email import EmailBackend
 from django_ciba.checks.reminders import check_reminder_settings
