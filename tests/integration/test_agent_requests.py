@@ -45,7 +45,7 @@ def device_deliveries(project) -> list[dict]:
     return project.shell_json(
         "import json; from django_ciba.models import Delivery; "
         "print(json.dumps(list(Delivery.objects.filter(kind='device').order_by('pk')"
-        ".values('status', 'error'))))"
+        ".values('status', 'reminder'))))"
     )
 
 
@@ -70,7 +70,7 @@ def test_a_ping_client_cancels_its_request(op, callback_receiver):
         login_hint="ada",
         client_notification_token=secrets.token_urlsafe(32),
     ).json()
-    wait_for_devices(op, [{"status": "delivered", "error": ""}])
+    wait_for_devices(op, [{"status": "delivered", "reminder": 0}])
     metadata = SESSION.get(f"{op.issuer}/.well-known/openid-configuration", timeout=15).json()
     assert metadata["backchannel_authentication_cancel_endpoint"] == f"{op.issuer}/bc-authorize/cancel"
 
@@ -99,9 +99,9 @@ def test_a_long_wait_gets_one_reminder_from_the_worker(op):
     client = op.create_client("--name", "agent", "--scope", SCOPE)
     response = post(op, "bc-authorize", client, scope=SCOPE, login_hint="ada", requested_expiry="600")
     assert response.status_code == 200, response.text
-    wait_for_devices(op, [{"status": "delivered", "error": ""}])
+    wait_for_devices(op, [{"status": "delivered", "reminder": 0}])
     time.sleep(1.5)
     assert "reminded=1" in op.manage("ciba_cleanup")
-    wait_for_devices(op, [{"status": "delivered", "error": ""}, {"status": "delivered", "error": "reminder"}])
+    wait_for_devices(op, [{"status": "delivered", "reminder": 0}, {"status": "delivered", "reminder": 1}])
     time.sleep(1.5)
     assert "reminded=0" in op.manage("ciba_cleanup")  # MAX is 1
